@@ -1,0 +1,1 @@
+"""Dagster wiring: partitions, resources, assets, sensors. No video logic lives here."""

@@ -1,0 +1,121 @@
+"""The four per-video assets: decode -> clip tensors -> embeddings -> feature store.
+
+Each asset calls one function in ``vid_assets.stages`` and reports what it did as metadata; data
+moves between them through the artifact store (``deps=``), never through pickles.
+"""
+
+
+import dagster as dg
+
+from vid_assets import stages
+from vid_assets.media import VideoDecodeError
+from vid_assets.pipeline.partitions import videos_partitions
+from vid_assets.pipeline.resources import (
+    ExtractorResource,
+    FeatureStoreResource,
+    SamplingResource,
+    WorkspaceResource,
+)
+
+GROUP = "video_features"
+
+
+def _meta(d: dict) -> dict:
+    """Plain values -> Dagster metadata (floats rounded, lists as JSON, paths as paths)."""
+    out: dict = {}
+    for k, v in d.items():
+        if isinstance(v, float):
+            out[k] = dg.MetadataValue.float(round(v, 4))
+        elif isinstance(v, list | dict):
+            out[k] = dg.MetadataValue.json(v)
+        elif k.endswith("_path"):
+            out[k] = dg.MetadataValue.path(str(v))
+        else:
+            out[k] = v
+    return out
+
+
+@dg.asset(
+    partitions_def=videos_partitions,
+    group_name=GROUP,
+    kinds={"pyav", "zarr"},
+    code_version="1",
+    description="Frames sampled at the configured fps (uint8 RGB, short side scaled by FFmpeg) with pts.",
+)
+def decoded_frames(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
+) -> dg.MaterializeResult:
+    ref = workspace.catalog().get(context.partition_key)
+    cfg = sampling.config()
+    try:
+        meta = stages.decode_video(ref, cfg.plan, workspace.artifacts(), sampling.decode_time_budget_s)
+    except VideoDecodeError as e:
+        # A bad video is not transient: fail this partition with the reason, do not retry.
+        raise dg.Failure(
+            description=f"VideoDecodeError: {e}",
+            metadata={"source": ref.uri, "error_class": type(e).__name__, "reason": str(e)},
+            allow_retries=False,
+        ) from e
+    return dg.MaterializeResult(metadata=_meta({"source": ref.uri, **meta}))
+
+
+@dg.asset(
+    partitions_def=videos_partitions,
+    group_name=GROUP,
+    deps=[decoded_frames],
+    kinds={"numpy", "zarr"},
+    code_version="1",
+    description="Clips of K sampled frames, centre-cropped, uint8 [clips, T, crops, S, S, 3].",
+)
+def clip_tensors(
+    context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
+) -> dg.MaterializeResult:
+    meta = stages.build_clips(context.partition_key, sampling.config().clip, workspace.artifacts())
+    return dg.MaterializeResult(metadata=_meta(meta))
+
+
+@dg.asset(
+    partitions_def=videos_partitions,
+    group_name=GROUP,
+    deps=[clip_tensors],
+    kinds={"pytorch", "timm"},
+    pool="gpu",
+    code_version="1",
+    description="Per-clip features from the configured extractor (float16) and ImageNet top-k labels.",
+)
+def clip_embeddings(
+    context: dg.AssetExecutionContext,
+    workspace: WorkspaceResource,
+    sampling: SamplingResource,
+    extractor: ExtractorResource,
+) -> dg.MaterializeResult:
+    model = extractor.load()
+    meta = stages.embed_video(context.partition_key, model, workspace.artifacts(), sampling.top_k)
+    return dg.MaterializeResult(metadata=_meta(meta))
+
+
+@dg.asset(
+    partitions_def=videos_partitions,
+    group_name=GROUP,
+    deps=[clip_embeddings],
+    kinds={"zarr"},
+    code_version="1",
+    description="The video's group in the Zarr feature store: features, clip timestamps, provenance.",
+)
+def stored_features(
+    context: dg.AssetExecutionContext,
+    workspace: WorkspaceResource,
+    feature_store: FeatureStoreResource,
+) -> dg.MaterializeResult:
+    meta = stages.store_video(context.partition_key, workspace.artifacts(), feature_store.store())
+    return dg.MaterializeResult(metadata=_meta(meta))
+
+
+video_assets = [decoded_frames, clip_tensors, clip_embeddings, stored_features]
+
+embed_videos_job = dg.define_asset_job(
+    "embed_videos",
+    selection=dg.AssetSelection.assets(*video_assets),
+    partitions_def=videos_partitions,
+    description="Decode, clip, embed and store one video partition.",
+)

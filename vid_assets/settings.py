@@ -1,0 +1,38 @@
+"""Where things live by default. Every path can be overridden by an environment variable, and in
+Dagster by resource config (Launchpad / run config).
+
+    VID_ASSETS_DATA     base folder                      (default: ./data)
+    VID_ASSETS_VIDEOS   folder the sensor watches         (default: $VID_ASSETS_DATA/videos)
+    VID_ASSETS_STORE    the Zarr feature store            (default: $VID_ASSETS_DATA/features.zarr)
+    VID_ASSETS_WORK     intermediate per-partition arrays (default: $VID_ASSETS_DATA/work)
+    VID_ASSETS_DEVICE   extractor device: auto|cpu|cuda   (default: auto)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _env_path(var: str, default: Path) -> str:
+    return str(Path(os.environ.get(var) or default).expanduser().absolute())
+
+
+def data_dir() -> str:
+    return _env_path("VID_ASSETS_DATA", Path("data"))
+
+
+def videos_dir() -> str:
+    return _env_path("VID_ASSETS_VIDEOS", Path(data_dir()) / "videos")
+
+
+def store_dir() -> str:
+    return _env_path("VID_ASSETS_STORE", Path(data_dir()) / "features.zarr")
+
+
+def work_dir() -> str:
+    return _env_path("VID_ASSETS_WORK", Path(data_dir()) / "work")
+
+
+def device() -> str:
+    return os.environ.get("VID_ASSETS_DEVICE", "auto")

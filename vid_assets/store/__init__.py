@@ -1,0 +1,8 @@
+"""Zarr v3 storage: the feature store (the product) and per-partition intermediate artifacts."""
+
+from vid_assets.store.artifacts import ArtifactStore
+from vid_assets.store.atomic import atomic_dir
+from vid_assets.store.features import FeatureStore, VideoFeatures
+from vid_assets.store.zarr_utils import ArrayAppender, blosc
+
+__all__ = ["ArrayAppender", "ArtifactStore", "FeatureStore", "VideoFeatures", "atomic_dir", "blosc"]

@@ -1,0 +1,168 @@
+"""The feature store: one Zarr v3 group per video under ``<root>/videos/<video_id>``.
+
+Layout (also in the README)::
+
+    <root>/zarr.json                      root group, attrs: layout version
+    <root>/videos/<id>/zarr.json          attrs: source, content hash, duration, sampling plan,
+                                          clip spec, extractor id + config, library versions, ...
+    <root>/videos/<id>/features           float16 [clips, crops, D]
+    <root>/videos/<id>/timestamps         float64 [clips, 2]   start/end seconds of each clip
+    <root>/videos/<id>/frame_times        float64 [clips, T]   pts of each frame used
+    <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier extractors only)
+    <root>/videos/<id>/top_scores         float16 [clips, crops, k]
+
+A video group appears in one directory rename when complete (see ``store.atomic``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from vid_assets.store.atomic import atomic_dir
+from vid_assets.store.zarr_utils import blosc
+
+LAYOUT_VERSION = 1
+
+
+@dataclass
+class VideoFeatures:
+    video_id: str
+    features: np.ndarray
+    timestamps: np.ndarray
+    frame_times: np.ndarray
+    attrs: dict
+    top_labels: np.ndarray | None = None
+    top_scores: np.ndarray | None = None
+
+    @property
+    def num_clips(self) -> int:
+        return int(self.features.shape[0])
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("vid_assets", "torch", "torchvision", "timm", "av", "zarr", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class FeatureStore:
+    def __init__(self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256) -> None:
+        self.root = Path(root)
+        self.compression_level = compression_level
+        self.chunk_clips = chunk_clips
+
+    # -- layout ---------------------------------------------------------------------------------
+    @property
+    def videos_dir(self) -> Path:
+        return self.root / "videos"
+
+    def video_path(self, video_id: str) -> Path:
+        return self.videos_dir / video_id
+
+    def _ensure_root(self) -> None:
+        if not (self.root / "zarr.json").exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            g = zarr.open_group(zarr.storage.LocalStore(self.root), mode="a", zarr_format=3)
+            g.attrs.update({"vid_assets_layout": LAYOUT_VERSION})
+        if not (self.videos_dir / "zarr.json").exists():
+            zarr.open_group(zarr.storage.LocalStore(self.videos_dir), mode="a", zarr_format=3)
+
+    # -- writing --------------------------------------------------------------------------------
+    def write_video(
+        self,
+        video_id: str,
+        *,
+        features: np.ndarray,
+        timestamps: np.ndarray,
+        frame_times: np.ndarray,
+        attrs: dict,
+        top_labels: np.ndarray | None = None,
+        top_scores: np.ndarray | None = None,
+    ) -> Path:
+        """Write (or replace) one video atomically and return its path."""
+        features = np.asarray(features)
+        if features.ndim != 3:
+            raise ValueError(f"features must be [clips, crops, D], got shape {features.shape}")
+        n = features.shape[0]
+        if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
+            raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
+        self._ensure_root()
+        chunk = max(1, min(self.chunk_clips, n))
+        with atomic_dir(self.video_path(video_id), self.root) as tmp:
+            g = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3)
+            arrays = {
+                "features": features.astype(np.float16),
+                "timestamps": np.asarray(timestamps, dtype=np.float64),
+                "frame_times": np.asarray(frame_times, dtype=np.float64),
+            }
+            if top_labels is not None and top_scores is not None:
+                arrays["top_labels"] = np.asarray(top_labels, dtype=np.int16)
+                arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
+            for name, data in arrays.items():
+                a = g.create_array(
+                    name,
+                    shape=data.shape,
+                    chunks=(chunk, *data.shape[1:]),
+                    dtype=data.dtype,
+                    compressors=blosc(self.compression_level),
+                )
+                a[...] = data
+            g.attrs.update(
+                {
+                    **attrs,
+                    "video_id": video_id,
+                    "num_clips": int(n),
+                    "feature_shape": list(features.shape),
+                    "feature_dtype": "float16",
+                    "written_at": dt.datetime.now(dt.UTC).isoformat(),
+                    "versions": library_versions(),
+                }
+            )
+        return self.video_path(video_id)
+
+    # -- reading --------------------------------------------------------------------------------
+    def list_videos(self) -> list[str]:
+        if not self.videos_dir.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.videos_dir.iterdir() if p.is_dir() and (p / "zarr.json").exists()
+        )
+
+    def has_video(self, video_id: str) -> bool:
+        return (self.video_path(video_id) / "zarr.json").exists()
+
+    def open_video(self, video_id: str) -> zarr.Group:
+        p = self.video_path(video_id)
+        if not (p / "zarr.json").exists():
+            raise KeyError(f"video {video_id!r} is not in the store at {self.root}")
+        return zarr.open_group(zarr.storage.LocalStore(p, read_only=True), mode="r")
+
+    def read_video(self, video_id: str) -> VideoFeatures:
+        g = self.open_video(video_id)
+        members = set(g.array_keys())
+        return VideoFeatures(
+            video_id=video_id,
+            features=g["features"][...],
+            timestamps=g["timestamps"][...],
+            frame_times=g["frame_times"][...],
+            attrs=dict(g.attrs),
+            top_labels=g["top_labels"][...] if "top_labels" in members else None,
+            top_scores=g["top_scores"][...] if "top_scores" in members else None,
+        )
+
+    def delete_video(self, video_id: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.video_path(video_id), ignore_errors=True)

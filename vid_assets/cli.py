@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -10,7 +11,9 @@ app = typer.Typer(help="vid_assets: video collections -> training-ready embeddin
 
 
 @app.command()
-def demo(videos_dir: str = typer.Option(None, help="Folder for the sample videos (default $VID_ASSETS_VIDEOS).")):
+def demo(
+    videos_dir: str = typer.Option(None, help="Folder for the sample videos (default $VID_ASSETS_VIDEOS)."),
+):
     """Fetch sample videos, register them and materialize every partition (idempotent)."""
     from vid_assets.demo import run_demo
 
@@ -18,7 +21,7 @@ def demo(videos_dir: str = typer.Option(None, help="Folder for the sample videos
 
 
 @app.command()
-def register(folder: Path = typer.Argument(..., exists=True, file_okay=False)):
+def register(folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)]):
     """Catalog every video under FOLDER and add its partition to the Dagster instance."""
     import dagster as dg
 

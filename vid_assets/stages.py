@@ -33,7 +33,9 @@ class PipelineConfig:
 
 
 # -- stage 1: decode ------------------------------------------------------------------------------
-def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, time_budget_s: float = 600) -> dict:
+def decode_video(
+    ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, time_budget_s: float = 600
+) -> dict:
     """Sample frames from the source into ``frames/<key>.zarr`` (uint8 images + pts)."""
     t0 = time.perf_counter()
     info = probe(ref.uri)

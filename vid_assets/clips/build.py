@@ -70,7 +70,6 @@ def iter_clips(frames: Iterable[DecodedFrame], spec: ClipSpec, step_s: float) ->
     k, stride = spec.frames_per_clip, spec.stride
     buf: deque[tuple[float, np.ndarray]] = deque()
     next_start = 0  # sampled-frame index at which the next clip starts
-    seen = 0
     index = 0
 
     def make(items: list[tuple[float, np.ndarray]]) -> Clip:
@@ -87,10 +86,9 @@ def iter_clips(frames: Iterable[DecodedFrame], spec: ClipSpec, step_s: float) ->
             pixels=np.stack(crops)[:, None],
         )
 
-    for frame in frames:
+    for seen, frame in enumerate(frames):
         if seen >= next_start:
             buf.append((frame.pts_s, center_crop(frame.image, spec.crop_size)))
-        seen += 1
         if len(buf) == k:
             yield make(list(buf))
             index += 1

@@ -1,7 +1,9 @@
-"""Partition key -> source mapping.
+"""Partition key -> source mapping, and content hash -> key.
 
 Dagster's dynamic partitions store only keys; the catalog remembers where each key's bytes live
-(one small JSON file per key, written atomically, so concurrent sensors/runs never clash).
+(one small JSON file per key, written atomically, so concurrent sensors/runs never clash). A second
+index by content hash makes identity follow the bytes: a renamed or moved file keeps the key it was
+first registered under, and only its recorded location changes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from vid_assets.media.source import VideoRef
@@ -21,12 +24,27 @@ class VideoCatalog:
     def _path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def register(self, ref: VideoRef) -> VideoRef:
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
+    def _write(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         with os.fdopen(fd, "w") as f:
-            json.dump(ref.to_dict(), f)
-        os.replace(tmp, self._path(ref.key))
+            f.write(text)
+        os.replace(tmp, path)
+
+    def key_for_hash(self, content_hash: str) -> str | None:
+        try:
+            return (self.root / "by_hash" / content_hash).read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def register(self, ref: VideoRef) -> VideoRef:
+        """Record ``ref``; returns it under its canonical key (the first key seen for its bytes)."""
+        known = self.key_for_hash(ref.content_hash)
+        if known is not None and known != ref.key:
+            ref = replace(ref, key=known)
+        self._write(self._path(ref.key), json.dumps(ref.to_dict()))
+        if known is None:
+            self._write(self.root / "by_hash" / ref.content_hash, ref.key)
         return ref
 
     def get(self, key: str) -> VideoRef:

@@ -61,7 +61,9 @@ def _open(source: str | os.PathLike[str]) -> av.container.InputContainer:
     except FileNotFoundError as e:
         raise VideoDecodeError("file not found", source=str(source)) from e
     except av.FFmpegError as e:
-        raise VideoDecodeError(f"not a readable video container: {e.strerror or e}", source=str(source)) from e
+        raise VideoDecodeError(
+            f"not a readable video container: {e.strerror or e}", source=str(source)
+        ) from e
 
 
 def _video_stream(container: av.container.InputContainer, source: str) -> av.VideoStream:
@@ -142,7 +144,8 @@ def iter_frames(
             for frame in container.decode(stream):
                 if time_budget_s is not None and time.monotonic() - started > time_budget_s:
                     raise VideoDecodeError(
-                        f"decode time budget of {time_budget_s:.0f} s exceeded at {last_pts_s:.1f} s", source=src
+                        f"decode time budget of {time_budget_s:.0f} s exceeded at {last_pts_s:.1f} s",
+                        source=src,
                     )
                 if frame.pts is None:
                     continue

@@ -4,7 +4,6 @@ Each asset calls one function in ``vid_assets.stages`` and reports what it did a
 moves between them through the artifact store (``deps=``), never through pickles.
 """
 
-
 import dagster as dg
 
 from vid_assets import stages
@@ -116,6 +115,5 @@ video_assets = [decoded_frames, clip_tensors, clip_embeddings, stored_features]
 embed_videos_job = dg.define_asset_job(
     "embed_videos",
     selection=dg.AssetSelection.assets(*video_assets),
-    partitions_def=videos_partitions,
     description="Decode, clip, embed and store one video partition.",
 )

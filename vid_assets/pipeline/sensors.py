@@ -5,7 +5,6 @@ files are skipped without re-hashing, while files moved in with an old mtime are
 whose content hash already names a partition (renamed/moved copy) adds nothing.
 """
 
-
 import base64
 import json
 import os
@@ -48,7 +47,9 @@ def build_videos_sensor(
         default_status=default_status,
         description=f"Registers new video files under {folder} as partitions and requests their runs.",
     )
-    def new_videos_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
+    def new_videos_sensor(
+        context: dg.SensorEvaluationContext, workspace: WorkspaceResource
+    ) -> dg.SensorResult:
         seen = decode_cursor(context.cursor)
         root = Path(folder)
         present: dict[str, str] = {}
@@ -70,7 +71,7 @@ def build_videos_sensor(
                 context.log.warning(f"skipping {path}: {e}")
                 present.pop(os.path.relpath(path, root), None)
                 continue
-            catalog.register(ref)
+            ref = catalog.register(ref)  # a moved/renamed file keeps its first key
             if ref.key not in existing and ref.key not in new_keys:
                 new_keys.append(ref.key)
         for path in deferred:  # look again next tick

@@ -16,6 +16,7 @@ A video group appears in one directory rename when complete (see ``store.atomic`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import dataclass
@@ -50,15 +51,15 @@ def library_versions() -> dict[str, str]:
 
     out = {}
     for pkg in ("vid_assets", "torch", "torchvision", "timm", "av", "zarr", "numpy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
 class FeatureStore:
-    def __init__(self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256
+    ) -> None:
         self.root = Path(root)
         self.compression_level = compression_level
         self.chunk_clips = chunk_clips
@@ -97,7 +98,9 @@ class FeatureStore:
             raise ValueError(f"features must be [clips, crops, D], got shape {features.shape}")
         n = features.shape[0]
         if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
-            raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
+            raise ValueError(
+                f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips"
+            )
         self._ensure_root()
         chunk = max(1, min(self.chunk_clips, n))
         with atomic_dir(self.video_path(video_id), self.root) as tmp:
@@ -136,9 +139,7 @@ class FeatureStore:
     def list_videos(self) -> list[str]:
         if not self.videos_dir.is_dir():
             return []
-        return sorted(
-            p.name for p in self.videos_dir.iterdir() if p.is_dir() and (p / "zarr.json").exists()
-        )
+        return sorted(p.name for p in self.videos_dir.iterdir() if p.is_dir() and (p / "zarr.json").exists())
 
     def has_video(self, video_id: str) -> bool:
         return (self.video_path(video_id) / "zarr.json").exists()

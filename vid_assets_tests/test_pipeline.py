@@ -1,0 +1,126 @@
+"""End to end through Dagster: real on-disk instance, real videos, real Zarr store."""
+
+import shutil
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+
+from vid_assets.demo import register_videos
+from vid_assets.extractors import get_extractor
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.partitions import videos_partitions
+from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.stages import CLIPS, FRAMES
+
+ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, media_dir):
+    """Register three videos (one corrupt) and materialize every partition once."""
+    root = tmp_path_factory.mktemp("pipeline")
+    videos = root / "videos"
+    videos.mkdir()
+    for name in ("clip_a.mp4", "clip_b.mp4"):
+        shutil.copyfile(media_dir / name, videos / name)
+    shutil.copyfile(media_dir / "not_a_video.mp4", videos / "broken.mp4")
+    defs = build_definitions(
+        videos_dir=str(videos),
+        work_dir=str(root / "work"),
+        store_dir=str(root / "features.zarr"),
+        extractor=ExtractorResource(device="cpu"),
+    )
+    (root / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
+        refs = register_videos(instance, defs, sorted(videos.iterdir()))
+        keys = {r.uri.rsplit("/", 1)[-1]: r.key for r in refs}
+        job = defs.resolve_job_def("embed_videos")
+        results = {
+            k: job.execute_in_process(partition_key=k, instance=instance, raise_on_error=False)
+            for k in keys.values()
+        }
+        yield {"defs": defs, "instance": instance, "keys": keys, "results": results}
+
+
+def test_good_videos_flow_through_all_four_assets(run):
+    instance, keys = run["instance"], run["keys"]
+    for name in ("clip_a.mp4", "clip_b.mp4"):
+        assert run["results"][keys[name]].success
+    for asset in ASSETS:
+        done = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert {keys["clip_a.mp4"], keys["clip_b.mp4"]} <= done
+        assert keys["broken.mp4"] not in done
+    ev = instance.get_latest_materialization_event(dg.AssetKey("clip_embeddings"))
+    meta = ev.asset_materialization.metadata
+    assert meta["feature_shape"].value in ([5, 1, 1280], [6, 1, 1280], [3, 1, 1280])
+    assert meta["clips_per_s"].value > 0 and "extractor" in meta
+
+
+def test_store_contents(run):
+    store = run["defs"].resources["feature_store"].store()
+    a, b = (store.read_video(run["keys"][n]) for n in ("clip_a.mp4", "clip_b.mp4"))
+    assert store.list_videos() == sorted([a.video_id, b.video_id])
+    # clip_a: 3.0 s at 2 fps = 6 frames -> 3 clips of 2 frames
+    # clip_b: 2.5 s -> 5 frames -> 3 clips (the last one tail-padded)
+    assert a.features.shape == (3, 1, 1280) and b.features.shape == (3, 1, 1280)
+    for v in (a, b):
+        assert v.features.dtype == np.float16
+        assert np.isfinite(v.features).all() and v.features.std() > 0
+        assert np.all(np.diff(v.timestamps[:, 0]) > 0) and np.all(v.timestamps[:, 1] > v.timestamps[:, 0])
+        assert v.attrs["extractor"].startswith("timm/tf_efficientnet_lite0@")
+        assert v.attrs["sampling_plan"] == {"kind": "fps", "fps": 2.0, "short_side": 256}
+        assert v.attrs["clip_spec"]["frames_per_clip"] == 2
+        assert v.attrs["content_hash"] and v.attrs["source"].endswith(".mp4")
+    cos = (a.features[0, 0].astype(np.float32) @ b.features[0, 0].astype(np.float32)) / (
+        np.linalg.norm(a.features[0, 0].astype(np.float32))
+        * np.linalg.norm(b.features[0, 0].astype(np.float32))
+    )
+    assert cos < 0.98  # two different videos give different features
+
+
+def test_stored_features_equal_the_model_run_by_hand(run):
+    """Fidelity: decode artifact -> hand crop/normalise -> timm model in fp32 == what the store holds."""
+    key = run["keys"]["clip_a.mp4"]
+    artifacts = run["defs"].resources["workspace"].artifacts()
+    frames = artifacts.open(FRAMES, key)["images"][...]
+    h, w = frames.shape[1:3]
+    top, left = (h - 224) // 2, (w - 224) // 2
+    crops = frames[:, top : top + 224, left : left + 224]
+    x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+    model = get_extractor("efficientnet_lite0", device="cpu").model
+    with torch.no_grad():
+        per_frame = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
+    expected = per_frame.reshape(3, 2, -1).mean(1)
+    stored = run["defs"].resources["feature_store"].store().read_video(key).features[:, 0].astype(np.float32)
+    cos = (expected * stored).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(stored, axis=1))
+    assert cos.min() >= 0.9999, cos
+    assert artifacts.open(CLIPS, key)["pixels"].dtype == np.uint8
+
+
+def test_corrupt_video_fails_only_its_partition_with_a_clear_reason(run):
+    instance, key = run["instance"], run["keys"]["broken.mp4"]
+    result = run["results"][key]
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == ["decoded_frames"]
+    message = failures[0].step_failure_data.user_failure_data.description
+    assert "VideoDecodeError: not a readable video container" in message and "broken.mp4" in message
+    status = instance.get_status_by_partition(dg.AssetKey("decoded_frames"), [key], videos_partitions)
+    assert status[key] == dg.AssetPartitionStatus.FAILED
+
+
+def test_rematerializing_is_idempotent(run):
+    key = run["keys"]["clip_b.mp4"]
+    store = run["defs"].resources["feature_store"].store()
+    before = store.read_video(key)
+    result = (
+        run["defs"]
+        .resolve_job_def("embed_videos")
+        .execute_in_process(partition_key=key, instance=run["instance"])
+    )
+    assert result.success
+    after = store.read_video(key)
+    np.testing.assert_array_equal(before.features, after.features)
+    assert len(store.list_videos()) == 2

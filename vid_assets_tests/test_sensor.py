@@ -1,0 +1,57 @@
+"""The folder sensor, evaluated against a real instance with its real cursor."""
+
+import os
+import shutil
+
+import dagster as dg
+
+from vid_assets.pipeline.partitions import videos_partitions
+from vid_assets.pipeline.resources import WorkspaceResource
+from vid_assets.pipeline.sensors import build_videos_sensor, decode_cursor
+
+
+def _tick(sensor, instance, workspace, cursor):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"workspace": workspace})
+    result = sensor(ctx)
+    # apply what the daemon would apply
+    for req in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    return result
+
+
+def test_new_file_once_then_nothing(tmp_path, media_dir):
+    videos = tmp_path / "videos"
+    (videos / "sub").mkdir(parents=True)
+    workspace = WorkspaceResource(work_dir=str(tmp_path / "work"))
+    sensor = build_videos_sensor(str(videos))
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        r0 = _tick(sensor, instance, workspace, None)
+        assert r0.run_requests == [] and "no new videos" in r0.skip_reason.skip_message
+
+        shutil.copyfile(media_dir / "clip_a.mp4", videos / "sub" / "clip_a.mp4")
+        (videos / "notes.txt").write_text("not a video")
+        r1 = _tick(sensor, instance, workspace, r0.cursor)
+        assert len(r1.run_requests) == 1
+        key = r1.run_requests[0].partition_key
+        assert key.startswith("clip_a-") and r1.run_requests[0].run_key == key
+        assert instance.get_dynamic_partitions(videos_partitions.name) == [key]
+        assert workspace.catalog().get(key).uri == str((videos / "sub" / "clip_a.mp4").resolve())
+        assert list(decode_cursor(r1.cursor)) == [os.path.join("sub", "clip_a.mp4")]
+
+        r2 = _tick(sensor, instance, workspace, r1.cursor)
+        assert r2.run_requests == []  # nothing new -> no request
+
+        # moved/renamed file (same bytes): seen by the cursor, but its partition already exists
+        os.rename(videos / "sub" / "clip_a.mp4", videos / "renamed.mp4")
+        r3 = _tick(sensor, instance, workspace, r2.cursor)
+        assert r3.run_requests == []
+        assert instance.get_dynamic_partitions(videos_partitions.name) == [key]
+        assert workspace.catalog().get(key).uri == str((videos / "renamed.mp4").resolve())  # location follows
+
+        # a second, different video -> exactly one more partition
+        shutil.copyfile(media_dir / "clip_b.mp4", videos / "clip_b.mp4")
+        r4 = _tick(sensor, instance, workspace, r3.cursor)
+        assert [r.partition_key for r in r4.run_requests] == [
+            k for k in instance.get_dynamic_partitions("videos") if k != key
+        ]

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import zarr
+
+from vid_assets.store import ArtifactStore, FeatureStore
+
+
+def _write(store, vid, n=5, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    return store.write_video(
+        vid,
+        features=rng.standard_normal((n, 1, 16)).astype(np.float32),
+        timestamps=np.stack([np.arange(n), np.arange(n) + 1.0], axis=1),
+        frame_times=np.arange(n, dtype=np.float64)[:, None],
+        attrs={"source": "x.mp4", "extractor": "test@1"},
+        **kw,
+    )
+
+
+def test_roundtrip_layout_and_attrs(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr")
+    _write(store, "v1")
+    v = store.read_video("v1")
+    assert v.features.dtype == np.float16 and v.features.shape == (5, 1, 16)
+    assert v.attrs["extractor"] == "test@1" and v.attrs["num_clips"] == 5
+    assert "torch" in v.attrs["versions"]
+    # readable with plain zarr v3, and compressed with blosc zstd
+    arr = zarr.open_group(tmp_path / "s.zarr", mode="r")["videos/v1/features"]
+    assert arr.metadata.zarr_format == 3
+    assert "zstd" in str(arr.compressors)
+    assert store.list_videos() == ["v1"]
+
+
+def test_rewrite_replaces_cleanly(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr")
+    _write(store, "v1", top_labels=np.zeros((5, 1, 3)), top_scores=np.ones((5, 1, 3)))
+    _write(store, "v1", n=3, seed=1)  # second write has no label arrays
+    v = store.read_video("v1")
+    assert v.num_clips == 3 and v.top_labels is None  # no stale arrays survive
+    assert store.list_videos() == ["v1"]
+    assert not list((tmp_path / "s.zarr" / ".trash").glob("*"))
+
+
+def test_failed_write_leaves_nothing_visible(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr")
+    _write(store, "good")
+    with pytest.raises(ValueError):
+        store.write_video(
+            "bad",
+            features=np.zeros((4, 1, 8)),
+            timestamps=np.zeros((3, 2)),  # wrong length
+            frame_times=np.zeros((4, 1)),
+            attrs={},
+        )
+    artifacts = ArtifactStore(tmp_path / "work")
+    with pytest.raises(RuntimeError), artifacts.writer("frames", "half") as g:
+        g.create_array("images", data=np.zeros((3, 2), np.uint8))
+        raise RuntimeError("crash mid-write")
+    assert store.list_videos() == ["good"]
+    assert not artifacts.exists("frames", "half")
+    assert not list((tmp_path / "work" / "frames" / ".staging").iterdir())

@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,samples]'
+	$(BIN)/pip install -q -e '.[dev,samples,text]'
 	touch $@
 
 venv: $(BIN)/.installed

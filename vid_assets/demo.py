@@ -45,9 +45,7 @@ def materialize_missing(
             outcome[key] = "already materialized"
             continue
         t0 = time.perf_counter()
-        result = job.execute_in_process(
-            partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET
-        )
+        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET)
         if result.success:
             outcome[key] = f"materialized in {time.perf_counter() - t0:.1f} s (run {result.run_id[:8]})"
         else:

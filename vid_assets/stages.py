@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from vid_assets.clips import Clip, ClipSpec, iter_clips
 from vid_assets.extractors import ClipFeatures, Extractor, embed_clips
 from vid_assets.extractors.labels import label_names
+from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
@@ -33,9 +35,7 @@ class PipelineConfig:
 
 
 # -- stage 1: decode ------------------------------------------------------------------------------
-def decode_video(
-    ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, time_budget_s: float = 600
-) -> dict:
+def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, time_budget_s: float = 600) -> dict:
     """Sample frames from the source into ``frames/<key>.zarr`` (uint8 images + pts)."""
     t0 = time.perf_counter()
     info = probe(ref.uri)
@@ -98,54 +98,154 @@ def read_clip_batches(artifacts: ArtifactStore, key: str, batch: int) -> Iterato
 
 
 # -- stage 3: embeddings --------------------------------------------------------------------------
-def _top_k(out: ClipFeatures, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    if out.logits is None:
+def _top_k(logits: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    if logits is None:
         return None
-    b, c, n = out.logits.shape
     import torch
 
-    probs = torch.softmax(torch.from_numpy(out.logits.reshape(b * c, n)), dim=-1)
+    b, c, n = logits.shape
+    probs = torch.softmax(torch.from_numpy(logits.reshape(b * c, n)), dim=-1)
     scores, idx = probs.topk(min(k, n), dim=-1)
     return idx.numpy().reshape(b, c, -1), scores.numpy().reshape(b, c, -1)
 
 
-def embed_video(key: str, extractor: Extractor, artifacts: ArtifactStore, top_k: int = 5) -> dict:
-    """Run the extractor over every clip batch into ``embeddings/<key>.zarr`` (float16)."""
-    t0 = time.perf_counter()
-    clip_batch = max(1, extractor.batch_size // max(1, _frames_per_clip(artifacts, key)))
-    with artifacts.writer(EMBEDDINGS, key) as g:
-        feats = ArrayAppender(g, "features", 256, np.float16)
-        labels = ArrayAppender(g, "top_labels", 256, np.int16)
-        scores = ArrayAppender(g, "top_scores", 256, np.float16)
-        n_clips = 0
-        for batch in read_clip_batches(artifacts, key, clip_batch):
-            out = embed_clips(extractor, batch)
-            top = _top_k(out, top_k)
-            for i in range(len(batch)):
-                feats.add(out.features[i])
-                if top is not None:
-                    labels.add(top[0][i])
-                    scores.add(top[1][i])
-            n_clips += len(batch)
-        feats.close()
-        labels.close()
-        scores.close()
-        g.attrs.update({"extractor": extractor.describe()})
-        shape = list(feats.array.shape) if feats.array is not None else [0]
-    seconds = time.perf_counter() - t0
-    return {
-        "clips": n_clips,
-        "feature_shape": shape,
-        "extractor": extractor.id,
-        "device": str(extractor.device),
-        "seconds": seconds,
-        "clips_per_s": n_clips / max(seconds, 1e-9),
-    }
+class _EmbeddingsWriter:
+    """One video's embeddings artifact, open while its clips stream through the model."""
+
+    def __init__(self, artifacts: ArtifactStore, key: str) -> None:
+        self.key = key
+        self._cm = artifacts.writer(EMBEDDINGS, key)
+        self.group = self._cm.__enter__()
+        self.feats = ArrayAppender(self.group, "features", 256, np.float16)
+        self.labels = ArrayAppender(self.group, "top_labels", 256, np.int16)
+        self.scores = ArrayAppender(self.group, "top_scores", 256, np.float16)
+        self.clips = 0
+        self.seconds = 0.0
+
+    def add(self, feats: np.ndarray, top: tuple[np.ndarray, np.ndarray] | None) -> None:
+        for i in range(len(feats)):
+            self.feats.add(feats[i])
+            if top is not None:
+                self.labels.add(top[0][i])
+                self.scores.add(top[1][i])
+        self.clips += len(feats)
+
+    def commit(self, attrs: dict) -> list[int]:
+        for a in (self.feats, self.labels, self.scores):
+            a.close()
+        self.group.attrs.update(attrs)
+        shape = list(self.feats.array.shape) if self.feats.array is not None else [0]
+        self._cm.__exit__(None, None, None)
+        return shape
+
+    def abort(self, exc: BaseException) -> None:
+        self._cm.__exit__(type(exc), exc, exc.__traceback__)
 
 
-def _frames_per_clip(artifacts: ArtifactStore, key: str) -> int:
-    shape = artifacts.open(CLIPS, key)["pixels"].shape
-    return int(shape[1] * shape[2])
+class _Chunk(NamedTuple):
+    key: str
+    reduce: str  # crop_reduce of the video's clip spec
+    frames: int  # frames per clip x crops: images the model sees per clip
+    pixels: Any  # uint8 tensor [n, T, crops, S, S, 3], pinned for CUDA
+    last: bool  # the video's final chunk
+
+
+def embed_videos(
+    keys: list[str],
+    extractor: Extractor,
+    artifacts: ArtifactStore,
+    top_k: int = 5,
+    text_model: str = DEFAULT_TEXT_MODEL,
+) -> dict[str, dict]:
+    """Embed every clip of every video in ``keys`` into ``embeddings/<key>.zarr`` (float16).
+
+    Batches span videos: clips from consecutive videos fill one forward pass, so many short videos
+    in one run keep the device as busy as one long video. Reading the next chunk from the artifact
+    store runs in a background thread (``prefetch``) while the model computes. Each video's artifact
+    commits as soon as its last clip is done; returns per-video metadata. Videos registered with a
+    caption also get ``caption_embedding`` from ``text_model`` (loaded only if a caption exists).
+    """
+    import torch
+
+    from vid_assets.extractors.feed import prefetch, to_pinned
+
+    def chunks() -> Iterator[_Chunk]:
+        for key in keys:
+            g = artifacts.open(CLIPS, key)
+            pixels, reduce = g["pixels"], g.attrs["clip"].get("crop_reduce", "none")
+            frames = int(pixels.shape[1] * pixels.shape[2])
+            step = max(1, extractor.batch_size // frames)
+            for start in range(0, pixels.shape[0], step):
+                block = to_pinned(pixels[start : start + step], extractor.device)
+                yield _Chunk(key, reduce, frames, block, start + len(block) == pixels.shape[0])
+
+    attrs = {"extractor": extractor.describe()}
+    writers: dict[str, _EmbeddingsWriter] = {}
+    results: dict[str, dict] = {}
+    pending: list[_Chunk] = []
+
+    def flush() -> None:
+        t0 = time.perf_counter()
+        batch = torch.cat([c.pixels for c in pending]) if len(pending) > 1 else pending[0].pixels
+        out = embed_clips(extractor, batch, crop_reduce=pending[0].reduce)
+        top = _top_k(out.logits, top_k)
+        share = (time.perf_counter() - t0) / len(batch)
+        offset = 0
+        for c in pending:
+            sl = slice(offset, offset + len(c.pixels))
+            offset = sl.stop
+            w = writers[c.key]
+            w.add(out.features[sl], None if top is None else (top[0][sl], top[1][sl]))
+            w.seconds += share * len(c.pixels)
+            if c.last:
+                captioned = _caption_attrs(artifacts, c.key, w, text_model)
+                shape = writers.pop(c.key).commit({**attrs, **captioned})
+                results[c.key] = {
+                    "clips": w.clips,
+                    "feature_shape": shape,
+                    "extractor": extractor.id,
+                    "device": str(extractor.device),
+                    "seconds": w.seconds,
+                    "clips_per_s": w.clips / max(w.seconds, 1e-9),
+                    "images_per_s": w.clips * c.frames / max(w.seconds, 1e-9),
+                }
+        pending.clear()
+
+    try:
+        for chunk in prefetch(chunks(), depth=3):
+            capacity = max(1, extractor.batch_size // chunk.frames)
+            queued = sum(len(c.pixels) for c in pending)
+            if pending and (queued + len(chunk.pixels) > capacity or pending[0].reduce != chunk.reduce):
+                flush()
+            if chunk.key not in writers:
+                writers[chunk.key] = _EmbeddingsWriter(artifacts, chunk.key)
+            pending.append(chunk)
+        if pending:
+            flush()
+    except BaseException as e:
+        for w in writers.values():
+            w.abort(e)
+        raise
+    return results
+
+
+def _caption_attrs(artifacts: ArtifactStore, key: str, writer: _EmbeddingsWriter, text_model: str) -> dict:
+    caption = artifacts.open(FRAMES, key).attrs["source"].get("caption")
+    if not caption:
+        return {}
+    from vid_assets.extractors.text import get_text_embedder
+
+    text_embedder = get_text_embedder(text_model)
+    vec = text_embedder.embed([caption])[0].astype(np.float16)
+    writer.group.create_array("caption_embedding", data=vec, compressors=None)
+    return {"caption": caption, "text_model": text_embedder.describe()}
+
+
+def embed_video(
+    key: str, extractor: Extractor, artifacts: ArtifactStore, top_k: int = 5, text_model: str = DEFAULT_TEXT_MODEL
+) -> dict:
+    """Embed one video (see :func:`embed_videos`)."""
+    return embed_videos([key], extractor, artifacts, top_k, text_model)[key]
 
 
 # -- stage 4: store -------------------------------------------------------------------------------
@@ -167,6 +267,9 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         "extractor_config": emb_g.attrs["extractor"],
         "label_set": emb_g.attrs["extractor"].get("label_set"),
     }
+    if "caption_embedding" in emb_members:
+        attrs["caption"] = emb_g.attrs["caption"]
+        attrs["text_model"] = emb_g.attrs["text_model"]
     top_labels = emb_g["top_labels"][...] if "top_labels" in emb_members else None
     top_scores = emb_g["top_scores"][...] if "top_scores" in emb_members else None
     path = store.write_video(
@@ -177,6 +280,7 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         attrs=attrs,
         top_labels=top_labels,
         top_scores=top_scores,
+        caption_embedding=emb_g["caption_embedding"][...] if "caption_embedding" in emb_members else None,
     )
     meta = {
         "clips": int(features.shape[0]),

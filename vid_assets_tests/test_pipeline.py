@@ -9,6 +9,7 @@ import torch
 
 from vid_assets.demo import register_videos
 from vid_assets.extractors import get_extractor
+from vid_assets.media import VideoRef
 from vid_assets.pipeline.definitions import build_definitions
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import ExtractorResource
@@ -35,11 +36,12 @@ def run(tmp_path_factory, media_dir):
     (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
         refs = register_videos(instance, defs, sorted(videos.iterdir()))
+        catalog = defs.resources["workspace"].catalog()
+        catalog.register(VideoRef.from_path(videos / "clip_a.mp4", caption="a red ball bouncing over a mosaic"))
         keys = {r.uri.rsplit("/", 1)[-1]: r.key for r in refs}
         job = defs.resolve_job_def("embed_videos")
         results = {
-            k: job.execute_in_process(partition_key=k, instance=instance, raise_on_error=False)
-            for k in keys.values()
+            k: job.execute_in_process(partition_key=k, instance=instance, raise_on_error=False) for k in keys.values()
         }
         yield {"defs": defs, "instance": instance, "keys": keys, "results": results}
 
@@ -74,8 +76,7 @@ def test_store_contents(run):
         assert v.attrs["clip_spec"]["frames_per_clip"] == 2
         assert v.attrs["content_hash"] and v.attrs["source"].endswith(".mp4")
     cos = (a.features[0, 0].astype(np.float32) @ b.features[0, 0].astype(np.float32)) / (
-        np.linalg.norm(a.features[0, 0].astype(np.float32))
-        * np.linalg.norm(b.features[0, 0].astype(np.float32))
+        np.linalg.norm(a.features[0, 0].astype(np.float32)) * np.linalg.norm(b.features[0, 0].astype(np.float32))
     )
     assert cos < 0.98  # two different videos give different features
 
@@ -89,7 +90,7 @@ def test_stored_features_equal_the_model_run_by_hand(run):
     top, left = (h - 224) // 2, (w - 224) // 2
     crops = frames[:, top : top + 224, left : left + 224]
     x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
-    model = get_extractor("efficientnet_lite0", device="cpu").model
+    model = get_extractor("efficientnet_lite0", device="cpu").model.model  # the bare timm module
     with torch.no_grad():
         per_frame = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
     expected = per_frame.reshape(3, 2, -1).mean(1)
@@ -115,12 +116,18 @@ def test_rematerializing_is_idempotent(run):
     key = run["keys"]["clip_b.mp4"]
     store = run["defs"].resources["feature_store"].store()
     before = store.read_video(key)
-    result = (
-        run["defs"]
-        .resolve_job_def("embed_videos")
-        .execute_in_process(partition_key=key, instance=run["instance"])
-    )
+    result = run["defs"].resolve_job_def("embed_videos").execute_in_process(partition_key=key, instance=run["instance"])
     assert result.success
     after = store.read_video(key)
     np.testing.assert_array_equal(before.features, after.features)
     assert len(store.list_videos()) == 2
+
+
+def test_caption_is_embedded_once_per_video(run):
+    pytest.importorskip("sentence_transformers")
+    store = run["defs"].resources["feature_store"].store()
+    a, b = (store.read_video(run["keys"][n]) for n in ("clip_a.mp4", "clip_b.mp4"))
+    assert a.caption_embedding.shape == (384,) and a.caption_embedding.dtype == np.float16
+    assert a.attrs["caption"] == "a red ball bouncing over a mosaic"
+    assert a.attrs["text_model"]["id"].startswith("sentence-transformers/all-MiniLM-L6-v2@")
+    assert b.caption_embedding is None and "caption" not in b.attrs

@@ -1,5 +1,13 @@
 """Group sampled frames into clips and crop them (uint8, on the CPU)."""
 
-from vid_assets.clips.build import Clip, ClipSpec, center_crop, iter_clips
+from vid_assets.clips.build import (
+    CROP_MODES,
+    Clip,
+    ClipSpec,
+    center_crop,
+    crop_boxes,
+    crop_frames,
+    iter_clips,
+)
 
-__all__ = ["Clip", "ClipSpec", "center_crop", "iter_clips"]
+__all__ = ["CROP_MODES", "Clip", "ClipSpec", "center_crop", "crop_boxes", "crop_frames", "iter_clips"]

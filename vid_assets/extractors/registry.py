@@ -1,16 +1,33 @@
-"""Name -> factory registry, in the shape of timm's ``register_model`` / ``create_model``."""
+"""Name -> factory registry, in the shape of timm's ``register_model`` / ``create_model``.
+
+``create_extractor(name, **kwargs)`` resolves, in order:
+
+1. a registered name (``efficientnet_lite0``, ``r3d_18``, ...; see :func:`list_extractors`);
+2. a prefix: ``timm:<arch>``, ``hf-hub:<repo>[@rev]``, ``local-dir:<path>`` (timm's own loaders),
+   ``tv:<torchvision image model>``;
+3. ``package.module:callable`` - any importable factory returning an :class:`Extractor`;
+4. a plug-in advertised under the ``vid_assets.extractors`` entry-point group, so third-party
+   packages add extractors with no edits here.
+
+Unknown names fail with the close matches.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import threading
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import Any
 
 from vid_assets.extractors.base import Extractor
 
 DEFAULT_EXTRACTOR = "efficientnet_lite0"
+ENTRY_POINT_GROUP = "vid_assets.extractors"
 
 _FACTORIES: dict[str, Callable[..., Extractor]] = {}
+_PREFIXES: dict[str, Callable[..., Extractor]] = {}
 _CACHE: dict[tuple, Extractor] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -28,17 +45,59 @@ def register_extractor(fn: Callable[..., Extractor] | None = None, *, name: str 
     return deco(fn) if fn is not None else deco
 
 
-def list_extractors() -> list[str]:
-    return sorted(_FACTORIES)
+def register_prefix(prefix: str):
+    """Decorator for a factory handling every ``<prefix>:<rest>`` name; it gets ``rest`` first."""
+
+    def deco(f: Callable[..., Extractor]) -> Callable[..., Extractor]:
+        _PREFIXES[prefix] = f
+        return f
+
+    return deco
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def list_extractors(include_plugins: bool = True) -> list[str]:
+    names = set(_FACTORIES)
+    if include_plugins:
+        names |= set(_plugins())
+    return sorted(names)
 
 
 def create_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
-    """Build a new extractor. Unknown names list what is available."""
-    try:
-        factory = _FACTORIES[name]
-    except KeyError:
-        raise ValueError(f"unknown extractor {name!r}; available: {', '.join(list_extractors())}") from None
-    return factory(**kwargs)
+    """Build a new extractor (see the module docstring for how names resolve)."""
+    if name in _FACTORIES:
+        return _FACTORIES[name](**kwargs)
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in _PREFIXES:
+        return _PREFIXES[prefix](rest, **kwargs)
+    plugins = _plugins()
+    if name in plugins:
+        return _check(plugins[name].load()(**kwargs), name)
+    if sep and "." in prefix or (sep and prefix.isidentifier() and rest.isidentifier()):
+        try:
+            module = importlib.import_module(prefix)
+        except ImportError as e:
+            raise ValueError(f"extractor {name!r}: cannot import module {prefix!r}: {e}") from e
+        factory = getattr(module, rest, None)
+        if not callable(factory):
+            raise ValueError(f"extractor {name!r}: {prefix!r} has no callable {rest!r}")
+        return _check(factory(**kwargs), name)
+    known = list_extractors()
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"unknown extractor {name!r}.{hint} Registered: {', '.join(known)}; "
+        f"prefixes: {', '.join(p + ':' for p in sorted(_PREFIXES))}; or 'package.module:factory'."
+    )
+
+
+def _check(obj: Any, name: str) -> Extractor:
+    if not isinstance(obj, Extractor):
+        raise TypeError(f"extractor factory {name!r} returned {type(obj).__name__}, not vid_assets Extractor")
+    return obj
 
 
 def get_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
@@ -48,3 +107,8 @@ def get_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
         if key not in _CACHE:
             _CACHE[key] = create_extractor(name, **kwargs)
         return _CACHE[key]
+
+
+def loads_so_far() -> int:
+    """How many distinct models this process has loaded through :func:`get_extractor`."""
+    return len(_CACHE)

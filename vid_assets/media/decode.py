@@ -61,9 +61,7 @@ def _open(source: str | os.PathLike[str]) -> av.container.InputContainer:
     except FileNotFoundError as e:
         raise VideoDecodeError("file not found", source=str(source)) from e
     except av.FFmpegError as e:
-        raise VideoDecodeError(
-            f"not a readable video container: {e.strerror or e}", source=str(source)
-        ) from e
+        raise VideoDecodeError(f"not a readable video container: {e.strerror or e}", source=str(source)) from e
 
 
 def _video_stream(container: av.container.InputContainer, source: str) -> av.VideoStream:

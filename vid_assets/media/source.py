@@ -52,12 +52,15 @@ class VideoRef:
     uri: str
     size: int
     content_hash: str
+    caption: str | None = None  # from a manifest; embedded once per video by the text model
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> VideoRef:
+    def from_path(cls, path: str | os.PathLike[str], caption: str | None = None) -> VideoRef:
         p = Path(path).resolve()
         digest = content_hash(p)
-        return cls(key=partition_key(p.name, digest), uri=str(p), size=p.stat().st_size, content_hash=digest)
+        return cls(
+            key=partition_key(p.name, digest), uri=str(p), size=p.stat().st_size, content_hash=digest, caption=caption
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

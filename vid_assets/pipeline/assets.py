@@ -89,7 +89,9 @@ def clip_embeddings(
     extractor: ExtractorResource,
 ) -> dg.MaterializeResult:
     model = extractor.load()
-    meta = stages.embed_video(context.partition_key, model, workspace.artifacts(), sampling.top_k)
+    meta = stages.embed_video(
+        context.partition_key, model, workspace.artifacts(), sampling.top_k, text_model=extractor.text_model
+    )
     return dg.MaterializeResult(metadata=_meta(meta))
 
 

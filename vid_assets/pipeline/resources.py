@@ -46,13 +46,23 @@ class SamplingResource(dg.ConfigurableResource):
     frames_per_clip: int = Field(default=2, ge=1)
     stride: int = Field(default=2, ge=1, description="Sampled frames between clip starts.")
     crop_size: int = Field(default=224, ge=16)
+    crop: str = Field(default="center", description="center | five | ten | random (per-clip, seeded).")
+    crop_reduce: str = Field(default="none", description="none: one feature row per crop; mean: average crops.")
+    seed: int = Field(default=0, description="Seed for random crops (drawn once per clip).")
     top_k: int = Field(default=5, ge=1, le=100)
     decode_time_budget_s: float = Field(default=600.0, gt=0, description="Per-video decode time limit.")
 
     def config(self) -> PipelineConfig:
         return PipelineConfig(
             plan=SamplingPlan(fps=self.fps, short_side=self.short_side),
-            clip=ClipSpec(frames_per_clip=self.frames_per_clip, stride=self.stride, crop_size=self.crop_size),
+            clip=ClipSpec(
+                frames_per_clip=self.frames_per_clip,
+                stride=self.stride,
+                crop_size=self.crop_size,
+                crop=self.crop,
+                crop_reduce=self.crop_reduce,
+                seed=self.seed,
+            ),
             top_k=self.top_k,
         )
 
@@ -60,9 +70,24 @@ class SamplingResource(dg.ConfigurableResource):
 class ExtractorResource(dg.ConfigurableResource):
     """A feature extractor from the registry, loaded once per process and reused across partitions."""
 
-    name: str = Field(default=DEFAULT_EXTRACTOR, description="Registered extractor name.")
+    name: str = Field(
+        default=DEFAULT_EXTRACTOR,
+        description="Registered name, timm:<arch>, hf-hub:<repo>, local-dir:<path>, tv:<model> or module:factory.",
+    )
     device: str = Field(default=settings.device(), description="auto (cuda > mps > cpu), cpu, cuda, ...")
-    batch_size: int = Field(default=64, ge=1, description="Images per forward pass.")
+    batch_size: int = Field(default=0, ge=0, description="Images per forward pass; 0 = probe device memory (cap 512).")
+    precision: str = Field(default="auto", description="auto (bf16 autocast on CUDA) | fp32 | bf16 | fp16.")
+    compile: bool = Field(default=False, description="torch.compile the model (worth it for long runs on GPU).")
+    text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
 
     def load(self) -> Extractor:
-        return get_extractor(self.name, device=self.device, batch_size=self.batch_size)
+        """The model, loaded once per process (cached by name and settings)."""
+        ext = get_extractor(self.name, device=self.device, precision=self.precision, compile=self.compile)
+        if self.batch_size:
+            ext.batch_size = self.batch_size
+        elif not ext.batch_size_probed:
+            from vid_assets.extractors.feed import probe_batch_size
+
+            ext.batch_size = probe_batch_size(ext, cap=512) * (ext.num_frames if ext.input_kind == "clip" else 1)
+            ext.batch_size_probed = True
+        return ext

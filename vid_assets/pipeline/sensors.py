@@ -47,9 +47,7 @@ def build_videos_sensor(
         default_status=default_status,
         description=f"Registers new video files under {folder} as partitions and requests their runs.",
     )
-    def new_videos_sensor(
-        context: dg.SensorEvaluationContext, workspace: WorkspaceResource
-    ) -> dg.SensorResult:
+    def new_videos_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
         seen = decode_cursor(context.cursor)
         root = Path(folder)
         present: dict[str, str] = {}

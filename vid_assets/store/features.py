@@ -10,6 +10,7 @@ Layout (also in the README)::
     <root>/videos/<id>/frame_times        float64 [clips, T]   pts of each frame used
     <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier extractors only)
     <root>/videos/<id>/top_scores         float16 [clips, crops, k]
+    <root>/videos/<id>/caption_embedding  float16 [D_text]   (videos registered with a caption)
 
 A video group appears in one directory rename when complete (see ``store.atomic``).
 """
@@ -40,6 +41,7 @@ class VideoFeatures:
     attrs: dict
     top_labels: np.ndarray | None = None
     top_scores: np.ndarray | None = None
+    caption_embedding: np.ndarray | None = None
 
     @property
     def num_clips(self) -> int:
@@ -57,9 +59,7 @@ def library_versions() -> dict[str, str]:
 
 
 class FeatureStore:
-    def __init__(
-        self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256
-    ) -> None:
+    def __init__(self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256) -> None:
         self.root = Path(root)
         self.compression_level = compression_level
         self.chunk_clips = chunk_clips
@@ -91,6 +91,7 @@ class FeatureStore:
         attrs: dict,
         top_labels: np.ndarray | None = None,
         top_scores: np.ndarray | None = None,
+        caption_embedding: np.ndarray | None = None,
     ) -> Path:
         """Write (or replace) one video atomically and return its path."""
         features = np.asarray(features)
@@ -98,9 +99,7 @@ class FeatureStore:
             raise ValueError(f"features must be [clips, crops, D], got shape {features.shape}")
         n = features.shape[0]
         if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
-            raise ValueError(
-                f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips"
-            )
+            raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
         self._ensure_root()
         chunk = max(1, min(self.chunk_clips, n))
         with atomic_dir(self.video_path(video_id), self.root) as tmp:
@@ -113,11 +112,13 @@ class FeatureStore:
             if top_labels is not None and top_scores is not None:
                 arrays["top_labels"] = np.asarray(top_labels, dtype=np.int16)
                 arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
+            if caption_embedding is not None:
+                arrays["caption_embedding"] = np.asarray(caption_embedding, dtype=np.float16)
             for name, data in arrays.items():
                 a = g.create_array(
                     name,
                     shape=data.shape,
-                    chunks=(chunk, *data.shape[1:]),
+                    chunks=data.shape if name == "caption_embedding" else (chunk, *data.shape[1:]),
                     dtype=data.dtype,
                     compressors=blosc(self.compression_level),
                 )
@@ -161,6 +162,7 @@ class FeatureStore:
             attrs=dict(g.attrs),
             top_labels=g["top_labels"][...] if "top_labels" in members else None,
             top_scores=g["top_scores"][...] if "top_scores" in members else None,
+            caption_embedding=g["caption_embedding"][...] if "caption_embedding" in members else None,
         )
 
     def delete_video(self, video_id: str) -> None:

@@ -1,0 +1,90 @@
+"""Keeping the accelerator busy: background prefetch, pinned memory, batch-size probing.
+
+``prefetch`` runs the producer (zarr reads, decoding) in a thread so the next batch is ready (and
+pinned) while the model computes the current one; ``probe_batch_size`` finds the largest batch that
+fits on the device, up to a cap.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from vid_assets.extractors.base import Extractor
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` from a background thread, ``depth`` items ahead. Errors re-raise here."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    th = threading.Thread(target=run, name="vid_assets-prefetch", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while th.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(timeout=0.05)
+
+
+def to_pinned(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host tensor, page-locked when the target is CUDA (fast async host->device copies)."""
+    t = torch.from_numpy(np.ascontiguousarray(array))
+    return t.pin_memory() if device.type == "cuda" else t
+
+
+def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> int:
+    """Largest power-of-two frame batch <= ``cap`` whose forward pass fits in device memory.
+
+    On CPU and MPS there is no cheap, reliable probe; the cap (at most 64) is returned.
+    """
+    if extractor.device.type != "cuda":
+        return max(floor, min(cap, 64))
+    size = 1 << (max(cap, 1).bit_length() - 1)
+    frames = extractor.num_frames if extractor.input_kind == "clip" else 1
+    saved = extractor.batch_size
+    try:
+        while size >= floor:
+            extractor.batch_size = size * frames
+            try:
+                x = torch.zeros((size, frames, extractor.input_size, extractor.input_size, 3), dtype=torch.uint8)
+                if extractor.input_kind == "clip":
+                    extractor.embed_video_clips(x)
+                else:
+                    extractor.embed_frames(x[:, 0])
+                torch.cuda.synchronize(extractor.device)
+                return size
+            except torch.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                size //= 2
+        return floor
+    finally:
+        extractor.batch_size = saved

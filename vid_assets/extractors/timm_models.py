@@ -1,0 +1,125 @@
+"""timm models: any architecture, ``hf-hub:`` repos (CLIP, DINOv2, SigLIP image towers) and
+``local-dir:`` folders, all through ``timm.create_model`` so timm's own hub code does the loading.
+
+Offline (``HF_HUB_OFFLINE=1``), ``hf-hub:`` resolves from the local Hugging Face cache and
+``local-dir:`` from a folder written by ``timm.models.save_for_hf`` (config.json + safetensors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import timm
+import torch
+
+from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.labels import label_names
+from vid_assets.extractors.registry import register_prefix
+
+
+class TimmBackbone(torch.nn.Module):
+    """Pooled pre-logits features of a timm model (``forward_head(..., pre_logits=True)``)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+
+def from_timm(model: torch.nn.Module, *, name: str, id: str, labels: str | None = None, **kwargs) -> Extractor:
+    """Wrap a built timm model; preprocessing comes from its pretrained config."""
+    cfg = timm.data.resolve_model_data_config(model)
+    head = model.get_classifier() if getattr(model, "num_classes", 0) else None
+    if isinstance(head, torch.nn.Identity):
+        head = None
+    if labels is None and head is not None and getattr(model, "num_classes", 0) == 1000:
+        labels = "imagenet-1k"
+    return Extractor(
+        name=name,
+        id=id,
+        model=TimmBackbone(model),
+        head=head,
+        input_size=int(cfg["input_size"][-1]),
+        mean=tuple(float(v) for v in cfg["mean"]),
+        std=tuple(float(v) for v in cfg["std"]),
+        dim=int(model.num_features),
+        labels=label_names(labels) if labels and head is not None else None,
+        label_set=labels if head is not None else None,
+        config={"timm": timm.__version__, "arch": model.default_cfg.get("architecture", name)},
+        **kwargs,
+    )
+
+
+def _weights_digest(folder: Path) -> str:
+    for fname in ("model.safetensors", "pytorch_model.bin"):
+        p = folder / fname
+        if p.exists():
+            return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+    return "unknown"
+
+
+def _timm_kwargs(kwargs: dict) -> tuple[dict, dict]:
+    """Split timm.create_model kwargs from Extractor kwargs."""
+    extractor_keys = {"device", "batch_size", "precision", "compile"}
+    return {k: v for k, v in kwargs.items() if k not in extractor_keys}, {
+        k: v for k, v in kwargs.items() if k in extractor_keys
+    }
+
+
+@register_prefix("timm")
+def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
+    """``timm:<arch>``: pretrained weights via timm's default source (the HF Hub cache offline)."""
+    model_kw, ext_kw = _timm_kwargs(kwargs)
+    try:
+        model = timm.create_model(arch, pretrained=pretrained, **model_kw)
+    except Exception as e:  # offline without a cached copy, unknown arch, ...
+        raise RuntimeError(
+            f"could not build timm model {arch!r} (pretrained={pretrained}): {e}. Offline, pretrained "
+            "weights must already be in the Hugging Face cache; use pretrained=False for random init."
+        ) from e
+    tag = model.pretrained_cfg.get("hf_hub_id") or model.pretrained_cfg.get("tag") or "default"
+    rev = f"{tag}" if pretrained else "random-init"
+    return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
+
+
+@register_prefix("hf-hub")
+def timm_hf_hub(repo: str, **kwargs) -> Extractor:
+    """``hf-hub:<org>/<name>[@revision]`` via timm's hub loader (honours HF_HUB_OFFLINE / the cache)."""
+    model_kw, ext_kw = _timm_kwargs(kwargs)
+    model = timm.create_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
+    repo_id, _, revision = repo.partition("@")
+    if not revision:
+        revision = _cached_revision(repo_id) or "main"
+    return from_timm(model, name=f"hf-hub:{repo_id}", id=f"hf-hub:{repo_id}@{revision}", **ext_kw)
+
+
+def _cached_revision(repo_id: str) -> str | None:
+    """The commit hash of the cached snapshot, so the stored id pins exact weights."""
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        for repo in scan_cache_dir().repos:
+            if repo.repo_id == repo_id and repo.revisions:
+                return max(repo.revisions, key=lambda r: r.last_modified).commit_hash
+    except Exception:
+        return None
+    return None
+
+
+@register_prefix("local-dir")
+def timm_local_dir(path: str, **kwargs) -> Extractor:
+    """``local-dir:<folder>`` written by ``timm.models.save_for_hf`` (or a downloaded hub snapshot)."""
+    model_kw, ext_kw = _timm_kwargs(kwargs)
+    folder = Path(path).expanduser().resolve()
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"{folder} has no config.json (expected a timm hub-format folder)")
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True, **model_kw)
+    return from_timm(
+        model,
+        name=f"local-dir:{folder.name}",
+        id=f"local-dir:{folder.name}@{_weights_digest(folder)}",
+        **ext_kw,
+    )

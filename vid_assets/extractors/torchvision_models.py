@@ -1,0 +1,111 @@
+"""torchvision image and video models, with weights from torchvision's own weight enums.
+
+Video models (``r3d_18``, ``r2plus1d_18``, ``s3d``, ``mvit_v2_s``, ``swin3d_t``) take clips of
+``num_frames`` frames; their classification layer becomes the ``head`` and the pooled features
+before it are the embedding. Offline, ``weights=None`` gives random init (speed tests, plumbing);
+pretrained weights need torchvision's cache (``$TORCH_HOME``) to hold them already.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torchvision.models import get_model, get_model_weights
+
+from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.registry import register_extractor, register_prefix
+
+# name -> (frames per clip the model was trained on, attribute holding the classifier)
+VIDEO_MODELS = {
+    "r3d_18": (16, "fc"),
+    "r2plus1d_18": (16, "fc"),
+    "s3d": (16, "classifier"),
+    "mvit_v2_s": (16, "head"),
+    "swin3d_t": (32, "head"),
+}
+
+
+class _Conv1x1Head(torch.nn.Module):
+    """s3d's classifier is a 1x1x1 Conv3d; apply it to pooled [N, D] features."""
+
+    def __init__(self, conv: torch.nn.Conv3d) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x[:, :, None, None, None]).flatten(1)
+
+
+def _split_head(model: torch.nn.Module, attr: str) -> tuple[torch.nn.Module, int]:
+    """Replace the final classifier layer with Identity; return it (as a head) and the feature dim."""
+    holder = getattr(model, attr)
+    if isinstance(holder, torch.nn.Sequential):
+        last = holder[-1]
+        holder[-1] = torch.nn.Identity()
+        # s3d: the pooled map is [N, D, t, 1, 1] before the mean over dims; keep the mean
+    else:
+        last = holder
+        setattr(model, attr, torch.nn.Identity())
+    if isinstance(last, torch.nn.Conv3d):
+        return _Conv1x1Head(last), last.in_channels
+    return last, last.in_features
+
+
+def _weights(name: str, weights):
+    if weights is None:
+        return None, "random-init"
+    enum = get_model_weights(name)
+    w = enum[weights] if isinstance(weights, str) and weights != "DEFAULT" else enum.DEFAULT
+    return w, f"{type(w).__name__}.{w.name}"
+
+
+def _build(name: str, weights, kind: str, num_frames: int, attr: str, **kwargs) -> Extractor:
+    w, rev = _weights(name, weights)
+    try:
+        model = get_model(name, weights=w)
+    except Exception as e:
+        raise RuntimeError(
+            f"could not load torchvision {name} weights {rev}: {e}. Offline, pretrained weights must "
+            "already be in $TORCH_HOME; use weights=None for random init."
+        ) from e
+    enum_default = get_model_weights(name).DEFAULT
+    transforms = enum_default.transforms()
+    head, dim = _split_head(model, attr)
+    categories = enum_default.meta.get("categories")
+    label_set = ("kinetics-400" if kind == "clip" else "imagenet-1k") if categories else None
+    return Extractor(
+        name=name,
+        id=f"torchvision/{name}@{rev}",
+        model=model,
+        head=head,
+        input_size=int(transforms.crop_size[0]),
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
+        dim=dim,
+        labels=list(categories) if categories else None,
+        label_set=label_set,
+        input_kind=kind,
+        num_frames=num_frames,
+        config={"torchvision": torchvision.__version__},
+        **kwargs,
+    )
+
+
+def _register_video(name: str, frames: int, attr: str) -> None:
+    def factory(weights="DEFAULT", **kwargs) -> Extractor:
+        return _build(name, weights, "clip", frames, attr, **kwargs)
+
+    factory.__doc__ = f"torchvision {name} video model: clips of {frames} frames, Kinetics-400 labels."
+    register_extractor(factory, name=name)
+
+
+for _name, (_frames, _attr) in VIDEO_MODELS.items():
+    _register_video(_name, _frames, _attr)
+
+
+@register_prefix("tv")
+def torchvision_image(name: str, weights="DEFAULT", **kwargs) -> Extractor:
+    """``tv:<name>``: a torchvision image classifier (resnet50, convnext_tiny, vit_b_16, ...)."""
+    model_probe = get_model(name, weights=None)
+    attr = next(a for a in ("fc", "classifier", "heads", "head") if hasattr(model_probe, a))
+    return _build(name, weights, "frame", 1, attr, **kwargs)

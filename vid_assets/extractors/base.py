@@ -68,8 +68,10 @@ class Extractor:
             self.head.eval().to(self.device)
         if self.device.type != "mps" and self.input_kind == "frame":
             self.model.to(memory_format=torch.channels_last)
-        self._mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std folded into one multiply-add: x * scale + shift
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        self._scale, self._shift = 1.0 / (255.0 * std), -mean / std
         self._forward = torch.compile(self.model) if self.compile else self.model
 
     # -- facts ----------------------------------------------------------------------------------
@@ -109,10 +111,11 @@ class Extractor:
     # -- compute --------------------------------------------------------------------------------
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
-        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy until .float()
+        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
-        x = (x - self._mean) / self._std
+        x.mul_(self._scale).add_(self._shift)
         return x.contiguous(memory_format=torch.channels_last)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:

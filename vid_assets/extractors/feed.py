@@ -64,8 +64,12 @@ def to_pinned(array: np.ndarray, device: torch.device) -> torch.Tensor:
 def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> int:
     """Largest power-of-two frame batch <= ``cap`` whose forward pass fits in device memory.
 
-    On CPU and MPS there is no cheap, reliable probe; the cap (at most 64) is returned.
+    On CPU, small batches are fastest (measured on a 2-core x86 host, EfficientNet-Lite0: 125 img/s
+    at batch 1, 120 at 8, 67 at 64: large activations fall out of cache), so 8 is returned; MPS has
+    no reliable memory probe, so it gets the cap (at most 64).
     """
+    if extractor.device.type == "cpu":
+        return max(floor, min(cap, 8))
     if extractor.device.type != "cuda":
         return max(floor, min(cap, 64))
     size = 1 << (max(cap, 1).bit_length() - 1)

@@ -117,19 +117,23 @@ def iter_frames(
     *,
     time_budget_s: float | None = 600.0,
     min_coverage: float = 0.8,
+    threads: int = 0,
 ) -> Iterator[DecodedFrame]:
     """Yield frames sampled every ``plan.step_s`` seconds of stream time.
 
     The frame for target time ``t`` is the first frame whose pts is at or after ``t`` (within half
     a nominal frame). Raises :class:`VideoDecodeError` for unreadable input, decode errors, a
     stream that ends well before its declared duration (truncation; the whole video fails rather
-    than silently storing a partial one), or when ``time_budget_s`` is exceeded.
+    than silently storing a partial one), or when ``time_budget_s`` is exceeded. ``threads`` caps
+    FFmpeg's decoder threads (0 = FFmpeg's choice, one per core): many parallel decoders want 1-2.
     """
     src = str(source)
     started = time.monotonic()
     with _open(source) as container:
         stream = _video_stream(container, src)
         stream.thread_type = "AUTO"
+        if threads:
+            stream.codec_context.thread_count = threads
         duration = _duration_s(container, stream)
         tb = stream.time_base
         start_pts = stream.start_time or 0

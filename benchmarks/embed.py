@@ -1,0 +1,184 @@
+"""Extractor throughput: the bare model on pre-made tensors vs the same model fed from decoded video.
+
+    python benchmarks/embed.py --json out.json [--extractor efficientnet_lite0] [--device auto]
+        [--batch 64] [--workers 1] [--precision auto] [--compile] [--fps 30]
+
+"bare": a batch of already-normalised tensors on the device, forward only (features), repeated.
+"pipeline": PyAV decode -> clips -> uint8 batches from worker processes (pinned on CUDA) ->
+device-side conversion/normalisation -> the same forward, features copied back to the host.
+``pipeline_vs_bare`` = pipeline images/s / bare images/s (steady state, after the first batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vid_assets.clips import ClipSpec  # noqa: E402
+from vid_assets.clips.stream import iter_clip_batches  # noqa: E402
+from vid_assets.extractors import create_extractor, embed_clips  # noqa: E402
+from vid_assets.media import SamplingPlan  # noqa: E402
+from vid_assets.samples import write_synthetic_video  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare(ext, batch: int, seconds: float) -> float:
+    x = ext.preprocess(torch.randint(0, 255, (batch, ext.input_size, ext.input_size, 3), dtype=torch.uint8))
+    with torch.inference_mode():
+        for _ in range(3):
+            ext._features(x)
+        sync(ext.device)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            ext._features(x)
+            n += batch
+        sync(ext.device)
+    return n / (time.perf_counter() - t0)
+
+
+def pipeline(ext, sources: list[str], batch: int, workers: int, fps: float, backend: str, pin: bool = True) -> dict:
+    """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver."""
+    plan = SamplingPlan(fps=fps, short_side=256)
+    spec = ClipSpec(frames_per_clip=1, stride=1, crop_size=ext.input_size if ext else 224)
+    t_start = time.perf_counter()
+    t_first = None
+    images = images_after_first = 0
+    stream = iter_clip_batches(
+        sources,
+        plan,
+        spec,
+        batch_clips=batch,
+        num_workers=workers,
+        backend=backend,
+        pin_memory=pin and (ext is None or ext.device.type == "cuda"),
+    )
+    for b in stream:
+        if b.error:
+            raise RuntimeError(b.error)
+        if ext is not None:
+            out = embed_clips(ext, b.pixels)
+            assert np.isfinite(out.features).all()
+        n = int(b.pixels.shape[0] * b.pixels.shape[1] * b.pixels.shape[2])
+        images += n
+        if t_first is None:
+            t_first = time.perf_counter()
+        else:
+            images_after_first += n
+    end = time.perf_counter()
+    return {
+        "images": images,
+        "wall_s": end - t_start,
+        "startup_s": t_first - t_start,
+        "images_per_s_total": images / (end - t_start),
+        "images_per_s_steady": images_after_first / max(end - t_first, 1e-9),
+    }
+
+
+def _make_video(job) -> None:
+    path, seconds, size, seed = job
+    write_synthetic_video(path, seconds=seconds, fps=30, size=size, seed=seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--extractor", default="efficientnet_lite0")
+    ap.add_argument("--weights-none", action="store_true", help="random init (timm:/tv: names)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=0, help="decoders (0 = decode inline)")
+    ap.add_argument("--backend", default="auto", choices=["auto", "threads", "processes"])
+    ap.add_argument("--precision", default="auto")
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--fps", type=float, default=30.0, help="sampling rate (source videos are 30 fps)")
+    ap.add_argument("--videos", type=int, default=4)
+    ap.add_argument("--seconds-per-video", type=float, default=20.0)
+    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--bare-seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--feed-only", action="store_true", help="decoders alone, no model")
+    ap.add_argument("--no-pin", action="store_true", help="do not page-lock batches (CUDA)")
+    ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    kw = {"device": args.device, "precision": args.precision, "compile": args.compile, "batch_size": args.batch}
+    if args.weights_none:
+        kw["pretrained" if args.extractor.startswith("timm:") else "weights"] = (
+            False if args.extractor.startswith("timm:") else None
+        )
+    ext = create_extractor(args.extractor, **kw)
+    w, h = map(int, args.size.split("x"))
+    folder = Path(args.video_dir or tempfile.mkdtemp(prefix="vid_assets_bench_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        (folder / f"v{i}_{args.size}_{args.seconds_per_video:g}s.mp4", args.seconds_per_video, (w, h), i)
+        for i in range(args.videos)
+    ]
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:  # encode test videos in parallel, once
+        list(pool.map(_make_video, [j for j in jobs if not j[0].exists()]))
+    sources = [str(j[0]) for j in jobs]
+    if args.feed_only:
+        r = pipeline(None, sources, args.batch, args.workers, args.fps, args.backend)
+        feed = {"backend": args.backend, "workers": args.workers, "batch": args.batch, "cpu_count": os.cpu_count()}
+        feed |= {"feed_images_per_s": round(r["images_per_s_steady"], 1), "startup_s": round(r["startup_s"], 2)}
+        print(json.dumps(feed))
+        if args.json:
+            Path(args.json).write_text(json.dumps(feed, indent=2))
+        return
+    # This host's speed drifts between runs (shared VM), so bare and pipeline alternate for
+    # ``--rounds`` rounds and the medians are compared.
+    bares, pipes = [], []
+    for _ in range(args.rounds):
+        bares.append(bare(ext, args.batch, args.bare_seconds))
+        pipes.append(pipeline(ext, sources, args.batch, args.workers, args.fps, args.backend, not args.no_pin))
+    bare_ips = float(np.median(bares))
+    steady = [p["images_per_s_steady"] for p in pipes]
+    pipe = pipes[int(np.argsort(steady)[len(steady) // 2])]
+    result = {
+        "extractor": ext.id,
+        "device": str(ext.device),
+        "device_name": torch.cuda.get_device_name(ext.device) if ext.device.type == "cuda" else platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "precision": ext._dtype_name(),
+        "compile": args.compile,
+        "batch": args.batch,
+        "workers": args.workers,
+        "backend": args.backend,
+        "pinned": not args.no_pin,
+        "video": f"{args.videos} x {args.seconds_per_video:.0f} s {args.size} H.264 30 fps, sampled at {args.fps} fps",
+        "bare_images_per_s": round(bare_ips, 1),
+        "pipeline_images_per_s": round(pipe["images_per_s_steady"], 1),
+        "pipeline_images_per_s_incl_startup": round(pipe["images_per_s_total"], 1),
+        "pipeline_startup_s": round(pipe["startup_s"], 2),
+        "images": pipe["images"],
+        "pipeline_vs_bare": round(pipe["images_per_s_steady"] / bare_ips, 3),
+        "rounds_bare": [round(b, 1) for b in bares],
+        "rounds_pipeline": [round(p, 1) for p in steady],
+        "rounds_ratio": [round(p / b, 3) for p, b in zip(steady, bares, strict=True)],
+    }
+    width = max(map(len, result))
+    for k, v in result.items():
+        print(f"{k:<{width}}  {v}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Parallel decode -> clip batches: same clips as the sequential path, errors isolated per video."""
+
+import numpy as np
+import pytest
+
+from vid_assets.clips import ClipSpec, iter_clips
+from vid_assets.clips.stream import iter_clip_batches
+from vid_assets.media import SamplingPlan, iter_frames
+
+
+@pytest.mark.parametrize(("backend", "workers"), [("threads", 0), ("threads", 2), ("processes", 2)])
+def test_batches_equal_the_sequential_clips(media_dir, backend, workers):
+    plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(frames_per_clip=2, stride=2, crop_size=112)
+    sources = [str(media_dir / "clip_a.mp4"), str(media_dir / "empty.mp4"), str(media_dir / "clip_b.mp4")]
+    got: dict[int, list] = {}
+    errors = {}
+    for b in iter_clip_batches(sources, plan, spec, batch_clips=4, num_workers=workers, backend=backend):
+        if b.error:
+            errors[b.video] = b.error
+            continue
+        got.setdefault(b.video, []).append(b)
+    assert list(errors) == [1] and "empty file" in errors[1]
+    for v in (0, 2):
+        expected = list(iter_clips(iter_frames(sources[v], plan), spec, plan.step_s))
+        batches = sorted(got[v], key=lambda b: b.first_clip)
+        assert [b.last for b in batches] == [False] * (len(batches) - 1) + [True]
+        pixels = np.concatenate([b.pixels.numpy() for b in batches])
+        stamps = np.concatenate([b.timestamps for b in batches])
+        np.testing.assert_array_equal(pixels, np.stack([c.pixels for c in expected]))
+        np.testing.assert_allclose(stamps, [(c.start_s, c.end_s) for c in expected])

@@ -44,5 +44,77 @@ def summary():
     make_console().print(summary_table(store))
 
 
+@app.command()
+def inspect(
+    source: Annotated[str, typer.Argument(help="A video path or URL (http(s)://, s3://, hf://, rtmp://, ...).")],
+    fps: Annotated[float | None, typer.Option(help="Sample F frames per second.")] = None,
+    every_n: Annotated[int | None, typer.Option("--every-n", help="Keep every N-th frame.")] = None,
+    segments: Annotated[float | None, typer.Option(help="Segment length S in seconds (with --frames).")] = None,
+    frames: Annotated[int, typer.Option(help="Frames per segment (with --segments).")] = 20,
+    max_segments: Annotated[int | None, typer.Option(help="Spread at most this many segments.")] = None,
+    keyframes: Annotated[bool, typer.Option(help="Key frames only.")] = False,
+    start: Annotated[float, typer.Option(help="Trim start (s).")] = 0.0,
+    end: Annotated[float | None, typer.Option(help="Trim end (s).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+):
+    """Container/stream metadata and the sample timestamps a plan picks (default: 1 fps)."""
+    import json
+    import sys
+
+    from vid_assets.media import DecodeStats, SamplingPlan, VideoDecodeError, iter_frames, probe
+
+    chosen = [x is not None for x in (fps, every_n, segments)] + [keyframes]
+    if sum(chosen) > 1:
+        typer.echo("error: choose one of --fps, --every-n, --segments, --keyframes", err=True)
+        raise typer.Exit(2)
+    trim = {"start_s": start, "end_s": end}
+    try:
+        if every_n is not None:
+            plan = SamplingPlan.every_n(every_n, **trim)
+        elif segments is not None:
+            plan = SamplingPlan.segments(segments, frames, max_segments, **trim)
+        elif keyframes:
+            plan = SamplingPlan.keyframes(**trim)
+        else:
+            plan = SamplingPlan.at_fps(fps or 1.0, **trim)
+        info = probe(source)
+        stats = DecodeStats()
+        samples = list(iter_frames(source, plan, convert=False, stats=stats))
+    except (VideoDecodeError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    out = {
+        "source": source,
+        **info.to_dict(),
+        "plan": plan.to_dict(),
+        "timestamps": [round(f.pts_s, 6) for f in samples],
+        "segments": [f.segment for f in samples] if plan.mode == "segments" else None,
+        "decode": stats.to_dict(),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
+    for k in (
+        "source",
+        "container",
+        "codec",
+        "pix_fmt",
+        "width",
+        "height",
+        "avg_fps",
+        "duration_s",
+        "frames",
+        "bit_rate",
+        "rotation",
+        "has_audio",
+    ):
+        typer.echo(f"{k:>12}: {out[k]}")
+    typer.echo(f"{'plan':>12}: {out['plan']}")
+    typer.echo(
+        f"{'samples':>12}: {len(samples)} (decoded {stats.decoded} frames, {stats.seeks} seeks, {stats.seconds:.2f} s)"
+    )
+    typer.echo(f"{'timestamps':>12}: " + ", ".join(f"{t:.3f}" for t in out["timestamps"]))
+
+
 if __name__ == "__main__":
     app()

@@ -20,6 +20,7 @@ from vid_assets.extractors import ClipFeatures, Extractor, embed_clips
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
+from vid_assets.media.decode import DecodeStats
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
 FRAMES, CLIPS, EMBEDDINGS = "frames", "clips", "embeddings"
@@ -42,12 +43,15 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
     with artifacts.writer(FRAMES, ref.key) as g:
         images = ArrayAppender(g, "images", FRAME_CHUNK, np.uint8, level=1)
         pts = []
-        for frame in iter_frames(ref.uri, plan, time_budget_s=time_budget_s):
+        stats = DecodeStats()
+        for frame in iter_frames(ref.uri, plan, time_budget_s=time_budget_s, stats=stats):
             images.add(frame.image)
             pts.append(frame.pts_s)
         images.close()
         g.create_array("pts", data=np.asarray(pts, dtype=np.float64))
-        g.attrs.update({"source": ref.to_dict(), "info": info.to_dict(), "plan": plan.to_dict()})
+        g.attrs.update(
+            {"source": ref.to_dict(), "info": info.to_dict(), "plan": plan.to_dict(), "decode": stats.to_dict()}
+        )
         shape = list(images.array.shape)
     return {
         "frames": len(pts),
@@ -56,6 +60,9 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         "source_fps": info.avg_fps,
         "codec": info.codec,
         "resolution": f"{info.width}x{info.height}",
+        "frames_decoded": stats.decoded,
+        "seeks": stats.seeks,
+        "corrupt_frames": stats.corrupt,
         "seconds": time.perf_counter() - t0,
         "decode_fps": len(pts) / max(time.perf_counter() - t0, 1e-9),
     }
@@ -75,7 +82,7 @@ def build_clips(key: str, spec: ClipSpec, artifacts: ArtifactStore) -> dict:
     """Group stored frames into cropped clips in ``clips/<key>.zarr``."""
     t0 = time.perf_counter()
     frames_group = artifacts.open(FRAMES, key)
-    step_s = 1.0 / float(frames_group.attrs["plan"]["fps"])
+    step_s = SamplingPlan.from_dict(frames_group.attrs["plan"]).step_s
     with artifacts.writer(CLIPS, key) as g:
         pixels = ArrayAppender(g, "pixels", CLIP_CHUNK, np.uint8, level=1)
         stamps, frame_times = [], []

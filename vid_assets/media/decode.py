@@ -1,30 +1,44 @@
-"""Streaming PyAV decode with fps sampling.
+"""Streaming PyAV decode: exact, fast, memory-bounded sampling.
 
-Frames are pulled from FFmpeg one at a time and only the sampled ones are converted (scaled and
-turned into RGB by FFmpeg's swscale, not numpy), so peak memory is one decoded frame plus one
-output frame regardless of video length. Sample times come from each frame's pts and the stream
-time base, never from ``index / nominal_fps``, so variable-frame-rate files are timed right.
+- **Exact.** Sample times come from each frame's pts and the stream time base, never from
+  ``index / nominal_fps``, so variable-frame-rate files are timed right; every kept frame carries
+  its pts in seconds (from the stream start).
+- **Fast.** Every frame the codec needs is decoded (FFmpeg frame threads), but only kept frames are
+  converted, and conversion + resize to ``short_side`` happen in FFmpeg (swscale), not numpy. When
+  the next sample lies more than two GOPs ahead, we seek to the key frame before it instead of
+  decoding through; both paths return the same frames (tested).
+- **Bounded.** Frames are pulled one at a time; memory is one decoded frame plus one output frame
+  whatever the length.
+- **Clear failures.** Unreadable input raises :class:`VideoDecodeError` with what is wrong. Damaged
+  files: frames FFmpeg conceals are kept and counted (``DecodeStats.corrupt``); a hard decode error
+  or a stream that ends well before its declared duration fails the video (``allow_partial=True``
+  keeps the decodable part instead and records where it stopped). A per-video time budget stops
+  hangs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
 import av
 import numpy as np
 
 from vid_assets.media.plan import SamplingPlan
+from vid_assets.media.sources import is_live, open_source
 
 
 class VideoDecodeError(Exception):
     """A video that cannot be (fully) decoded. The message says what is wrong, for humans."""
 
     def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.reason = message
         self.source = source
         super().__init__(f"{message} ({source})" if source else message)
 
@@ -38,40 +52,83 @@ class VideoInfo:
     codec: str
     pix_fmt: str | None
     has_audio: bool
+    container: str = ""
+    frames: int = 0  # as declared by the container (0 = unknown, e.g. MKV/WebM)
+    bit_rate: int = 0
+    rotation: int = 0
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        return asdict(self)
+
+
+@dataclass
+class DecodeStats:
+    """What a decode did; filled in as frames stream (pass one to :func:`iter_frames`)."""
+
+    decoded: int = 0  # frames out of the decoder
+    kept: int = 0  # frames returned
+    seeks: int = 0
+    corrupt: int = 0  # frames FFmpeg flagged as concealed/damaged (kept)
+    end_pts_s: float = -1.0  # pts of the last decoded frame
+    partial: str | None = None  # why decoding stopped early, when allow_partial kept the rest
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """A sampled frame: ``image`` is uint8 RGB ``[H, W, 3]``; ``pts_s`` is seconds from stream start."""
+    """A sampled frame: ``image`` is uint8 RGB ``[H, W, 3]`` (None if not converted)."""
 
     index: int
     pts_s: float
-    image: np.ndarray
+    image: np.ndarray | None
+    segment: int = -1  # segments mode: which segment this frame belongs to
+    key_frame: bool = False
 
 
-def _open(source: str | os.PathLike[str]) -> av.container.InputContainer:
-    path = Path(source)
-    if path.exists() and path.is_file() and path.stat().st_size == 0:
-        raise VideoDecodeError("empty file (0 bytes)", source=str(source))
+def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = None):
+    desc = getattr(source, "name", None) or os.fspath(source) if not hasattr(source, "read") else "<stream>"
+    if not hasattr(source, "read"):
+        path = Path(os.fspath(source))
+        if "://" not in os.fspath(source) and path.is_file() and path.stat().st_size == 0:
+            raise VideoDecodeError("empty file (0 bytes)", source=desc)
     try:
-        return av.open(str(source), mode="r", metadata_errors="ignore")
+        opened, desc = open_source(source)
     except FileNotFoundError as e:
-        raise VideoDecodeError("file not found", source=str(source)) from e
+        raise VideoDecodeError("file not found", source=desc) from e
+    except Exception as e:  # fsspec / resolver errors: network, auth, 404 ...
+        raise VideoDecodeError(f"cannot open source: {type(e).__name__}: {e}", source=desc) from e
+    try:
+        kwargs = {"metadata_errors": "ignore"}
+        if timeout_s is not None and isinstance(opened, str) and "://" in opened:
+            kwargs["timeout"] = timeout_s
+        return av.open(opened, mode="r", **kwargs), desc
+    except FileNotFoundError as e:
+        raise VideoDecodeError("file not found", source=desc) from e
     except av.FFmpegError as e:
-        raise VideoDecodeError(f"not a readable video container: {e.strerror or e}", source=str(source)) from e
+        if hasattr(opened, "read") and _is_empty(opened):
+            raise VideoDecodeError("empty file (0 bytes)", source=desc) from e
+        raise VideoDecodeError(f"not a readable video container: {e.strerror or e}", source=desc) from e
 
 
-def _video_stream(container: av.container.InputContainer, source: str) -> av.VideoStream:
+def _is_empty(f) -> bool:
+    try:
+        f.seek(0)
+        return f.read(1) == b""
+    except Exception:
+        return False
+
+
+def _video_stream(container, source: str) -> av.VideoStream:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise VideoDecodeError(f"no video stream (streams found: {', '.join(kinds)})", source=source)
     return container.streams.video[0]
 
 
-def _duration_s(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+def _duration_s(container, stream) -> float:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
@@ -79,10 +136,22 @@ def _duration_s(container: av.container.InputContainer, stream: av.VideoStream) 
     return float("nan")
 
 
-def probe(source: str | os.PathLike[str]) -> VideoInfo:
+def _rotation(stream) -> int:
+    try:
+        for sd in stream.side_data or []:
+            rot = getattr(sd, "rotation", None)
+            if rot is not None:
+                return int(round(rot))
+    except Exception:
+        pass
+    return 0
+
+
+def probe(source, timeout_s: float | None = 30.0) -> VideoInfo:
     """Container-level facts without decoding pixels."""
-    with _open(source) as container:
-        stream = _video_stream(container, str(source))
+    container, desc = _open(source, timeout_s)
+    with container:
+        stream = _video_stream(container, desc)
         cc = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or Fraction(0)
         return VideoInfo(
@@ -93,83 +162,223 @@ def probe(source: str | os.PathLike[str]) -> VideoInfo:
             codec=cc.name,
             pix_fmt=cc.pix_fmt,
             has_audio=bool(container.streams.audio),
+            container=container.format.name,
+            frames=int(stream.frames or 0),
+            bit_rate=int(container.bit_rate or 0),
+            rotation=_rotation(stream),
         )
 
 
-def _scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     if width <= height:
         return short_side, max(1, round(height * short_side / width))
     return max(1, round(width * short_side / height)), short_side
 
 
-def _to_rgb(frame: av.VideoFrame, short_side: int) -> np.ndarray:
-    w, h = _scaled_size(frame.width, frame.height, short_side)
-    img = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+def to_rgb(frame: av.VideoFrame, short_side: int) -> np.ndarray:
+    """FFmpeg scales + converts to RGB in one pass; display rotation is applied after."""
+    w, h = scaled_size(frame.width, frame.height, short_side)
+    img = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="BILINEAR")
     rotation = getattr(frame, "rotation", 0) or 0  # display-matrix rotation, degrees counter-clockwise
     if rotation % 360:
         img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
     return img
 
 
+class _Reader:
+    """Presentation-order frames with their pts in seconds; can seek. Enforces the time budget."""
+
+    def __init__(self, container, stream, desc: str, stats: DecodeStats, budget_s: float | None, started: float):
+        self.container, self.stream, self.desc, self.stats = container, stream, desc, stats
+        self.tb = stream.time_base
+        self.start_pts = stream.start_time or 0
+        self.budget_s, self.started = budget_s, started
+        self._it = container.decode(stream)
+        self.last_pts_s = -math.inf
+        self.last_key_s: float | None = None
+        self.gop_s: float | None = None  # observed key-frame spacing
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[float, av.VideoFrame]:
+        while True:
+            if self.budget_s is not None and time.monotonic() - self.started > self.budget_s:
+                raise VideoDecodeError(
+                    f"decode time budget of {self.budget_s:g} s exceeded at {max(self.last_pts_s, 0):.1f} s",
+                    source=self.desc,
+                )
+            frame = next(self._it)  # StopIteration ends the stream; FFmpegError handled by caller
+            self.stats.decoded += 1
+            if frame.pts is None:
+                continue
+            if getattr(frame, "is_corrupt", False):
+                self.stats.corrupt += 1
+            pts_s = float((frame.pts - self.start_pts) * self.tb)
+            if frame.key_frame:
+                if self.last_key_s is not None and pts_s > self.last_key_s:
+                    gap = pts_s - self.last_key_s
+                    self.gop_s = gap if self.gop_s is None else max(self.gop_s, gap)
+                self.last_key_s = pts_s
+            if pts_s <= self.last_pts_s:  # duplicate / out-of-order timestamps: keep time monotonic
+                continue
+            self.last_pts_s = pts_s
+            self.stats.end_pts_s = pts_s
+            return pts_s, frame
+
+    def seek(self, t: float) -> None:
+        """Position before ``t``: the decoder restarts at the key frame at or before it."""
+        target = int(t / self.tb) + self.start_pts
+        self.container.seek(max(target, self.start_pts), stream=self.stream, backward=True, any_frame=False)
+        self._it = self.container.decode(self.stream)
+        self.last_pts_s = -math.inf
+        self.last_key_s = None  # key-frame spacing is only measured between consecutive key frames
+        self.stats.seeks += 1
+
+
+def _select_targets(reader: _Reader, plan: SamplingPlan, duration: float, tol: float, seek: str):
+    """Yield (frame, pts, segment) for each target; fps mode never yields a frame twice."""
+    targets = plan.targets(duration)
+    ti, n = 0, len(targets)
+    current: tuple[float, av.VideoFrame] | None = None  # the newest decoded frame not yet passed
+    dedup = plan.mode == "fps"
+    seeked_for = -1  # never seek twice for the same target
+    while ti < n:
+        t = targets[ti].time_s
+        if current is not None and current[0] + tol >= t:
+            pts, frame = current
+            yield frame, pts, targets[ti].segment
+            ti += 1
+            if dedup:
+                while ti < n and targets[ti].time_s <= pts + tol:
+                    ti += 1
+            continue
+        if seeked_for != ti and _should_seek(reader, current, t, tol, seek):
+            seeked_for = ti
+            reader.seek(t)
+            for _attempt in range(3):
+                try:
+                    current = next(reader)
+                except StopIteration:
+                    current = None
+                    break
+                if current[0] <= t + tol:
+                    break
+                # landed after the target (some HEVC seeks land late): go back further
+                reader.seek(max(0.0, t - max(reader.gop_s or 1.0, 1.0) * (2 + _attempt)))
+            else:
+                current = next(reader, None)
+            if current is None:
+                break
+            continue
+        try:
+            current = next(reader)
+        except StopIteration:
+            break
+    if plan.mode == "segments" and ti < n and current is not None:
+        # stream ended early inside the last segment: pad it with the last frame (fixed shape)
+        pts, frame = current
+        while ti < n and (targets[ti].segment == targets[ti - 1].segment if ti else True):
+            yield frame, pts, targets[ti].segment
+            ti += 1
+
+
+def _should_seek(reader: _Reader, current, t: float, tol: float, seek: str) -> bool:
+    if seek == "never":
+        return False
+    pos = current[0] if current is not None else reader.last_pts_s
+    if seek == "always":
+        return pos + tol < t
+    # auto: only when at least two GOPs would be decoded for nothing
+    gop = reader.gop_s if reader.gop_s is not None else 10.0
+    last_key = reader.last_key_s if reader.last_key_s is not None else pos
+    return t > max(pos, last_key) + 2.0 * gop and t - pos > 1.0
+
+
 def iter_frames(
-    source: str | os.PathLike[str],
+    source,
     plan: SamplingPlan,
     *,
     time_budget_s: float | None = 600.0,
     min_coverage: float = 0.8,
+    allow_partial: bool = False,
     threads: int = 0,
+    seek: str = "auto",
+    convert: bool = True,
+    stats: DecodeStats | None = None,
 ) -> Iterator[DecodedFrame]:
-    """Yield frames sampled every ``plan.step_s`` seconds of stream time.
+    """Yield the frames ``plan`` asks for, in time order (see the module docstring).
 
-    The frame for target time ``t`` is the first frame whose pts is at or after ``t`` (within half
-    a nominal frame). Raises :class:`VideoDecodeError` for unreadable input, decode errors, a
-    stream that ends well before its declared duration (truncation; the whole video fails rather
-    than silently storing a partial one), or when ``time_budget_s`` is exceeded. ``threads`` caps
-    FFmpeg's decoder threads (0 = FFmpeg's choice, one per core): many parallel decoders want 1-2.
+    ``seek``: ``auto`` (seek when the next sample is > 2 GOPs ahead), ``never`` or ``always``.
+    ``threads`` caps FFmpeg's decoder threads (0 = FFmpeg's choice); many parallel decoders want 1.
+    ``convert=False`` skips pixel conversion (timestamps only, e.g. ``vid-assets inspect``).
     """
-    src = str(source)
+    stats = stats if stats is not None else DecodeStats()
     started = time.monotonic()
-    with _open(source) as container:
-        stream = _video_stream(container, src)
+    container, desc = _open(source)
+    with container:
+        stream = _video_stream(container, desc)
         stream.thread_type = "AUTO"
         if threads:
             stream.codec_context.thread_count = threads
+        if plan.mode == "keyframes":
+            stream.codec_context.skip_frame = "NONKEY"  # ignored by some decoders (VP9): filtered below
         duration = _duration_s(container, stream)
-        tb = stream.time_base
-        start_pts = stream.start_time or 0
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
         tol = min(0.5 / rate, 0.5 * plan.step_s)
-        next_t = 0.0
-        emitted = 0
-        last_pts_s = -1.0
-        try:
-            for frame in container.decode(stream):
-                if time_budget_s is not None and time.monotonic() - started > time_budget_s:
-                    raise VideoDecodeError(
-                        f"decode time budget of {time_budget_s:.0f} s exceeded at {last_pts_s:.1f} s",
-                        source=src,
-                    )
-                if frame.pts is None:
-                    continue
-                pts_s = float((frame.pts - start_pts) * tb)
-                if pts_s <= last_pts_s:  # duplicate / out-of-order timestamps: keep time monotonic
-                    continue
-                last_pts_s = pts_s
-                if pts_s + tol < next_t:
-                    continue
-                yield DecodedFrame(index=emitted, pts_s=pts_s, image=_to_rgb(frame, plan.short_side))
-                emitted += 1
-                while next_t <= pts_s + tol:
-                    next_t += plan.step_s
-        except av.FFmpegError as e:
-            at = f" at {last_pts_s:.1f} s" if last_pts_s >= 0 else ""
-            raise VideoDecodeError(f"decode error{at}: {e.strerror or e}", source=src) from e
-    if emitted == 0:
-        raise VideoDecodeError("no decodable video frames", source=src)
-    if duration == duration and duration > 0:  # not NaN
-        frame_s = 1.0 / rate
-        end_s = last_pts_s + frame_s
-        if end_s < min_coverage * duration and duration - end_s > 1.0:
+        live = is_live(desc)
+        reader = _Reader(container, stream, desc, stats, time_budget_s, started)
+        if plan.uses_targets and not math.isfinite(duration):
             raise VideoDecodeError(
-                f"stream ends at {end_s:.1f} s of {duration:.1f} s (truncated or damaged)", source=src
+                "duration unknown (live or unindexed stream): use an every_n or keyframes plan", source=desc
             )
+        if not plan.uses_targets or live:
+            seek = "never"
+        start, end = plan.window(duration if math.isfinite(duration) else math.inf)
+
+        def raw():
+            if plan.uses_targets:
+                if start > 0 and seek != "never":
+                    reader.seek(start)
+                yield from _select_targets(reader, plan, duration, tol, seek)
+                return
+            if start > 0 and not live:
+                reader.seek(start)
+            i = 0
+            for pts, frame in reader:
+                if pts + tol < start:
+                    continue
+                if pts >= end:
+                    return
+                if plan.mode == "keyframes" and not frame.key_frame:
+                    continue
+                if plan.mode == "every_n" and i % plan.every_n_frames:
+                    i += 1
+                    continue
+                i += 1
+                yield frame, pts, -1
+
+        try:
+            for frame, pts, segment in raw():
+                image = to_rgb(frame, plan.short_side) if convert else None
+                yield DecodedFrame(stats.kept, pts, image, segment, bool(frame.key_frame))
+                stats.kept += 1
+        except av.FFmpegError as e:
+            at = f" at {stats.end_pts_s:.1f} s" if stats.end_pts_s >= 0 else ""
+            reason = f"decode error{at}: {e.strerror or e}"
+            if not allow_partial or stats.kept == 0:
+                raise VideoDecodeError(reason, source=desc) from e
+            stats.partial = reason
+        finally:
+            stats.seconds = time.monotonic() - started
+    if stats.kept == 0:
+        raise VideoDecodeError(
+            "no decodable video frames" + (" in the requested window" if start > 0 or plan.end_s else ""), source=desc
+        )
+    if math.isfinite(duration) and duration > 0 and not live and plan.end_s is None:
+        end_s = stats.end_pts_s + 1.0 / rate
+        if end_s < min_coverage * duration and duration - end_s > 1.0:
+            reason = f"stream ends at {end_s:.1f} s of {duration:.1f} s (truncated or damaged)"
+            if not allow_partial:
+                raise VideoDecodeError(reason, source=desc)
+            stats.partial = stats.partial or reason

@@ -41,7 +41,14 @@ class FeatureStoreResource(dg.ConfigurableResource):
 class SamplingResource(dg.ConfigurableResource):
     """Sampling plan and clip spec. Both are part of the data version of every downstream asset."""
 
-    fps: float = Field(default=2.0, gt=0, description="Frames sampled per second of video.")
+    mode: str = Field(default="fps", description="fps | every_n | segments | keyframes (see media/plan.py).")
+    fps: float = Field(default=2.0, gt=0, description="fps mode: frames sampled per second of video.")
+    every_n_frames: int = Field(default=1, ge=1, description="every_n mode: keep every n-th frame.")
+    segment_s: float = Field(default=5.0, gt=0, description="segments mode: segment length in seconds.")
+    frames_per_segment: int = Field(default=20, ge=1, description="segments mode: frames per segment.")
+    max_segments: int = Field(default=0, ge=0, description="segments mode: cap, spread uniformly (0 = all).")
+    start_s: float = Field(default=0.0, ge=0, description="Trim: start time.")
+    end_s: float = Field(default=0.0, ge=0, description="Trim: end time (0 = to the end).")
     short_side: int = Field(default=256, ge=16, description="FFmpeg scales frames to this short side.")
     frames_per_clip: int = Field(default=2, ge=1)
     stride: int = Field(default=2, ge=1, description="Sampled frames between clip starts.")
@@ -54,7 +61,17 @@ class SamplingResource(dg.ConfigurableResource):
 
     def config(self) -> PipelineConfig:
         return PipelineConfig(
-            plan=SamplingPlan(fps=self.fps, short_side=self.short_side),
+            plan=SamplingPlan(
+                mode=self.mode,
+                fps=self.fps,
+                every_n_frames=self.every_n_frames,
+                segment_s=self.segment_s,
+                frames_per_segment=self.frames_per_segment,
+                max_segments=self.max_segments or None,
+                start_s=self.start_s,
+                end_s=self.end_s or None,
+                short_side=self.short_side,
+            ),
             clip=ClipSpec(
                 frames_per_clip=self.frames_per_clip,
                 stride=self.stride,

@@ -197,6 +197,7 @@ class _Reader:
         self.last_pts_s = -math.inf
         self.last_key_s: float | None = None
         self.gop_s: float | None = None  # observed key-frame spacing
+        self.exhausted = False  # the stream ended (as opposed to: every sample was served)
 
     def __iter__(self):
         return self
@@ -208,7 +209,11 @@ class _Reader:
                     f"decode time budget of {self.budget_s:g} s exceeded at {max(self.last_pts_s, 0):.1f} s",
                     source=self.desc,
                 )
-            frame = next(self._it)  # StopIteration ends the stream; FFmpegError handled by caller
+            try:
+                frame = next(self._it)  # FFmpegError is handled by the caller
+            except StopIteration:
+                self.exhausted = True
+                raise
             self.stats.decoded += 1
             if frame.pts is None:
                 continue
@@ -233,6 +238,7 @@ class _Reader:
         self._it = self.container.decode(self.stream)
         self.last_pts_s = -math.inf
         self.last_key_s = None  # key-frame spacing is only measured between consecutive key frames
+        self.exhausted = False
         self.stats.seeks += 1
 
 
@@ -375,7 +381,7 @@ def iter_frames(
         raise VideoDecodeError(
             "no decodable video frames" + (" in the requested window" if start > 0 or plan.end_s else ""), source=desc
         )
-    if math.isfinite(duration) and duration > 0 and not live and plan.end_s is None:
+    if reader.exhausted and math.isfinite(duration) and duration > 0 and not live and plan.end_s is None:
         end_s = stats.end_pts_s + 1.0 / rate
         if end_s < min_coverage * duration and duration - end_s > 1.0:
             reason = f"stream ends at {end_s:.1f} s of {duration:.1f} s (truncated or damaged)"

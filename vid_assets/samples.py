@@ -44,6 +44,8 @@ def write_synthetic_video(
     seed: int = 0,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    gop: int | None = None,
+    preset: str | None = None,
 ) -> Path:
     """A moving-pattern video with real keyframes and pts, encoded by PyAV (deterministic per seed)."""
     path = Path(path)
@@ -56,7 +58,16 @@ def write_synthetic_video(
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        stream.options = {"g": str(fps)} if codec in ("libx264", "libx265") else {}
+        opts = {}
+        if codec in ("libx264", "libx265"):
+            opts["g"] = str(gop or fps)
+            if preset:
+                opts["preset"] = preset
+        elif gop:
+            stream.codec_context.gop_size = gop
+        if codec == "libvpx-vp9":
+            opts |= {"deadline": "realtime", "cpu-used": "8"}
+        stream.options = opts
         for i in range(int(seconds * fps)):
             shift = (i * 3) % w
             img = np.roll(base, shift, axis=1).copy()
@@ -64,6 +75,28 @@ def write_synthetic_video(
             disk = (xx - cx) ** 2 + (yy - cy) ** 2 < (min(w, h) // 6) ** 2
             img[disk] = (255 * ((i // fps) % 2), 128, 255 - 20 * (i % 12))
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def write_vfr_video(path: str | Path, times_s: list[float], size: tuple[int, int] = (96, 64)) -> Path:
+    """A variable-frame-rate H.264 mp4 whose frames sit exactly at ``times_s`` (ms precision)."""
+    from fractions import Fraction
+
+    path = Path(path)
+    w, h = size
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_s):
+            img = np.full((h, w, 3), (i * 37) % 256, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():

@@ -242,59 +242,79 @@ class _Reader:
         self.stats.seeks += 1
 
 
-def _select_targets(reader: _Reader, plan: SamplingPlan, duration: float, tol: float, seek: str):
-    """Yield (frame, pts, segment) for each target; fps mode never yields a frame twice."""
+def _select_targets(reader: _Reader, plan: SamplingPlan, duration: float, frame_s: float, seek: str):
+    """Yield ``(frame, pts, segment)`` per target: the frame *nearest* to each target time.
+
+    Needs one frame of look-ahead (the last frame before ``t`` and the first at/after it; ties go to
+    the later frame), which makes it exact for variable-frame-rate video without any tolerance.
+    fps mode never yields the same frame twice; segments mode may (fixed F frames per segment).
+    """
     targets = plan.targets(duration)
     ti, n = 0, len(targets)
-    current: tuple[float, av.VideoFrame] | None = None  # the newest decoded frame not yet passed
-    dedup = plan.mode == "fps"
+    prev: tuple[float, av.VideoFrame] | None = None  # newest frame before the current target
+    current: tuple[float, av.VideoFrame] | None = None  # newest decoded frame
+    last_yield = -math.inf
     seeked_for = -1  # never seek twice for the same target
+    dedup = plan.mode == "fps"
+
+    def emit(choice, segment):
+        nonlocal last_yield
+        if dedup and choice[0] == last_yield:
+            return None
+        last_yield = choice[0]
+        return choice[1], choice[0], segment
+
     while ti < n:
         t = targets[ti].time_s
-        if current is not None and current[0] + tol >= t:
-            pts, frame = current
-            yield frame, pts, targets[ti].segment
+        if current is not None and current[0] >= t:
+            near_prev = prev is not None and prev[0] < t and (t - prev[0]) < (current[0] - t)
+            out = emit(prev if near_prev else current, targets[ti].segment)
+            if out:
+                yield out
             ti += 1
-            if dedup:
-                while ti < n and targets[ti].time_s <= pts + tol:
-                    ti += 1
             continue
-        if seeked_for != ti and _should_seek(reader, current, t, tol, seek):
+        if seeked_for != ti and _should_seek(reader, current, t, frame_s, seek):
             seeked_for = ti
             reader.seek(t)
-            for _attempt in range(3):
+            prev = current = None
+            for attempt in range(3):
                 try:
                     current = next(reader)
                 except StopIteration:
                     current = None
                     break
-                if current[0] <= t + tol:
+                if current[0] <= t:
                     break
                 # landed after the target (some HEVC seeks land late): go back further
-                reader.seek(max(0.0, t - max(reader.gop_s or 1.0, 1.0) * (2 + _attempt)))
-            else:
-                current = next(reader, None)
+                reader.seek(max(0.0, t - max(reader.gop_s or 1.0, 1.0) * (2 + attempt)))
             if current is None:
                 break
             continue
         try:
-            current = next(reader)
+            nxt = next(reader)
         except StopIteration:
             break
-    if plan.mode == "segments" and ti < n and current is not None:
-        # stream ended early inside the last segment: pad it with the last frame (fixed shape)
-        pts, frame = current
-        while ti < n and (targets[ti].segment == targets[ti - 1].segment if ti else True):
-            yield frame, pts, targets[ti].segment
-            ti += 1
+        prev, current = current, nxt
+    # The stream ended before the remaining targets: a target within two frames of the last frame
+    # is still on screen (serve it); segments pad the rest of their segment; otherwise stop (the
+    # caller's coverage check reports truncation).
+    while ti < n and current is not None:
+        t, seg = targets[ti].time_s, targets[ti].segment
+        in_last = plan.mode == "segments" and ti > 0 and seg == targets[ti - 1].segment
+        if t - current[0] > 2 * frame_s and not in_last:
+            break
+        out = emit(current, seg)
+        if out:
+            yield out
+        ti += 1
 
 
-def _should_seek(reader: _Reader, current, t: float, tol: float, seek: str) -> bool:
+def _should_seek(reader: _Reader, current, t: float, frame_s: float, seek: str) -> bool:
     if seek == "never":
         return False
-    pos = current[0] if current is not None else reader.last_pts_s
+    pos = current[0] if current is not None else max(reader.last_pts_s, 0.0)
     if seek == "always":
-        return pos + tol < t
+        return current is None or pos + frame_s < t
     # auto: only when at least two GOPs would be decoded for nothing
     gop = reader.gop_s if reader.gop_s is not None else 10.0
     last_key = reader.last_key_s if reader.last_key_s is not None else pos
@@ -346,7 +366,7 @@ def iter_frames(
             if plan.uses_targets:
                 if start > 0 and seek != "never":
                     reader.seek(start)
-                yield from _select_targets(reader, plan, duration, tol, seek)
+                yield from _select_targets(reader, plan, duration, 1.0 / rate, seek)
                 return
             if start > 0 and not live:
                 reader.seek(start)

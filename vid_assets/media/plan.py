@@ -4,8 +4,8 @@ the features (reproducibility) and hashed into data versions.
 Modes:
 
 - ``fps``: one frame every ``1/fps`` seconds of stream time (e.g. 1 fps for DINOv2-style per-frame
-  features, 4 fps for dense ones). The frame for time ``t`` is the first frame whose pts is at or
-  after ``t`` (within half a source frame); a frame is never returned twice.
+  features, 4 fps for dense ones). The frame for time ``t`` is the frame whose pts is nearest to
+  ``t`` (ties: the later one); a frame is never returned twice.
 - ``every_n``: every ``every_n_frames``-th frame in presentation order (the old scripts' loop).
 - ``segments``: the video is cut into ``segment_s``-second segments and ``frames_per_segment``
   frames are taken uniformly inside each (``t = start + j * segment_s / F``); with

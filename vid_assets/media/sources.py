@@ -19,7 +19,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
 NATIVE_SCHEMES = frozenset({"rtmp", "rtmps", "rtsp", "rtsps", "srt", "udp", "tcp", "rtp", "mms"})
-FSSPEC_BLOCK = 1 << 20  # 1 MiB range reads
+FSSPEC_BLOCK = 1 << 18  # 256 KiB range reads
 
 
 @runtime_checkable
@@ -77,7 +77,9 @@ def open_source(source: str | os.PathLike[str] | IO[bytes]) -> tuple[Any, str]:
         return s, s
     import fsspec
 
-    return fsspec.open(s, "rb", block_size=FSSPEC_BLOCK).open(), s
+    # blockcache: each 256 KiB block is fetched once, whatever order FFmpeg reads in (mp4 indexes are
+    # often at the end, so the demuxer jumps head -> tail -> data).
+    return fsspec.open(s, "rb", block_size=FSSPEC_BLOCK, cache_type="blockcache").open(), s
 
 
 class YtDlpProcessor:

@@ -1,0 +1,287 @@
+"""The decode engine: plans, exact pts, seek == sequential, codecs/containers, damage, sources, CLI."""
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vid_assets.media import (
+    DecodeStats,
+    SamplingPlan,
+    VideoDecodeError,
+    iter_frames,
+    probe,
+    register_stream_processor,
+)
+from vid_assets.media.sources import unregister_stream_processor
+from vid_assets.samples import write_synthetic_video, write_vfr_video
+
+CODECS = [
+    ("h264.mp4", "libx264", "yuv420p", (160, 120)),
+    ("hevc.mkv", "libx265", "yuv420p", (160, 120)),
+    ("vp9.webm", "libvpx-vp9", "yuv420p", (160, 120)),
+    ("av1.mkv", "libsvtav1", "yuv420p", (160, 128)),
+    ("mjpeg.avi", "mjpeg", "yuvj420p", (160, 120)),
+    ("mpeg4.avi", "mpeg4", "yuv420p", (160, 120)),
+    ("h264_444_odd.mp4", "libx264", "yuv444p", (161, 97)),  # 4:4:4 and odd size
+    ("hevc_10bit.mp4", "libx265", "yuv420p10le", (160, 120)),  # 10-bit
+]
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """40 s, GOP 1 s: long enough for seeks to matter."""
+    return write_synthetic_video(tmp_path_factory.mktemp("long") / "long.mp4", seconds=40, fps=30, size=(128, 96))
+
+
+# -- plans ----------------------------------------------------------------------------------------------
+def test_plan_targets():
+    assert [t.time_s for t in SamplingPlan.at_fps(2).targets(2.4)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert [t.time_s for t in SamplingPlan.at_fps(1, start_s=3, end_s=6).targets(10)] == [3.0, 4.0, 5.0]
+    seg = SamplingPlan.segments(5, 4).targets(12.0)  # 2 full segments; the 2 s tail is not sampled
+    assert [(t.segment, t.time_s) for t in seg] == [
+        (0, 0),
+        (0, 1.25),
+        (0, 2.5),
+        (0, 3.75),
+        (1, 5),
+        (1, 6.25),
+        (1, 7.5),
+        (1, 8.75),
+    ]
+    spread = SamplingPlan.segments(1, 1, max_segments=3).targets(100.0)  # 100 segments -> 3, uniform
+    assert [t.segment for t in spread] == [0, 50, 99]
+    short = SamplingPlan.segments(5, 4).targets(2.0)  # shorter than one segment: one short segment
+    assert [t.time_s for t in short] == [0.0, 0.5, 1.0, 1.5]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        SamplingPlan(mode="random")
+    assert SamplingPlan.from_dict(SamplingPlan.segments(5, 20, 8).to_dict()) == SamplingPlan.segments(5, 20, 8)
+
+
+# -- exact timestamps -------------------------------------------------------------------------------------
+def test_variable_frame_rate_uses_real_pts(tmp_path):
+    times = [0.0, 0.1, 0.15, 0.9, 1.0, 2.2, 2.25, 2.3]
+    p = write_vfr_video(tmp_path / "vfr.mp4", times)
+    every = [f.pts_s for f in iter_frames(p, SamplingPlan.every_n(1))]
+    assert every == pytest.approx(times[: len(every)], abs=1e-6) and len(every) >= 7
+    # nearest frame to 0, .5, 1, 1.5, 2 -> 0, .15, 1.0, (1.0 again: skipped), 2.2
+    assert [f.pts_s for f in iter_frames(p, SamplingPlan.at_fps(2))] == pytest.approx([0.0, 0.15, 1.0, 2.2])
+    seg = list(iter_frames(p, SamplingPlan.segments(1.0, 4)))
+    assert [f.segment for f in seg] == [0, 0, 0, 0, 1, 1, 1, 1]  # fixed F frames per segment (repeats allowed)
+
+
+def test_every_n_keyframes_and_trim(long_video):
+    every = list(iter_frames(long_video, SamplingPlan.every_n(30, short_side=32)))
+    assert len(every) == 40 and every[1].pts_s == pytest.approx(1.0)
+    keys = list(iter_frames(long_video, SamplingPlan.keyframes(short_side=32)))
+    assert all(f.key_frame for f in keys) and len(keys) >= 40
+    trimmed = [f.pts_s for f in iter_frames(long_video, SamplingPlan.at_fps(1, start_s=10, end_s=13))]
+    assert trimmed == pytest.approx([10.0, 11.0, 12.0])
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [SamplingPlan.at_fps(0.25), SamplingPlan.at_fps(3), SamplingPlan.segments(4, 5, max_segments=3)],
+    ids=["sparse", "dense", "segments"],
+)
+def test_seek_path_returns_exactly_the_sequential_frames(long_video, plan):
+    runs = {}
+    for mode in ("never", "auto", "always"):
+        stats = DecodeStats()
+        runs[mode] = (list(iter_frames(long_video, plan, seek=mode, stats=stats)), stats)
+    base = runs["never"][0]
+    for mode in ("auto", "always"):
+        frames = runs[mode][0]
+        assert [f.pts_s for f in frames] == [f.pts_s for f in base]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, base, strict=True))
+    assert runs["never"][1].seeks == 0 and runs["always"][1].seeks > 0
+    if plan.mode == "fps" and plan.fps < 1:  # sparse: auto seeks and decodes far fewer frames
+        assert runs["auto"][1].seeks > 0 and runs["auto"][1].decoded < runs["never"][1].decoded / 5
+
+
+# -- real-world formats -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "codec", "pix_fmt", "size"), CODECS, ids=[c[0] for c in CODECS])
+def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):
+    p = write_synthetic_video(tmp_path / name, seconds=2, fps=24, size=size, codec=codec, pix_fmt=pix_fmt)
+    info = probe(p)
+    assert info.pix_fmt == pix_fmt and (info.width, info.height) == size
+    frames = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64)))
+    assert [f.pts_s for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=1 / 48)
+    assert frames[0].image.dtype == np.uint8 and min(frames[0].image.shape[:2]) == 64
+    seeked = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64), seek="always"))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, seeked, strict=True))
+
+
+def test_rotation_metadata_is_applied(tmp_path):
+    import av
+
+    src = write_synthetic_video(tmp_path / "src.mp4", seconds=1, fps=10, size=(160, 96))
+    rotated = tmp_path / "rotated.mp4"
+    with av.open(str(src)) as inp, av.open(str(rotated), "w") as out:
+        s_in = inp.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        s_out.metadata["rotate"] = "90"  # the mp4 muxer turns this into a display matrix where supported
+        for packet in inp.demux(s_in):
+            if packet.dts is not None:
+                packet.stream = s_out
+                out.mux(packet)
+    frame = next(iter_frames(rotated, SamplingPlan.at_fps(1, short_side=48)))
+    if probe(rotated).rotation == 0 and frame.image.shape[:2] == (48, 80):
+        pytest.skip("this PyAV/FFmpeg build cannot write display-matrix rotation")
+    assert frame.image.shape[:2] == (80, 48)  # portrait after rotation
+
+
+# -- bad and damaged inputs -----------------------------------------------------------------------------------
+def test_corrupted_middle(tmp_path):
+    """mp4: a hard decode error fails the video, with where; mkv: FFmpeg conceals, frames are counted."""
+    results = {}
+    for ext in ("mp4", "mkv"):
+        p = write_synthetic_video(tmp_path / f"src.{ext}", seconds=6, fps=24, size=(160, 120), seed=4)
+        data = bytearray(p.read_bytes())
+        n = len(data)
+        data[n // 3 : n // 3 + 3000] = np.random.default_rng(0).integers(0, 255, 3000, dtype=np.uint8).tobytes()
+        bad = tmp_path / f"bad.{ext}"
+        bad.write_bytes(bytes(data))
+        stats = DecodeStats()
+        try:
+            results[ext] = len(list(iter_frames(bad, SamplingPlan.at_fps(2), stats=stats))), stats
+        except VideoDecodeError as e:
+            results[ext] = e, stats
+    err, _ = results["mp4"]
+    assert isinstance(err, VideoDecodeError) and "decode error at" in str(err)
+    kept, stats = results["mkv"]
+    assert 10 <= kept <= 12 and stats.corrupt >= 1
+    # allow_partial keeps what decoded and records why it stopped
+    stats = DecodeStats()
+    part = list(iter_frames(tmp_path / "bad.mp4", SamplingPlan.at_fps(2), allow_partial=True, stats=stats))
+    assert 0 < len(part) < 12 and stats.partial.startswith("decode error at")
+
+
+def test_time_budget_stops_a_slow_decode(long_video):
+    with pytest.raises(VideoDecodeError, match="decode time budget of 0.01 s exceeded"):
+        list(iter_frames(long_video, SamplingPlan.every_n(1), time_budget_s=0.01))
+
+
+# -- sources ------------------------------------------------------------------------------------------------
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files with HTTP Range support; counts the bytes it sends."""
+
+    sent = 0
+
+    def log_message(self, *a):
+        pass
+
+    def do_HEAD(self):
+        self._serve(head=True)
+
+    def do_GET(self):
+        self._serve(head=False)
+
+    def _serve(self, head):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        size = path.stat().st_size
+        start, end = 0, size - 1
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start = int(a) if a else size - int(b)
+            end = int(b) if a and b else size - 1
+            end = min(end, size - 1)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        else:
+            self.send_response(200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        if not head:
+            with path.open("rb") as f:
+                f.seek(start)
+                chunk = f.read(end - start + 1)
+            type(self).sent += len(chunk)
+            self.wfile.write(chunk)
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+
+    def handler(*a, **kw):
+        return _RangeHandler(*a, directory=str(root), **kw)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _RangeHandler.sent = 0
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_source_uses_range_reads_not_a_full_download(http_root):
+    root, base = http_root
+    # big enough that reading it all would show: 60 s of noisy video
+    src = write_synthetic_video(root / "remote.mp4", seconds=60, fps=30, size=(320, 240), seed=9)
+    size = src.stat().st_size
+    local = [f.pts_s for f in iter_frames(src, SamplingPlan.at_fps(1, start_s=50, end_s=53))]
+    remote = list(iter_frames(f"{base}/remote.mp4", SamplingPlan.at_fps(1, start_s=50, end_s=53)))
+    assert [f.pts_s for f in remote] == local == pytest.approx([50.0, 51.0, 52.0])
+    assert 0 < _RangeHandler.sent < size / 2, (_RangeHandler.sent, size)
+    assert probe(f"{base}/remote.mp4").duration_s == pytest.approx(60.0, abs=0.1)
+    with pytest.raises(VideoDecodeError, match="file not found"):
+        probe(f"{base}/missing.mp4")
+
+
+def test_fsspec_memory_filesystem(media_dir):
+    import fsspec
+
+    with fsspec.open("memory://bucket/clip.mp4", "wb") as f:
+        f.write((media_dir / "clip_a.mp4").read_bytes())
+    frames = list(iter_frames("memory://bucket/clip.mp4", SamplingPlan.at_fps(2, short_side=32)))
+    assert len(frames) == 6
+
+
+def test_stream_processor_plugs_in(media_dir):
+    class LocalResolver:
+        name = "test-catalog"
+
+        def matches(self, url):
+            return url.startswith("catalog://")
+
+        def resolve(self, url):
+            return str(media_dir / url.removeprefix("catalog://"))
+
+    register_stream_processor(LocalResolver())
+    try:
+        assert len(list(iter_frames("catalog://clip_b.mp4", SamplingPlan.at_fps(2, short_side=32)))) == 5
+    finally:
+        unregister_stream_processor("test-catalog")
+    with pytest.raises(TypeError):
+        register_stream_processor(object())
+
+
+# -- inspect CLI -------------------------------------------------------------------------------------------
+def _cli(*args):
+    exe = Path(sys.executable).parent / "vid-assets"
+    return subprocess.run([exe, "inspect", *map(str, args)], capture_output=True, text=True, timeout=60, env=os.environ)
+
+
+def test_inspect_cli_json_and_errors(long_video, media_dir):
+    ok = _cli(long_video, "--segments", "10", "--frames", "2", "--json")
+    assert ok.returncode == 0, ok.stderr
+    out = json.loads(ok.stdout)
+    assert out["codec"] == "h264" and out["duration_s"] == pytest.approx(40.0)
+    assert out["timestamps"] == pytest.approx([0, 5, 10, 15, 20, 25, 30, 35])
+    assert _cli(long_video, "--fps", "0.5").stdout.count("timestamps") == 1
+    bad = _cli(media_dir / "not_a_video.mp4")
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]  # one line
+    assert bad.stderr.startswith("error: not a readable video container")

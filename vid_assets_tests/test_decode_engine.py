@@ -285,3 +285,35 @@ def test_inspect_cli_json_and_errors(long_video, media_dir):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]  # one line
     assert bad.stderr.startswith("error: not a readable video container")
+
+
+def test_live_tcp_stream_opens_natively_in_ffmpeg(tmp_path):
+    """A live MPEG-TS stream over TCP (as from `ffmpeg ... -f mpegts tcp://`): no duration, no seeking."""
+    import socket
+
+    import av
+
+    src = write_synthetic_video(tmp_path / "src.mp4", seconds=3, fps=24, size=(128, 96), seed=5)
+    ts = tmp_path / "live.ts"
+    with av.open(str(src)) as inp, av.open(str(ts), "w", format="mpegts") as out:
+        s_out = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = s_out
+                out.mux(packet)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(ts.read_bytes())
+
+    threading.Thread(target=serve, daemon=True).start()
+    frames = list(iter_frames(f"tcp://127.0.0.1:{port}", SamplingPlan.every_n(24, short_side=32)))
+    assert len(frames) == 3
+    assert [round(f.pts_s, 2) for f in frames] == [0.0, 1.0, 2.0]
+    with pytest.raises(VideoDecodeError, match="duration unknown"):
+        list(iter_frames(f"tcp://127.0.0.1:{port}", SamplingPlan.at_fps(1), time_budget_s=5))
+    server.close()

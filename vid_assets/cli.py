@@ -45,6 +45,26 @@ def summary():
 
 
 @app.command()
+def export(
+    npy: Annotated[Path | None, typer.Option(help="Write <video_id>.npy float32 [clips, D] files here.")] = None,
+    failed: Annotated[Path | None, typer.Option(help="Write the failed-videos report (JSON) here.")] = None,
+):
+    """Exports for the old scripts: per-video .npy features and failed_videos.json."""
+    from vid_assets.definitions import defs
+    from vid_assets.store.exports import export_npy, failed_report
+
+    if npy is None and failed is None:
+        typer.echo("error: nothing to do (use --npy DIR and/or --failed FILE)", err=True)
+        raise typer.Exit(2)
+    if npy is not None:
+        paths = export_npy(defs.resources["feature_store"].store(), npy)
+        typer.echo(f"{len(paths)} .npy files in {npy}")
+    if failed is not None:
+        report = failed_report(defs.resources["workspace"].catalog(), failed)
+        typer.echo(f"{len(report)} failed videos in {failed}")
+
+
+@app.command()
 def inspect(
     source: Annotated[str, typer.Argument(help="A video path or URL (http(s)://, s3://, hf://, rtmp://, ...).")],
     fps: Annotated[float | None, typer.Option(help="Sample F frames per second.")] = None,

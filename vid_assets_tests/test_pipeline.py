@@ -131,3 +131,18 @@ def test_caption_is_embedded_once_per_video(run):
     assert a.attrs["caption"] == "a red ball bouncing over a mosaic"
     assert a.attrs["text_model"]["id"].startswith("sentence-transformers/all-MiniLM-L6-v2@")
     assert b.caption_embedding is None and "caption" not in b.attrs
+
+
+def test_training_view_and_failed_report(run):
+    from vid_assets.loader import ClipDataset, VideoDataset
+
+    result = run["defs"].resolve_job_def("build_training_view").execute_in_process(instance=run["instance"])
+    assert result.success
+    meta = run["instance"].get_latest_materialization_event(dg.AssetKey("training_view")).asset_materialization.metadata
+    assert meta["num_videos"].value == 2 and meta["num_rows"].value == 6
+    path = run["defs"].resources["feature_store"].training_view_path()
+    assert len(VideoDataset(path)) == 2
+    assert sum(len(b["index"]) for b in ClipDataset(path, batch_size=4)) == 6
+    report = run["defs"].resources["workspace"].catalog().failures()
+    assert [r["id"] for r in report] == [run["keys"]["broken.mp4"]]
+    assert report[0]["error_class"] == "VideoDecodeError" and "not a readable video container" in report[0]["message"]

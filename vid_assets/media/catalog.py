@@ -56,6 +56,33 @@ class VideoCatalog:
                 "register the file first (sensor, `vid-assets register`, or the demo)"
             ) from None
 
+    # -- failures (a failed-videos report, and quarantine) -----------------------------------------
+    def record_failure(self, key: str, error_class: str, message: str) -> dict:
+        import datetime as dt
+
+        try:
+            source = self.get(key).uri
+        except KeyError:
+            source = ""
+        rec = {
+            "id": key,
+            "source": source,
+            "error_class": error_class,
+            "message": message,
+            "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        self._write(self.root / "failures" / f"{key}.json", json.dumps(rec))
+        return rec
+
+    def clear_failure(self, key: str) -> None:
+        (self.root / "failures" / f"{key}.json").unlink(missing_ok=True)
+
+    def failures(self) -> list[dict]:
+        folder = self.root / "failures"
+        if not folder.is_dir():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
     def keys(self) -> list[str]:
         if not self.root.is_dir():
             return []

@@ -4,6 +4,8 @@ Each asset calls one function in ``vid_assets.stages`` and reports what it did a
 moves between them through the artifact store (``deps=``), never through pickles.
 """
 
+import time
+
 import dagster as dg
 
 from vid_assets import stages
@@ -44,17 +46,21 @@ def _meta(d: dict) -> dict:
 def decoded_frames(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
 ) -> dg.MaterializeResult:
-    ref = workspace.catalog().get(context.partition_key)
+    catalog = workspace.catalog()
+    ref = catalog.get(context.partition_key)
     cfg = sampling.config()
     try:
         meta = stages.decode_video(ref, cfg.plan, workspace.artifacts(), sampling.decode_time_budget_s)
     except VideoDecodeError as e:
-        # A bad video is not transient: fail this partition with the reason, do not retry.
+        # A bad video is not transient: fail this partition with the reason, do not retry, and
+        # record it for the failed-videos report.
+        catalog.record_failure(context.partition_key, type(e).__name__, str(e))
         raise dg.Failure(
             description=f"VideoDecodeError: {e}",
             metadata={"source": ref.uri, "error_class": type(e).__name__, "reason": str(e)},
             allow_retries=False,
         ) from e
+    catalog.clear_failure(context.partition_key)
     return dg.MaterializeResult(metadata=_meta({"source": ref.uri, **meta}))
 
 
@@ -112,10 +118,46 @@ def stored_features(
     return dg.MaterializeResult(metadata=_meta(meta))
 
 
+@dg.asset(
+    group_name=GROUP,
+    deps=[stored_features],
+    kinds={"zarr"},
+    code_version="1",
+    description="All stored videos as flat, chunk-aligned arrays for training (incremental append).",
+)
+def training_view(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+    from vid_assets.store.training import update_training_view
+
+    t0 = time.perf_counter()
+    store = feature_store.store()
+    result = update_training_view(store, feature_store.training_view_path(), chunk_rows=feature_store.train_chunk_rows)
+    return dg.MaterializeResult(
+        metadata=_meta(
+            {
+                "mode": result["mode"],
+                "videos_added": len(result["added"]),
+                "videos_changed": len(result["changed"]),
+                "videos_removed": len(result["removed"]),
+                "num_rows": result["num_rows"],
+                "num_videos": result["num_videos"],
+                "feature_shape": result["feature_shape"] or [],
+                "view_path": feature_store.training_view_path(),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    )
+
+
 video_assets = [decoded_frames, clip_tensors, clip_embeddings, stored_features]
 
 embed_videos_job = dg.define_asset_job(
     "embed_videos",
     selection=dg.AssetSelection.assets(*video_assets),
     description="Decode, clip, embed and store one video partition.",
+)
+
+training_view_job = dg.define_asset_job(
+    "build_training_view",
+    selection=dg.AssetSelection.assets(training_view),
+    description="Append newly stored videos to the training view (rebuilds only when a video changed).",
 )

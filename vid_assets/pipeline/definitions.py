@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from vid_assets.pipeline.assets import embed_videos_job, video_assets
+from vid_assets.pipeline.assets import embed_videos_job, training_view, training_view_job, video_assets
 from vid_assets.pipeline.resources import (
     ExtractorResource,
     FeatureStoreResource,
@@ -26,8 +26,8 @@ def build_definitions(
     workspace = WorkspaceResource(work_dir=work_dir) if work_dir else WorkspaceResource()
     store = FeatureStoreResource(root=store_dir) if store_dir else FeatureStoreResource()
     return dg.Definitions(
-        assets=video_assets,
-        jobs=[embed_videos_job],
+        assets=[*video_assets, training_view],
+        jobs=[embed_videos_job, training_view_job],
         sensors=[build_videos_sensor(videos_dir)],
         resources={
             "workspace": workspace,

@@ -34,8 +34,13 @@ class FeatureStoreResource(dg.ConfigurableResource):
     compression_level: int = Field(default=5, ge=0, le=9, description="Blosc zstd level.")
     chunk_clips: int = Field(default=256, ge=1, description="Clips per chunk along axis 0.")
 
+    train_chunk_rows: int = Field(default=1024, ge=1, description="Training view rows per chunk (~ a batch).")
+
     def store(self) -> FeatureStore:
         return FeatureStore(self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips)
+
+    def training_view_path(self) -> str:
+        return str(Path(self.root).with_name(Path(self.root).stem + "_training.zarr"))
 
 
 class SamplingResource(dg.ConfigurableResource):

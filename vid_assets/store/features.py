@@ -18,7 +18,7 @@ A video group appears in one directory rename when complete (see ``store.atomic`
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +130,9 @@ class FeatureStore:
                     "num_clips": int(n),
                     "feature_shape": list(features.shape),
                     "feature_dtype": "float16",
-                    "written_at": dt.datetime.now(dt.UTC).isoformat(),
+                    # content digest (not a timestamp): re-materializing the same video writes
+                    # identical bytes, and the training view can tell changed videos apart
+                    "features_sha256": hashlib.sha256(arrays["features"].tobytes()).hexdigest()[:16],
                     "versions": library_versions(),
                 }
             )

@@ -1,0 +1,153 @@
+"""Train straight from the store: PyTorch datasets over a training view (or any Zarr array).
+
+``ClipDataset`` reads whole chunks (one decompression per chunk, not per sample), shuffles the
+chunk order per epoch, mixes rows across a small buffer of chunks, and yields ready batches, so a
+``DataLoader(ds, batch_size=None, num_workers=..., pin_memory=True)`` runs at disk/decompression
+speed. Workers split the chunks between them; every row appears exactly once per epoch.
+``VideoDataset`` gives one item per video (all its clips, timestamps, caption embedding).
+
+Both open local paths and any fsspec URL (``s3://``, ``hf://`` through huggingface_hub's
+filesystem, ``http://``, ``memory://``), via zarr's ``FsspecStore``.
+
+Switching a training script from decoding videos to the store::
+
+    # before: for path in videos: frames = decode(path); x = model(frames) ...
+    from torch.utils.data import DataLoader
+    from vid_assets.loader import ClipDataset
+    ds = ClipDataset("data/training_view.zarr", batch_size=256, shuffle=True)
+    for epoch in range(E):
+        ds.set_epoch(epoch)
+        for batch in DataLoader(ds, batch_size=None, num_workers=4, pin_memory=True):
+            x, video, t = batch["features"], batch["video"], batch["timestamps"]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+
+def open_group(location: str | os.PathLike[str], storage_options: dict | None = None) -> zarr.Group:
+    """Read-only Zarr group from a local path or an fsspec URL."""
+    loc = os.fspath(location)
+    if "://" in loc and not loc.startswith("file://"):
+        store = zarr.storage.FsspecStore.from_url(loc, read_only=True, storage_options=storage_options or {})
+    else:
+        store = zarr.storage.LocalStore(loc.removeprefix("file://"), read_only=True)
+    return zarr.open_group(store=store, mode="r")
+
+
+class ClipDataset(IterableDataset):
+    """Batches of rows of ``array`` (default ``features``), chunk-aligned and shuffled.
+
+    Yields dicts: ``features`` tensor ``[b, ...]``, ``index`` (row numbers) and, when the group has
+    them, ``video`` (``segment_to_video``) and ``timestamps``. ``shuffle_buffer`` chunks are mixed
+    at a time (rows from different chunks land in one batch); ``drop_last`` drops a short final batch.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        array: str = "features",
+        batch_size: int = 64,
+        shuffle: bool = True,
+        shuffle_buffer: int = 4,
+        seed: int = 0,
+        drop_last: bool = False,
+        storage_options: dict | None = None,
+    ) -> None:
+        self.location, self.array_name, self.storage_options = location, array, storage_options
+        self.batch_size, self.shuffle, self.shuffle_buffer = batch_size, shuffle, max(1, shuffle_buffer)
+        self.seed, self.drop_last, self.epoch = seed, drop_last, 0
+        g = open_group(location, storage_options)
+        arr = g[array]
+        self.num_rows = int(g.attrs.get("num_rows", arr.shape[0]))  # honour the commit marker
+        self.chunk_rows = int(arr.chunks[0])
+        self.has_meta = "segment_to_video" in g.array_keys() and "timestamps" in g.array_keys()
+        self._group: zarr.Group | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = self.num_rows / self.batch_size
+        return int(n) if self.drop_last else math.ceil(n)
+
+    def _chunks(self) -> list[int]:
+        n = math.ceil(self.num_rows / self.chunk_rows)
+        order = np.arange(n)
+        if self.shuffle:
+            np.random.default_rng((self.seed, self.epoch)).shuffle(order)
+        info = get_worker_info()
+        if info is not None:
+            order = order[info.id :: info.num_workers]
+        return order.tolist()
+
+    def _read(self, c: int) -> dict[str, np.ndarray]:
+        g = self._group
+        lo, hi = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self.num_rows)
+        out = {"features": g[self.array_name][lo:hi], "index": np.arange(lo, hi)}
+        if self.has_meta:
+            out["video"] = g["segment_to_video"][lo:hi]
+            out["timestamps"] = g["timestamps"][lo:hi]
+        return out
+
+    def __iter__(self):
+        if self._group is None:  # opened lazily, once per worker process
+            self._group = open_group(self.location, self.storage_options)
+        info = get_worker_info()
+        rng = np.random.default_rng((self.seed, self.epoch, info.id if info else 0))
+        chunks = self._chunks()
+        carry: dict[str, np.ndarray] | None = None
+        for start in range(0, len(chunks), self.shuffle_buffer):
+            parts = [self._read(c) for c in chunks[start : start + self.shuffle_buffer]]
+            if carry is not None:
+                parts.insert(0, carry)
+            pool = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            if self.shuffle:
+                perm = rng.permutation(len(pool["index"]))
+                pool = {k: v[perm] for k, v in pool.items()}
+            n = len(pool["index"])
+            full = n - n % self.batch_size
+            for i in range(0, full, self.batch_size):
+                yield {k: torch.from_numpy(v[i : i + self.batch_size]) for k, v in pool.items()}
+            carry = {k: v[full:] for k, v in pool.items()} if full < n else None
+        if carry is not None and not self.drop_last:
+            yield {k: torch.from_numpy(v) for k, v in carry.items()}
+
+
+class VideoDataset(Dataset):
+    """One item per video of a training view: all its clips, their timestamps, its caption."""
+
+    def __init__(self, location: str | os.PathLike[str], storage_options: dict | None = None) -> None:
+        from vid_assets.store.training import read_videos_table
+
+        self.location, self.storage_options = location, storage_options
+        g = open_group(location, storage_options)
+        self.table = read_videos_table(g)
+        self._group: zarr.Group | None = None
+
+    def __len__(self) -> int:
+        return len(self.table["id"])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self._group is None:
+            self._group = open_group(self.location, self.storage_options)
+        g, t = self._group, self.table
+        lo = int(t["row_start"][i])
+        hi = lo + int(t["row_count"][i])
+        item = {
+            "video_id": str(t["id"][i]),
+            "features": torch.from_numpy(g["features"][lo:hi]),
+            "timestamps": torch.from_numpy(g["timestamps"][lo:hi]),
+        }
+        if "caption_embedding" in t and bool(t["has_caption"][i]):
+            item["caption_embedding"] = torch.from_numpy(np.asarray(t["caption_embedding"][i]))
+        return item

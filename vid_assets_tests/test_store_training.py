@@ -1,0 +1,246 @@
+"""Feature store guarantees, the training view, exports and the loader."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from vid_assets.loader import ClipDataset, VideoDataset
+from vid_assets.media import VideoCatalog, VideoRef
+from vid_assets.store import FeatureStore
+from vid_assets.store.exports import export_npy, failed_report
+from vid_assets.store.training import read_videos_table, update_training_view
+
+
+def _write(store: FeatureStore, vid: str, n: int, seed: int, caption=False, dim=8):
+    rng = np.random.default_rng(seed)
+    store.write_video(
+        vid,
+        features=rng.standard_normal((n, 1, dim)).astype(np.float32),
+        timestamps=np.stack([np.arange(n), np.arange(n) + 1.0], axis=1).astype(np.float64),
+        frame_times=np.arange(n, dtype=np.float64)[:, None],
+        attrs={
+            "source": f"/videos/{vid}.mp4",
+            "content_hash": f"h{seed}",
+            "duration_s": float(n),
+            "extractor": "test@1",
+            "sampling_plan": {"mode": "fps", "fps": 1.0},
+        },
+        caption_embedding=rng.standard_normal(4).astype(np.float16) if caption else None,
+    )
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# -- store --------------------------------------------------------------------------------------------
+def test_rematerializing_writes_identical_bytes(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr")
+    _write(store, "v", 30, seed=1)
+    before = _files(store.video_path("v"))
+    _write(store, "v", 30, seed=1)
+    assert _files(store.video_path("v")) == before
+
+
+def _slow_writer(root: str, started) -> None:
+    store = FeatureStore(root, compression_level=9)
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((400_000, 1, 64)).astype(np.float32)  # ~50 MB float16: takes a while
+    started.set()
+    store.write_video(
+        "v", features=feats, timestamps=np.zeros((len(feats), 2)), frame_times=np.zeros((len(feats), 1)), attrs={}
+    )
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-video", "replacing"])
+def test_killed_writer_leaves_old_version_or_nothing(tmp_path, existing):
+    root = tmp_path / "s.zarr"
+    store = FeatureStore(root)
+    if existing:
+        _write(store, "v", 5, seed=3)
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    proc = ctx.Process(target=_slow_writer, args=(str(root), started))
+    proc.start()
+    assert started.wait(60)
+    time.sleep(0.5)  # mid-write
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    assert proc.exitcode == -signal.SIGKILL
+    staged = list((root / ".staging").iterdir())
+    assert staged, "the writer should have died while staging"
+    if existing:
+        assert store.list_videos() == ["v"]
+        v = store.read_video("v")
+        assert v.num_clips == 5 and v.attrs["content_hash"] == "h3"  # the old version, intact
+    else:
+        assert store.list_videos() == []
+
+
+def _parallel_writer(root: str, vid: str, seed: int) -> None:
+    _write(FeatureStore(root), vid, 50 + seed, seed)
+
+
+def test_parallel_writers_never_corrupt_the_store(tmp_path):
+    root = tmp_path / "s.zarr"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_parallel_writer, args=(str(root), f"v{i}", i)) for i in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = FeatureStore(root)
+    assert store.list_videos() == [f"v{i}" for i in range(6)]
+    for i in range(6):
+        expected = np.random.default_rng(i).standard_normal((50 + i, 1, 8)).astype(np.float16)
+        np.testing.assert_array_equal(store.read_video(f"v{i}").features, expected)
+
+
+# -- training view --------------------------------------------------------------------------------------
+def test_training_view_appends_incrementally_and_rebuilds_on_change(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr")
+    view = tmp_path / "view.zarr"
+    for i, n in enumerate([5, 3, 6]):
+        _write(store, f"v{i}", n, seed=i, caption=(i == 1))
+    r = update_training_view(store, view, chunk_rows=4)
+    assert r["mode"] == "rebuild" and r["num_rows"] == 14 and r["num_videos"] == 3
+    first_chunks = {k: v for k, v in _files(view / "features").items()}
+    mtimes = {p: p.stat().st_mtime_ns for p in (view / "features" / "c").rglob("*") if p.is_file()}
+
+    _write(store, "v3", 7, seed=3)
+    _write(store, "v4", 2, seed=4)
+    r = update_training_view(store, view, chunk_rows=4)
+    assert r["mode"] == "append" and r["added"] == ["v3", "v4"] and r["num_rows"] == 23
+    # only the last partial chunk (rows 12-15) was rewritten; full chunks 0-2 are untouched
+    for p, m in mtimes.items():
+        if p.relative_to(view / "features" / "c").parts[0] != "3":
+            assert (
+                p.stat().st_mtime_ns == m
+                and _files(view / "features")[str(p.relative_to(view / "features"))]
+                == first_chunks[str(p.relative_to(view / "features"))]
+            )
+
+    from vid_assets.loader import open_group
+
+    g = open_group(view)
+    table = read_videos_table(g)
+    assert table["id"].tolist() == ["v0", "v1", "v2", "v3", "v4"]
+    assert table["row_start"].tolist() == [0, 5, 8, 14, 21] and table["row_count"].tolist() == [5, 3, 6, 7, 2]
+    assert table["has_caption"].tolist() == [False, True, False, False, False]
+    s2v = g["segment_to_video"][:]
+    for i, vid in enumerate(table["id"]):
+        lo, n = table["row_start"][i], table["row_count"][i]
+        assert (s2v[lo : lo + n] == i).all()
+        np.testing.assert_array_equal(g["features"][lo : lo + n], store.read_video(str(vid)).features)
+        np.testing.assert_array_equal(g["timestamps"][lo : lo + n], store.read_video(str(vid)).timestamps)
+    assert json.loads(str(table["plan"][0])) == {"fps": 1.0, "mode": "fps"}
+
+    _write(store, "v1", 4, seed=99)  # re-extracted video -> rebuild
+    store.delete_video("v0")
+    r = update_training_view(store, view, chunk_rows=4)
+    assert r["mode"] == "rebuild" and r["changed"] == ["v1"] and r["removed"] == ["v0"] and r["num_rows"] == 19
+    assert update_training_view(store, view, chunk_rows=4)["added"] == []  # idempotent
+
+
+def test_crash_mid_append_is_invisible(tmp_path, monkeypatch):
+    import vid_assets.store.training as tv
+
+    store = FeatureStore(tmp_path / "s.zarr")
+    view = tmp_path / "view.zarr"
+    _write(store, "a", 6, seed=1)
+    update_training_view(store, view, chunk_rows=4)
+    _write(store, "b", 9, seed=2)
+
+    def crash(root, rows, nvid):  # rows are written, the process dies before the commit marker
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tv, "_commit", crash)
+    with pytest.raises(KeyboardInterrupt):
+        update_training_view(store, view, chunk_rows=4)
+    monkeypatch.undo()
+    ds = ClipDataset(view, batch_size=100, shuffle=False)
+    assert ds.num_rows == 6  # rows written past the marker are not visible
+    assert len(next(iter(ds))["features"]) == 6
+    assert len(VideoDataset(view)) == 1
+    r = update_training_view(store, view, chunk_rows=4)  # the next update writes over the leftovers
+    assert r["num_rows"] == 15 and r["added"] == ["b"]
+
+
+# -- loader -------------------------------------------------------------------------------------------------
+@pytest.fixture
+def view(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr")
+    for i in range(7):
+        _write(store, f"v{i}", 5 + 3 * i, seed=i, caption=(i % 2 == 0))
+    update_training_view(store, tmp_path / "view.zarr", chunk_rows=8)
+    return tmp_path / "view.zarr", store
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_every_row_once_per_epoch_with_the_right_video(view, workers):
+    path, store = view
+    g_rows = sum(5 + 3 * i for i in range(7))
+    ds = ClipDataset(path, batch_size=7, shuffle=True, seed=1)
+    orders = []
+    for epoch in range(2):
+        ds.set_epoch(epoch)
+        idx, vids, feats = [], [], []
+        for b in DataLoader(ds, batch_size=None, num_workers=workers):
+            assert b["features"].dtype == torch.float16 and b["features"].shape[1:] == (1, 8)
+            idx.append(b["index"]), vids.append(b["video"]), feats.append(b["features"])
+        idx, vids, feats = torch.cat(idx).numpy(), torch.cat(vids).numpy(), torch.cat(feats).numpy()
+        assert sorted(idx.tolist()) == list(range(g_rows))  # exactly once
+        starts = np.cumsum([0] + [5 + 3 * i for i in range(6)])
+        expected_video = np.searchsorted(starts, idx, side="right") - 1
+        np.testing.assert_array_equal(vids, expected_video)
+        for row, v, f in zip(idx[:20], vids[:20], feats[:20], strict=True):
+            np.testing.assert_array_equal(f, store.read_video(f"v{v}").features[row - starts[v]])
+        orders.append(idx.tolist())
+    assert orders[0] != orders[1]  # reshuffled per epoch
+
+
+def test_video_dataset_and_fsspec_memory_store(view):
+    import fsspec
+
+    path, store = view
+    fs = fsspec.filesystem("memory")
+    for p in path.rglob("*"):
+        if p.is_file():
+            fs.pipe(f"/view.zarr/{p.relative_to(path)}", p.read_bytes())
+    for location in (path, "memory://view.zarr"):
+        vds = VideoDataset(location)
+        assert len(vds) == 7
+        item = vds[3]
+        assert item["video_id"] == "v3" and item["features"].shape == (14, 1, 8)
+        np.testing.assert_array_equal(item["features"].numpy(), store.read_video("v3").features)
+        assert "caption_embedding" in vds[2] and "caption_embedding" not in vds[3]
+        rows = sum(len(b["index"]) for b in ClipDataset(location, batch_size=16))
+        assert rows == sum(5 + 3 * i for i in range(7))
+
+
+# -- exports ------------------------------------------------------------------------------------------------
+def test_npy_export_matches_the_store_and_failed_report(view, tmp_path):
+    _, store = view
+    paths = export_npy(store, tmp_path / "npy")
+    assert sorted(p.name for p in paths) == [f"v{i}.npy" for i in range(7)]
+    arr = np.load(tmp_path / "npy" / "v2.npy")
+    assert arr.dtype == np.float32 and arr.shape == (11, 8)
+    np.testing.assert_allclose(arr, store.read_video("v2").features[:, 0].astype(np.float32))
+    catalog = VideoCatalog(tmp_path / "catalog")
+    catalog.register(VideoRef(key="bad-1", uri="/videos/bad.mp4", size=10, content_hash="x"))
+    catalog.record_failure("bad-1", "VideoDecodeError", "not a readable video container")
+    report = failed_report(catalog, tmp_path / "failed_videos.json")
+    assert json.loads((tmp_path / "failed_videos.json").read_text()) == report
+    assert report[0]["id"] == "bad-1" and report[0]["source"] == "/videos/bad.mp4"
+    assert report[0]["error_class"] == "VideoDecodeError" and "time" in report[0]
+    catalog.clear_failure("bad-1")
+    assert failed_report(catalog) == []

@@ -78,7 +78,7 @@ class _Writer:
 
 
 def update_training_view(
-    store: FeatureStore, path: str | os.PathLike[str], *, chunk_rows: int = 1024, compression_level: int = 3
+    store: FeatureStore, path: str | os.PathLike[str], *, chunk_rows: int = 1024, compression_level: int = 0
 ) -> dict:
     """Bring the view at ``path`` up to date with ``store``; returns what it did."""
     path = Path(path)

@@ -7,9 +7,10 @@ import zarr
 from zarr.codecs import BloscCodec
 
 
-def blosc(level: int = 5) -> BloscCodec:
-    """Blosc + zstd with byte shuffle: fast and ~2-3x on float16 features."""
-    return BloscCodec(cname="zstd", clevel=level, shuffle="shuffle")
+def blosc(level: int = 5, cname: str = "zstd") -> BloscCodec:
+    """Blosc (zstd by default) with byte shuffle. ``level=0`` stores blocks uncompressed (fastest
+    reads when the data does not compress, e.g. random-like latents)."""
+    return BloscCodec(cname=cname, clevel=level, shuffle="shuffle")
 
 
 class ArrayAppender:

@@ -65,6 +65,45 @@ def export(
 
 
 @app.command()
+def publish(
+    repo_id: Annotated[str | None, typer.Option(help="Hub dataset repo (needs HF_TOKEN with write access).")] = None,
+    target: Annotated[Path | None, typer.Option(help="Mirror the repo into this local folder instead.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and write the commit's files; upload nothing.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Where --dry-run writes the files.")] = Path("hub_dry_run"),
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = True,
+    revision: Annotated[str | None, typer.Option(help="Branch to commit to.")] = None,
+    license: Annotated[str, typer.Option(help="License field of the dataset card.")] = "other",
+):
+    """Publish the feature store as a Hugging Face dataset (incremental, one commit)."""
+    from vid_assets.definitions import defs
+    from vid_assets.hub import PublishError
+    from vid_assets.hub import publish as do_publish
+
+    if repo_id is None and target is None and not dry_run:
+        typer.echo("error: give --repo-id, --target DIR or --dry-run", err=True)
+        raise typer.Exit(2)
+    try:
+        result = do_publish(
+            defs.resources["feature_store"].store(),
+            repo_id=repo_id,
+            target_dir=target if target is not None or repo_id else out.parent / (out.name + "_mirror"),
+            private=private,
+            revision=revision,
+            dry_run=dry_run,
+            out_dir=out,
+            license=license,
+            echo=typer.echo,
+        )
+    except PublishError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    if result.commit_url:
+        typer.echo(f"committed: {result.commit_url}")
+
+
+@app.command()
 def inspect(
     source: Annotated[str, typer.Argument(help="A video path or URL (http(s)://, s3://, hf://, rtmp://, ...).")],
     fps: Annotated[float | None, typer.Option(help="Sample F frames per second.")] = None,

@@ -103,6 +103,13 @@ def run_demo(videos_dir: str | None = None) -> int:
     outcome = materialize_missing(instance, defs, keys, console)
     store = defs.resources["feature_store"].store()
     console.print(summary_table(store, keys))
+    view = defs.resolve_job_def("publish_dataset").execute_in_process(instance=instance, run_config=QUIET)
+    if view.success:
+        pub = instance.get_latest_materialization_event(dg.AssetKey("hub_dataset")).asset_materialization.metadata
+        console.print(
+            f"Training view + dataset mirror ({pub['target'].value}): {pub['commit_message'].value}"
+            + ("" if pub["committed"].value else " [nothing new to publish]")
+        )
     skipped = sum(v == "already materialized" for v in outcome.values())
     failed = [k for k, v in outcome.items() if v.startswith("FAILED")]
     console.print(

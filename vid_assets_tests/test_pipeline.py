@@ -12,7 +12,7 @@ from vid_assets.extractors import get_extractor
 from vid_assets.media import VideoRef
 from vid_assets.pipeline.definitions import build_definitions
 from vid_assets.pipeline.partitions import videos_partitions
-from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.pipeline.resources import ExtractorResource, HubResource
 from vid_assets.stages import CLIPS, FRAMES
 
 ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
@@ -32,6 +32,7 @@ def run(tmp_path_factory, media_dir):
         work_dir=str(root / "work"),
         store_dir=str(root / "features.zarr"),
         extractor=ExtractorResource(device="cpu"),
+        hub=HubResource(target_dir=str(root / "hub_mirror"), publish_every_n_videos=2),
     )
     (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance:
@@ -146,3 +147,20 @@ def test_training_view_and_failed_report(run):
     report = run["defs"].resources["workspace"].catalog().failures()
     assert [r["id"] for r in report] == [run["keys"]["broken.mp4"]]
     assert report[0]["error_class"] == "VideoDecodeError" and "not a readable video container" in report[0]["message"]
+
+
+def test_publish_sensor_and_hub_asset(run):
+    defs, instance = run["defs"], run["instance"]
+    sensor = defs.resolve_sensor_def("publish_when_new_videos")
+    ctx = dg.build_sensor_context(instance=instance, resources={k: defs.resources[k] for k in ("feature_store", "hub")})
+    requests = sensor(ctx)
+    assert isinstance(requests, dg.RunRequest)  # 2 stored videos >= publish_every_n_videos=2
+    result = defs.resolve_job_def("publish_dataset").execute_in_process(instance=instance)
+    assert result.success
+    meta = instance.get_latest_materialization_event(dg.AssetKey("hub_dataset")).asset_materialization.metadata
+    assert meta["committed"].value is True and meta["num_videos"].value == 2
+    assert meta["commit_message"].value.startswith("Add 2 videos (2 total, 6 clips)")
+    skip = sensor(
+        dg.build_sensor_context(instance=instance, resources={k: defs.resources[k] for k in ("feature_store", "hub")})
+    )
+    assert isinstance(skip, dg.SkipReason)

@@ -14,6 +14,7 @@ from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import (
     ExtractorResource,
     FeatureStoreResource,
+    HubResource,
     SamplingResource,
     WorkspaceResource,
 )
@@ -160,4 +161,56 @@ training_view_job = dg.define_asset_job(
     "build_training_view",
     selection=dg.AssetSelection.assets(training_view),
     description="Append newly stored videos to the training view (rebuilds only when a video changed).",
+)
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[training_view],
+    kinds={"huggingface", "parquet"},
+    code_version="1",
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
+    description="The feature dataset on the Hugging Face Hub (or a local mirror / dry run), incrementally.",
+)
+def hub_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource, hub: HubResource):
+    from vid_assets.hub import PublishError, publish
+
+    try:
+        result = publish(
+            feature_store.store(),
+            repo_id=hub.repo_id or None,
+            target_dir=None if hub.repo_id else hub.target_dir,
+            token=hub.token,
+            private=hub.private,
+            revision=hub.revision or None,
+            dry_run=hub.dry_run,
+            out_dir=hub.dry_run_dir,
+            license=hub.license,
+            echo=context.log.info,
+        )
+    except PublishError as e:
+        raise dg.Failure(description=str(e), allow_retries="HTTP 429" in str(e) or "cannot reach" in str(e)) from None
+    plan = result.plan
+    return dg.MaterializeResult(
+        metadata=_meta(
+            {
+                "target": result.target,
+                "committed": result.committed,
+                "dry_run": hub.dry_run,
+                "commit_message": plan.message,
+                "files_added": sorted(plan.add),
+                "files_deleted": plan.delete,
+                "new_videos": len(plan.new_videos),
+                "num_videos": plan.manifest.get("num_videos", 0),
+                "num_clips": plan.manifest.get("num_clips", 0),
+                "commit_url": result.commit_url or "",
+            }
+        )
+    )
+
+
+publish_job = dg.define_asset_job(
+    "publish_dataset",
+    selection=dg.AssetSelection.assets(training_view, hub_dataset),
+    description="Update the training view, then publish the dataset (Hub, local mirror or dry run).",
 )

@@ -113,3 +113,20 @@ class ExtractorResource(dg.ConfigurableResource):
             ext.batch_size = probe_batch_size(ext, cap=512) * (ext.num_frames if ext.input_kind == "clip" else 1)
             ext.batch_size_probed = True
         return ext
+
+
+class HubResource(dg.ConfigurableResource):
+    """Where the dataset is published. With no ``repo_id`` it mirrors the repo into ``target_dir``
+    (the offline default the demo uses); ``dry_run`` plans and writes the commit's files only.
+    The token comes from ``token`` (set it from the environment: ``{env: HF_TOKEN}``) or HF_TOKEN;
+    it is never logged or put in metadata."""
+
+    repo_id: str = Field(default="", description="Hub dataset repo, e.g. my-org/my-video-features.")
+    target_dir: str = Field(default=str(Path(settings.data_dir()) / "hub_dataset"), description="Local mirror.")
+    private: bool = Field(default=True)
+    revision: str = Field(default="", description="Branch to commit to (default: main).")
+    dry_run: bool = Field(default=False)
+    dry_run_dir: str = Field(default=str(Path(settings.data_dir()) / "hub_dry_run"))
+    license: str = Field(default="other", description="License field of the dataset card.")
+    token: str | None = Field(default=None, description="Hugging Face token (write). Prefer {env: HF_TOKEN}.")
+    publish_every_n_videos: int = Field(default=100, ge=1, description="Sensor: publish after this many new videos.")

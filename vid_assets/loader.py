@@ -98,6 +98,7 @@ class ClipDataset(IterableDataset):
         self.num_rows = int(g.attrs.get("num_rows", arr.shape[0]))  # honour the commit marker
         self.chunk_rows = int(arr.chunks[0])
         self.has_meta = "segment_to_video" in g.array_keys() and "timestamps" in g.array_keys()
+        self.bfloat16 = array == "features" and g.attrs.get("dtype") == "bfloat16"
         self._group: zarr.Group | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -146,13 +147,19 @@ class ClipDataset(IterableDataset):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
             full = n - n % self.batch_size
             for i in range(0, full, self.batch_size):
-                yield _gather(parts, offsets, order[i : i + self.batch_size])
-            carry = _gather(parts, offsets, order[full:], as_numpy=True) if full < n else None
+                yield self._tensors(_gather(parts, offsets, order[i : i + self.batch_size]))
+            carry = _gather(parts, offsets, order[full:]) if full < n else None
         if carry is not None and not self.drop_last:
-            yield {k: torch.from_numpy(v) for k, v in carry.items()}
+            yield self._tensors(carry)
+
+    def _tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        out = {k: torch.from_numpy(v) for k, v in batch.items()}
+        if self.bfloat16:  # stored as uint16 bits: a free reinterpretation
+            out["features"] = out["features"].view(torch.int16).view(torch.bfloat16)
+        return out
 
 
-def _gather(parts: list[dict[str, np.ndarray]], offsets: np.ndarray, sel: np.ndarray, as_numpy: bool = False):
+def _gather(parts: list[dict[str, np.ndarray]], offsets: np.ndarray, sel: np.ndarray) -> dict[str, np.ndarray]:
     """Rows ``sel`` of the pool (the chunks in ``parts`` end to end) copied once into a new batch.
 
     Rows are grouped by source chunk (a batch is a set: its internal order carries no meaning), so
@@ -169,7 +176,7 @@ def _gather(parts: list[dict[str, np.ndarray]], offsets: np.ndarray, sel: np.nda
             rows = sel[lo:hi] - offsets[j]
             for k, v in p.items():
                 np.take(v, rows, axis=0, out=out[k][lo:hi])
-    return out if as_numpy else {k: torch.from_numpy(v) for k, v in out.items()}
+    return out
 
 
 class VideoDataset(Dataset):
@@ -192,9 +199,12 @@ class VideoDataset(Dataset):
         g, t = self._group, self.table
         lo = int(t["row_start"][i])
         hi = lo + int(t["row_count"][i])
+        feats = torch.from_numpy(g["features"][lo:hi])
+        if g.attrs.get("dtype") == "bfloat16":
+            feats = feats.view(torch.int16).view(torch.bfloat16)
         item = {
             "video_id": str(t["id"][i]),
-            "features": torch.from_numpy(g["features"][lo:hi]),
+            "features": feats,
             "timestamps": torch.from_numpy(g["timestamps"][lo:hi]),
         }
         if "caption_embedding" in t and bool(t["has_caption"][i]):

@@ -244,3 +244,27 @@ def test_npy_export_matches_the_store_and_failed_report(view, tmp_path):
     assert report[0]["error_class"] == "VideoDecodeError" and "time" in report[0]
     catalog.clear_failure("bad-1")
     assert failed_report(catalog) == []
+
+
+def test_bfloat16_store_view_and_loader(tmp_path):
+    store = FeatureStore(tmp_path / "s.zarr", dtype="bfloat16")
+    rng = np.random.default_rng(0)
+    feats = (rng.standard_normal((10, 1, 16)) * 100).astype(np.float32)
+    store.write_video(
+        "v",
+        features=feats,
+        timestamps=np.stack([np.arange(10.0), np.arange(10.0) + 1], 1),
+        frame_times=np.zeros((10, 1)),
+        attrs={"extractor": "x@1"},
+    )
+    back = store.read_video("v")
+    assert back.attrs["feature_dtype"] == "bfloat16" and back.features.dtype == np.float32
+    np.testing.assert_allclose(back.features, feats, rtol=2**-7)  # bf16 keeps float32's range, 8 bits of mantissa
+    assert not np.allclose(back.features, feats.astype(np.float16).astype(np.float32))  # not float16
+    update_training_view(store, tmp_path / "view.zarr", chunk_rows=4)
+    batch = next(iter(ClipDataset(tmp_path / "view.zarr", batch_size=10, shuffle=False)))
+    assert batch["features"].dtype == torch.bfloat16
+    np.testing.assert_array_equal(batch["features"].float().numpy(), back.features)
+    assert VideoDataset(tmp_path / "view.zarr")[0]["features"].dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="feature dtype must be one of"):
+        FeatureStore(tmp_path / "x.zarr", dtype="int8")

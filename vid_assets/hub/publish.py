@@ -114,7 +114,7 @@ def _write_shard(store: FeatureStore, videos: list[str], staging: Path) -> tuple
     dim = None
     for vid in videos:
         g = store.open_video(vid)
-        feats = g["features"][...].astype(np.float32)
+        feats = FeatureStore.features(g).astype(np.float32)
         emb = feats.mean(axis=1) if feats.shape[1] > 1 else feats[:, 0]
         dim = emb.shape[1]
         ts = g["timestamps"][...]

@@ -33,11 +33,14 @@ class FeatureStoreResource(dg.ConfigurableResource):
     root: str = Field(default=settings.store_dir())
     compression_level: int = Field(default=5, ge=0, le=9, description="Blosc zstd level.")
     chunk_clips: int = Field(default=256, ge=1, description="Clips per chunk along axis 0.")
+    dtype: str = Field(default="float16", description="Stored feature dtype: float16 or bfloat16.")
 
     train_chunk_rows: int = Field(default=1024, ge=1, description="Training view rows per chunk (~ a batch).")
 
     def store(self) -> FeatureStore:
-        return FeatureStore(self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips)
+        return FeatureStore(
+            self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips, dtype=self.dtype
+        )
 
     def training_view_path(self) -> str:
         return str(Path(self.root).with_name(Path(self.root).stem + "_training.zarr"))

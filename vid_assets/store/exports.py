@@ -22,7 +22,7 @@ def export_npy(store: FeatureStore, out_dir: str | os.PathLike[str], crops: str 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for vid in store.list_videos():
-        feats = store.open_video(vid)["features"][...].astype(np.float32)
+        feats = store.features(store.open_video(vid)).astype(np.float32)
         arr = feats.mean(axis=1) if crops == "mean" else feats[:, 0]
         path = out / f"{vid}.npy"
         tmp = path.with_suffix(".npy.tmp")

@@ -5,7 +5,8 @@ Layout (also in the README)::
     <root>/zarr.json                      root group, attrs: layout version
     <root>/videos/<id>/zarr.json          attrs: source, content hash, duration, sampling plan,
                                           clip spec, extractor id + config, library versions, ...
-    <root>/videos/<id>/features           float16 [clips, crops, D]
+    <root>/videos/<id>/features           float16 [clips, crops, D]  (or bfloat16 bits as uint16,
+                                          attrs feature_dtype = "bfloat16")
     <root>/videos/<id>/timestamps         float64 [clips, 2]   start/end seconds of each clip
     <root>/videos/<id>/frame_times        float64 [clips, T]   pts of each frame used
     <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier extractors only)
@@ -30,6 +31,28 @@ from vid_assets.store.atomic import atomic_dir
 from vid_assets.store.zarr_utils import blosc
 
 LAYOUT_VERSION = 1
+FEATURE_DTYPES = ("float16", "bfloat16")
+
+
+def encode_features(features: np.ndarray, dtype: str) -> np.ndarray:
+    """float -> stored array: float16, or bfloat16 bits in uint16 (numpy has no bfloat16)."""
+    if dtype == "float16":
+        return np.asarray(features).astype(np.float16)
+    if dtype == "bfloat16":
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(torch.bfloat16)
+        return t.view(torch.int16).numpy().view(np.uint16)
+    raise ValueError(f"feature dtype must be one of {FEATURE_DTYPES}, got {dtype!r}")
+
+
+def decode_features(stored: np.ndarray, dtype: str) -> np.ndarray:
+    """Stored array -> float numpy (float16 as is; bfloat16 widened to float32)."""
+    if dtype == "bfloat16":
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(stored).view(np.int16)).view(torch.bfloat16).float().numpy()
+    return stored
 
 
 @dataclass
@@ -59,8 +82,13 @@ def library_versions() -> dict[str, str]:
 
 
 class FeatureStore:
-    def __init__(self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256, dtype: str = "float16"
+    ) -> None:
+        if dtype not in FEATURE_DTYPES:
+            raise ValueError(f"feature dtype must be one of {FEATURE_DTYPES}, got {dtype!r}")
         self.root = Path(root)
+        self.dtype = dtype
         self.compression_level = compression_level
         self.chunk_clips = chunk_clips
 
@@ -105,7 +133,7 @@ class FeatureStore:
         with atomic_dir(self.video_path(video_id), self.root) as tmp:
             g = zarr.open_group(zarr.storage.LocalStore(tmp), mode="w", zarr_format=3)
             arrays = {
-                "features": features.astype(np.float16),
+                "features": encode_features(features, self.dtype),
                 "timestamps": np.asarray(timestamps, dtype=np.float64),
                 "frame_times": np.asarray(frame_times, dtype=np.float64),
             }
@@ -129,7 +157,7 @@ class FeatureStore:
                     "video_id": video_id,
                     "num_clips": int(n),
                     "feature_shape": list(features.shape),
-                    "feature_dtype": "float16",
+                    "feature_dtype": self.dtype,
                     # content digest (not a timestamp): re-materializing the same video writes
                     # identical bytes, and the training view can tell changed videos apart
                     "features_sha256": hashlib.sha256(arrays["features"].tobytes()).hexdigest()[:16],
@@ -158,7 +186,7 @@ class FeatureStore:
         members = set(g.array_keys())
         return VideoFeatures(
             video_id=video_id,
-            features=g["features"][...],
+            features=self.features(g),
             timestamps=g["timestamps"][...],
             frame_times=g["frame_times"][...],
             attrs=dict(g.attrs),
@@ -166,6 +194,11 @@ class FeatureStore:
             top_scores=g["top_scores"][...] if "top_scores" in members else None,
             caption_embedding=g["caption_embedding"][...] if "caption_embedding" in members else None,
         )
+
+    @staticmethod
+    def features(group: zarr.Group) -> np.ndarray:
+        """A video group's features as float numpy (bfloat16 stores are widened to float32)."""
+        return decode_features(group["features"][...], group.attrs.get("feature_dtype", "float16"))
 
     def delete_video(self, video_id: str) -> None:
         import shutil

@@ -4,7 +4,8 @@ Layout (``<view>`` is a Zarr v3 group)::
 
     zarr.json                attrs: num_rows, num_videos (the commit marker), feature_shape,
                              dtype, chunk_rows, extractor, layout
-    features         [N, crops, D]  float16, chunks of ``chunk_rows`` rows (= a training batch)
+    features         [N, crops, D]  float16 (or bfloat16 bits as uint16: attrs dtype), chunks of
+                                    ``chunk_rows`` rows (= a training batch)
     segment_to_video [N]            int32, row -> index into videos/*
     timestamps       [N, 2]         float64, clip start/end seconds
     videos/id, source, content_hash, extractor, plan (JSON)   [V] strings
@@ -124,11 +125,12 @@ def _append(root: zarr.Group, videos: dict[str, zarr.Group], ids: list[str], chu
     for vid in ids:
         g = videos[vid]
         attrs = dict(g.attrs)
-        feats = g["features"][...]
+        feats = g["features"][...]  # stored bits, copied as is (float16, or bfloat16 as uint16)
+        fdtype = attrs.get("feature_dtype", "float16")
         if extractor is None:
             extractor, shape = attrs["extractor"], list(feats.shape[1:])
-            root.attrs.update({"extractor": extractor, "feature_shape": shape, "dtype": str(feats.dtype)})
-        if attrs["extractor"] != extractor or list(feats.shape[1:]) != shape:
+            root.attrs.update({"extractor": extractor, "feature_shape": shape, "dtype": fdtype})
+        if attrs["extractor"] != extractor or list(feats.shape[1:]) != shape or fdtype != root.attrs.get("dtype"):
             raise ValueError(
                 f"video {vid} was embedded with {attrs['extractor']} {list(feats.shape[1:])}, but the training view "
                 f"holds {extractor} {shape}: one view holds one extractor (re-run the embeddings or use another view)"

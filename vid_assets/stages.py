@@ -20,6 +20,7 @@ from vid_assets.extractors import ClipFeatures, Extractor, embed_clips
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
+from vid_assets.media.contact import ContactSheet
 from vid_assets.media.decode import DecodeStats
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
@@ -44,16 +45,24 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         images = ArrayAppender(g, "images", FRAME_CHUNK, np.uint8, level=1)
         pts = []
         stats = DecodeStats()
+        sheet = ContactSheet()
         for frame in iter_frames(ref.uri, plan, time_budget_s=time_budget_s, stats=stats):
             images.add(frame.image)
             pts.append(frame.pts_s)
+            sheet.add(frame.image, frame.pts_s)
         images.close()
         g.create_array("pts", data=np.asarray(pts, dtype=np.float64))
         g.attrs.update(
             {"source": ref.to_dict(), "info": info.to_dict(), "plan": plan.to_dict(), "decode": stats.to_dict()}
         )
         shape = list(images.array.shape)
+    png = sheet.png()
+    if png:
+        contact = artifacts.root / "contact_sheets" / f"{ref.key}.png"
+        contact.parent.mkdir(parents=True, exist_ok=True)
+        contact.write_bytes(png)
     return {
+        "contact_sheet_path": str(contact) if png else "",
         "frames": len(pts),
         "frame_shape": shape[1:],
         "duration_s": info.duration_s,

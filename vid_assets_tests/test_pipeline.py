@@ -164,3 +164,53 @@ def test_publish_sensor_and_hub_asset(run):
         dg.build_sensor_context(instance=instance, resources={k: defs.resources[k] for k in ("feature_store", "hub")})
     )
     assert isinstance(skip, dg.SkipReason)
+
+
+def _check_results(result) -> dict[str, bool]:
+    return {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def test_asset_checks_pass_then_fail_on_a_planted_nan(run):
+    import zarr
+
+    key = run["keys"]["clip_a.mp4"]
+    job = run["defs"].resolve_job_def("embed_videos")
+    ok = job.execute_in_process(partition_key=key, instance=run["instance"])
+    assert _check_results(ok) == {
+        "features_finite": True,
+        "shape_as_declared": True,
+        "timestamps_increasing": True,
+        "clip_count_consistent": True,
+    }
+    decode_meta = (
+        run["instance"].get_latest_materialization_event(dg.AssetKey("decoded_frames")).asset_materialization.metadata
+    )
+    assert decode_meta["contact_sheet"].value.startswith("![contact sheet](data:image/png;base64,")
+    # plant a NaN in the embeddings artifact, then re-store only that partition
+    emb = run["defs"].resources["workspace"].artifacts().path("embeddings", key)
+    zarr.open_group(emb, mode="a")["features"][0, 0, 0] = np.nan
+    bad = dg.materialize(
+        [a for a in run["defs"].assets if getattr(a, "key", None) == dg.AssetKey("stored_features")],
+        partition_key=key,
+        instance=run["instance"],
+        resources=run["defs"].resources,
+        raise_on_error=False,
+    )
+    assert _check_results(bad)["features_finite"] is False
+    job.execute_in_process(partition_key=key, instance=run["instance"])  # leave the store clean
+
+
+def test_status_from_materialization_history(run):
+    from vid_assets.pipeline.status import progress
+
+    report = progress(run["instance"], run["defs"].resources["workspace"].catalog())
+    assert report["videos"] == 3
+    d, s = report["assets"]["decoded_frames"], report["assets"]["stored_features"]
+    assert (d["done"], d["failed"], d["missing"]) == (2, 1, 0)
+    assert (s["done"], s["failed"], s["missing"]) == (2, 0, 1)
+    assert s["videos_per_hour"] and s["videos_per_hour"] > 0
+    assert [f["id"] for f in report["failures"]] == [run["keys"]["broken.mp4"]]

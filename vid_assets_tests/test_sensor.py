@@ -55,3 +55,24 @@ def test_new_file_once_then_nothing(tmp_path, media_dir):
         assert [r.partition_key for r in r4.run_requests] == [
             k for k in instance.get_dynamic_partitions("videos") if k != key
         ]
+
+
+def test_failed_video_is_quarantined_until_its_bytes_change(tmp_path, media_dir):
+    from vid_assets.media import VideoRef
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    workspace = WorkspaceResource(work_dir=str(tmp_path / "work"))
+    sensor = build_videos_sensor(str(videos))
+    (tmp_path / "home").mkdir()
+    shutil.copyfile(media_dir / "clip_a.mp4", videos / "bad.mp4")
+    bad = VideoRef.from_path(videos / "bad.mp4")
+    workspace.catalog().register(bad)
+    workspace.catalog().record_failure(bad.key, "VideoDecodeError", "planted failure")
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        r = _tick(sensor, instance, workspace, None)
+        assert r.run_requests == []  # same bytes failed before: not requested
+        with (videos / "bad.mp4").open("ab") as f:  # the file changes -> new identity -> requested
+            f.write(b"\0" * 16)
+        r2 = _tick(sensor, instance, workspace, r.cursor)
+        assert len(r2.run_requests) == 1 and r2.run_requests[0].partition_key != bad.key

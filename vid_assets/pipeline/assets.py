@@ -4,7 +4,9 @@ Each asset calls one function in ``vid_assets.stages`` and reports what it did a
 moves between them through the artifact store (``deps=``), never through pickles.
 """
 
+import base64
 import time
+from pathlib import Path
 
 import dagster as dg
 
@@ -20,6 +22,15 @@ from vid_assets.pipeline.resources import (
 )
 
 GROUP = "video_features"
+# Transient trouble (a busy disk, a flaky mount, an OOM-killed step) is retried; a bad video is not:
+# it raises dg.Failure(allow_retries=False) in decoded_frames.
+RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+CHECKS = {
+    "features_finite": "No NaN/inf in the stored features.",
+    "shape_as_declared": "Feature array shape equals the declared shape and the extractor's dim.",
+    "timestamps_increasing": "Clip start times strictly increase; every clip ends after it starts.",
+    "clip_count_consistent": "Clip count matches what the duration and sampling plan predict.",
+}
 
 
 def _meta(d: dict) -> dict:
@@ -42,6 +53,7 @@ def _meta(d: dict) -> dict:
     group_name=GROUP,
     kinds={"pyav", "zarr"},
     code_version="1",
+    retry_policy=RETRY,
     description="Frames sampled at the configured fps (uint8 RGB, short side scaled by FFmpeg) with pts.",
 )
 def decoded_frames(
@@ -62,7 +74,12 @@ def decoded_frames(
             allow_retries=False,
         ) from e
     catalog.clear_failure(context.partition_key)
-    return dg.MaterializeResult(metadata=_meta({"source": ref.uri, **meta}))
+    metadata = _meta({"source": ref.uri, **meta})
+    if meta.get("contact_sheet_path"):
+        png = Path(meta["contact_sheet_path"]).read_bytes()
+        b64 = base64.b64encode(png).decode()
+        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/png;base64,{b64})")
+    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
@@ -71,6 +88,8 @@ def decoded_frames(
     deps=[decoded_frames],
     kinds={"numpy", "zarr"},
     code_version="1",
+    retry_policy=RETRY,
+    automation_condition=dg.AutomationCondition.eager(),
     description="Clips of K sampled frames, centre-cropped, uint8 [clips, T, crops, S, S, 3].",
 )
 def clip_tensors(
@@ -87,6 +106,8 @@ def clip_tensors(
     kinds={"pytorch", "timm"},
     pool="gpu",
     code_version="1",
+    retry_policy=RETRY,
+    automation_condition=dg.AutomationCondition.eager(),
     description="Per-clip features from the configured extractor (float16) and ImageNet top-k labels.",
 )
 def clip_embeddings(
@@ -108,6 +129,9 @@ def clip_embeddings(
     deps=[clip_embeddings],
     kinds={"zarr"},
     code_version="1",
+    retry_policy=RETRY,
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[dg.AssetCheckSpec(name, asset="stored_features", description=d) for name, d in CHECKS.items()],
     description="The video's group in the Zarr feature store: features, clip timestamps, provenance.",
 )
 def stored_features(
@@ -115,8 +139,20 @@ def stored_features(
     workspace: WorkspaceResource,
     feature_store: FeatureStoreResource,
 ) -> dg.MaterializeResult:
-    meta = stages.store_video(context.partition_key, workspace.artifacts(), feature_store.store())
-    return dg.MaterializeResult(metadata=_meta(meta))
+    from vid_assets.store.validate import validate_video
+
+    store = feature_store.store()
+    meta = stages.store_video(context.partition_key, workspace.artifacts(), store)
+    checks = [
+        dg.AssetCheckResult(
+            check_name=o.name,
+            passed=o.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"detail": o.detail, "partition": context.partition_key},
+        )
+        for o in validate_video(store.open_video(context.partition_key))
+    ]
+    return dg.MaterializeResult(metadata=_meta(meta), check_results=checks)
 
 
 @dg.asset(

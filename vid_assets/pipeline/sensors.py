@@ -61,6 +61,9 @@ def build_videos_sensor(
         deferred = changed[MAX_NEW_PER_TICK:]
         catalog = workspace.catalog()
         existing = set(context.instance.get_dynamic_partitions(videos_partitions.name))
+        # quarantine: a key names exact bytes, so a recorded failure means these bytes already failed;
+        # they are requested again only when the file changes (which gives a new key)
+        quarantined = {f["id"] for f in catalog.failures()}
         new_keys: list[str] = []
         for path in changed[:MAX_NEW_PER_TICK]:
             try:
@@ -70,7 +73,9 @@ def build_videos_sensor(
                 present.pop(os.path.relpath(path, root), None)
                 continue
             ref = catalog.register(ref)  # a moved/renamed file keeps its first key
-            if ref.key not in existing and ref.key not in new_keys:
+            if ref.key in quarantined:
+                context.log.info(f"{ref.key} is quarantined (its decode failed before): not requested")
+            elif ref.key not in existing and ref.key not in new_keys:
                 new_keys.append(ref.key)
         for path in deferred:  # look again next tick
             present.pop(os.path.relpath(path, root), None)

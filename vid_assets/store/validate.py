@@ -1,0 +1,77 @@
+"""Per-video data checks, run on what was just written (the Dagster asset checks call these)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+
+from vid_assets.media.plan import SamplingPlan
+from vid_assets.store.features import FeatureStore
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    name: str
+    passed: bool
+    detail: str
+
+
+def expected_clips(duration_s: float, plan: SamplingPlan, frames_per_clip: int, stride: int) -> tuple[int, int] | None:
+    """Range of clip counts a video of ``duration_s`` should give (None when not predictable)."""
+    if not math.isfinite(duration_s) or duration_s <= 0:
+        return None
+    if plan.mode == "fps":
+        frames = len(plan.targets(duration_s))
+        lo_frames, hi_frames = max(1, frames - 2), frames  # VFR / short streams may give a few less
+    elif plan.mode == "segments":
+        n = len(plan.targets(duration_s))
+        lo_frames = hi_frames = n
+    else:
+        return None
+
+    def clips(n: int) -> int:
+        return 1 if n <= frames_per_clip else 1 + math.ceil((n - frames_per_clip) / stride)
+
+    return clips(lo_frames), clips(hi_frames)
+
+
+def validate_video(group: zarr.Group) -> list[CheckOutcome]:
+    attrs = dict(group.attrs)
+    feats = FeatureStore.features(group)
+    ts = group["timestamps"][...]
+    out = []
+    bad = int(np.size(feats) - np.isfinite(feats).sum())
+    out.append(CheckOutcome("features_finite", bad == 0, f"{bad} non-finite values" if bad else "all finite"))
+    declared = attrs.get("feature_shape")
+    dim = (attrs.get("extractor_config") or {}).get("dim")
+    shape_ok = list(feats.shape) == list(declared or []) and (dim is None or feats.shape[-1] == dim)
+    out.append(
+        CheckOutcome("shape_as_declared", shape_ok, f"features {list(feats.shape)}, declared {declared}, dim {dim}")
+    )
+    starts = ts[:, 0] if len(ts) else ts
+    inc = bool(len(ts) == 0 or (np.all(np.diff(starts) > 0) and np.all(ts[:, 1] > ts[:, 0])))
+    out.append(CheckOutcome("timestamps_increasing", inc, "strictly increasing" if inc else "not strictly increasing"))
+    plan_d, spec = attrs.get("sampling_plan"), attrs.get("clip_spec") or {}
+    rng = None
+    if plan_d:
+        try:
+            rng = expected_clips(
+                float(attrs.get("duration_s", float("nan"))),
+                SamplingPlan.from_dict(plan_d),
+                int(spec.get("frames_per_clip", 1)),
+                int(spec.get("stride", 1)),
+            )
+        except (TypeError, ValueError):
+            rng = None
+    n = len(feats)
+    if rng is None:
+        out.append(CheckOutcome("clip_count_consistent", True, f"{n} clips (no expectation for this plan)"))
+    else:
+        ok = rng[0] <= n <= rng[1]
+        out.append(
+            CheckOutcome("clip_count_consistent", ok, f"{n} clips, expected {rng[0]}-{rng[1]} from duration and plan")
+        )
+    return out

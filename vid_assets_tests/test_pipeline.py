@@ -214,3 +214,22 @@ def test_status_from_materialization_history(run):
     assert (s["done"], s["failed"], s["missing"]) == (2, 1, 0)  # a failed run marks its planned assets failed
     assert s["videos_per_hour"] and s["videos_per_hour"] > 0
     assert [f["id"] for f in report["failures"]] == [run["keys"]["broken.mp4"]]
+
+
+def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_path):
+    from vid_assets.pipeline.resources import SamplingResource
+
+    def versions(defs):
+        graph = defs.resolve_asset_graph()
+        return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+
+    before = versions(run["defs"])
+    other = build_definitions(work_dir=str(tmp_path), store_dir=str(tmp_path / "s.zarr"), sampling=SamplingResource(fps=1.0))
+    after = versions(other)
+    assert before["decoded_frames"] != after["decoded_frames"]  # the plan changed
+    assert before["clip_tensors"] == after["clip_tensors"] and before["clip_embeddings"] == after["clip_embeddings"]
+    # what Dagster compares against: the code version recorded with each materialization
+    ev = run["instance"].get_latest_materialization_event(dg.AssetKey("decoded_frames"))
+    assert ev.asset_materialization.tags["dagster/code_version"] == before["decoded_frames"]
+    emb = run["instance"].get_latest_materialization_event(dg.AssetKey("clip_embeddings"))
+    assert len(emb.asset_materialization.tags["dagster/data_version"]) == 16

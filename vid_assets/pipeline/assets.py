@@ -5,6 +5,7 @@ moves between them through the artifact store (``deps=``), never through pickles
 """
 
 import base64
+import hashlib
 import time
 from pathlib import Path
 
@@ -120,7 +121,10 @@ def clip_embeddings(
     meta = stages.embed_video(
         context.partition_key, model, workspace.artifacts(), sampling.top_k, text_model=extractor.text_model
     )
-    return dg.MaterializeResult(metadata=_meta(meta))
+    # data version = which weights (id includes the revision) embedded which bytes with which plan
+    ref = workspace.catalog().get(context.partition_key)
+    version = hashlib.sha256(f"{model.id}|{ref.content_hash}|{sampling.config()}".encode()).hexdigest()[:16]
+    return dg.MaterializeResult(metadata=_meta(meta), data_version=dg.DataVersion(version))
 
 
 @dg.asset(

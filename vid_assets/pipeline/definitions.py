@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import dagster as dg
 
 from vid_assets.pipeline.assets import (
@@ -22,6 +25,33 @@ from vid_assets.pipeline.resources import (
 from vid_assets.pipeline.sensors import build_publish_sensor, build_videos_sensor
 
 
+def _short_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def versioned(assets: list[dg.AssetsDefinition], sampling: SamplingResource, extractor: ExtractorResource, store):
+    """Code versions that include the configuration each asset's output depends on.
+
+    Changing the sampling plan, crops or model (env/config at load time) changes these versions, so
+    the UI marks exactly the affected partitions stale and only those recompute.
+    """
+    cfg = sampling.config()
+    parts = {
+        "decoded_frames": cfg.plan.to_dict(),
+        "clip_tensors": cfg.clip.to_dict(),
+        "clip_embeddings": {"extractor": extractor.name, "precision": extractor.precision, "top_k": cfg.top_k},
+        "stored_features": {"dtype": store.dtype, "level": store.compression_level},
+    }
+
+    def bump(spec: dg.AssetSpec) -> dg.AssetSpec:
+        extra = parts.get(spec.key.to_user_string())
+        if extra is None:
+            return spec
+        return spec.replace_attributes(code_version=f"{spec.code_version or '1'}+{_short_hash(extra)}")
+
+    return dg.map_asset_specs(bump, assets)
+
+
 def build_definitions(
     *,
     videos_dir: str | None = None,
@@ -34,15 +64,17 @@ def build_definitions(
 ) -> dg.Definitions:
     workspace = WorkspaceResource(work_dir=work_dir) if work_dir else WorkspaceResource()
     store = FeatureStoreResource(root=store_dir) if store_dir else FeatureStoreResource()
+    sampling = sampling or SamplingResource()
+    extractor = extractor or ExtractorResource()
     return dg.Definitions(
-        assets=[*video_assets, training_view, hub_dataset],
+        assets=[*versioned(video_assets, sampling, extractor, store), training_view, hub_dataset],
         jobs=[embed_videos_job, training_view_job, publish_job],
         sensors=[build_videos_sensor(videos_dir), build_publish_sensor()],
         resources={
             "workspace": workspace,
             "feature_store": store,
-            "sampling": sampling or SamplingResource(),
-            "extractor": extractor or ExtractorResource(),
+            "sampling": sampling,
+            "extractor": extractor,
             "hub": hub or HubResource(),
         },
         # Local default: one process per step, runs queued by the instance. Swap for

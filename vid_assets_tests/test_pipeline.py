@@ -224,7 +224,9 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
         return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
 
     before = versions(run["defs"])
-    other = build_definitions(work_dir=str(tmp_path), store_dir=str(tmp_path / "s.zarr"), sampling=SamplingResource(fps=1.0))
+    other = build_definitions(
+        work_dir=str(tmp_path), store_dir=str(tmp_path / "s.zarr"), sampling=SamplingResource(fps=1.0)
+    )
     after = versions(other)
     assert before["decoded_frames"] != after["decoded_frames"]  # the plan changed
     assert before["clip_tensors"] == after["clip_tensors"] and before["clip_embeddings"] == after["clip_embeddings"]

@@ -37,7 +37,7 @@ def test_new_file_once_then_nothing(tmp_path, media_dir):
         assert key.startswith("clip_a-") and r1.run_requests[0].run_key == key
         assert instance.get_dynamic_partitions(videos_partitions.name) == [key]
         assert workspace.catalog().get(key).uri == str((videos / "sub" / "clip_a.mp4").resolve())
-        assert list(decode_cursor(r1.cursor)) == [os.path.join("sub", "clip_a.mp4")]
+        assert list(decode_cursor(r1.cursor)) == [str(videos / "sub" / "clip_a.mp4")]
 
         r2 = _tick(sensor, instance, workspace, r1.cursor)
         assert r2.run_requests == []  # nothing new -> no request
@@ -76,3 +76,39 @@ def test_failed_video_is_quarantined_until_its_bytes_change(tmp_path, media_dir)
             f.write(b"\0" * 16)
         r2 = _tick(sensor, instance, workspace, r.cursor)
         assert len(r2.run_requests) == 1 and r2.run_requests[0].partition_key != bad.key
+
+
+def test_manifests_and_fsspec_prefixes(tmp_path, media_dir):
+    """A CSV manifest (relative uris, ids, captions), a JSONL one, and an fsspec (memory://) prefix."""
+    import json
+
+    import fsspec
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    shutil.copyfile(media_dir / "clip_a.mp4", folder / "a.mp4")
+    (folder / "list.csv").write_text("uri,id,caption\na.mp4,walk/01,a person walking\n")
+    (tmp_path / "list.jsonl").write_text(json.dumps({"uri": str(media_dir / "clip_b.mp4"), "caption": "a ball"}) + "\n")
+    with fsspec.open("memory://bucket/videos/remote.mp4", "wb") as f:
+        f.write((media_dir / "clip_a.mp4").read_bytes()[:-1] + b"\x00")  # different bytes, same look
+    workspace = WorkspaceResource(work_dir=str(tmp_path / "work"))
+    sensor = build_videos_sensor(
+        "memory://bucket/videos/", manifests=[str(folder / "list.csv"), str(tmp_path / "list.jsonl")]
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        r = _tick(sensor, instance, workspace, None)
+        keys = sorted(req.partition_key for req in r.run_requests)
+        assert len(keys) == 3
+        refs = {k: workspace.catalog().get(k) for k in keys}
+        by_uri = {ref.uri: ref for ref in refs.values()}
+        walk = by_uri[f"{folder}/a.mp4"]
+        assert walk.key.startswith("walk_01-") and walk.caption == "a person walking"
+        assert by_uri[str(media_dir / "clip_b.mp4")].caption == "a ball"
+        (remote,) = [ref for uri, ref in by_uri.items() if uri.startswith("memory://")]
+        assert remote.uri.endswith("bucket/videos/remote.mp4") and remote.key.startswith("remote-")
+        assert remote.size == (media_dir / "clip_a.mp4").stat().st_size
+        assert _tick(sensor, instance, workspace, r.cursor).run_requests == []
+        (folder / "list.csv").write_text("uri,id,caption\na.mp4,walk/01,someone walking slowly\n")
+        r3 = _tick(sensor, instance, workspace, r.cursor)  # edited caption: same partition, caption updated
+        assert r3.run_requests == [] and workspace.catalog().get(walk.key).caption == "someone walking slowly"

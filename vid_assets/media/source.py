@@ -20,6 +20,19 @@ _HASH_BLOCK = 1 << 20  # 1 MiB from the head and from the tail
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
+def content_hash_remote(uri: str, storage_options: dict | None = None) -> tuple[str, int]:
+    """The same digest as :func:`content_hash` for an fsspec URL, from two range reads."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
+    size = int(fs.info(path)["size"])
+    h = hashlib.sha256(str(size).encode())
+    h.update(fs.cat_file(path, start=0, end=min(size, _HASH_BLOCK)))
+    if size > _HASH_BLOCK:
+        h.update(fs.cat_file(path, start=max(size - _HASH_BLOCK, _HASH_BLOCK), end=size))
+    return h.hexdigest(), size
+
+
 def content_hash(path: str | os.PathLike[str]) -> str:
     """sha256 over the file size plus its first and last MiB.
 
@@ -38,8 +51,8 @@ def content_hash(path: str | os.PathLike[str]) -> str:
 
 
 def partition_key(name: str, digest: str, max_stem: int = 48) -> str:
-    """A Dagster-safe key from a file name and its content hash."""
-    stem = Path(name).stem
+    """A Dagster-safe key from a file name (or manifest id) and its content hash."""
+    stem = Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name
     safe = _UNSAFE.sub("_", stem).strip("_-")[:max_stem] or "video"
     return f"{safe}-{digest[:8]}"
 
@@ -61,6 +74,25 @@ class VideoRef:
         return cls(
             key=partition_key(p.name, digest), uri=str(p), size=p.stat().st_size, content_hash=digest, caption=caption
         )
+
+    @classmethod
+    def from_uri(cls, uri: str, caption: str | None = None, id: str | None = None) -> VideoRef:
+        """A local path or any fsspec URL; a manifest ``id`` replaces the file name in the key."""
+        if "://" not in uri or uri.startswith("file://"):
+            ref = cls.from_path(uri.removeprefix("file://"), caption=caption)
+        else:
+            digest, size = content_hash_remote(uri)
+            name = uri.rstrip("/").rsplit("/", 1)[-1]
+            ref = cls(key=partition_key(name, digest), uri=uri, size=size, content_hash=digest, caption=caption)
+        if id:
+            ref = cls(
+                key=partition_key(id, ref.content_hash),
+                uri=ref.uri,
+                size=ref.size,
+                content_hash=ref.content_hash,
+                caption=caption,
+            )
+        return ref
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,4 +121,56 @@ def scan_folder(folder: str | os.PathLike[str], newer_than_ns: int = 0) -> list[
             if mtime > newer_than_ns:
                 found.append((p, mtime))
     found.sort(key=lambda t: (t[1], str(t[0])))
+    return found
+
+
+def read_manifest(location: str | os.PathLike[str]) -> list[dict]:
+    """Rows of a CSV / JSONL / Parquet manifest: ``uri`` (required), optional ``id`` and ``caption``.
+
+    Relative uris are resolved against the manifest's own folder (or URL prefix).
+    """
+    import csv
+    import io
+    import json
+
+    import fsspec
+
+    loc = os.fspath(location)
+    suffix = loc.lower().rsplit(".", 1)[-1]
+    with fsspec.open(loc, "rb") as f:
+        raw = f.read()
+    if suffix == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(io.BytesIO(raw)).to_pylist()
+    elif suffix in ("jsonl", "ndjson"):
+        rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+    elif suffix == "csv":
+        rows = list(csv.DictReader(io.StringIO(raw.decode())))
+    else:
+        raise ValueError(f"manifest {loc}: unsupported format .{suffix} (csv, jsonl or parquet)")
+    base = loc.rsplit("/", 1)[0] if "/" in loc else "."
+    out = []
+    for i, row in enumerate(rows):
+        uri = (row.get("uri") or "").strip()
+        if not uri:
+            raise ValueError(f"manifest {loc}: row {i + 1} has no uri")
+        if "://" not in uri and not os.path.isabs(uri):
+            uri = f"{base}/{uri}"
+        out.append({"uri": uri, "id": (row.get("id") or None), "caption": (row.get("caption") or None)})
+    return out
+
+
+def scan_prefix(prefix: str) -> list[tuple[str, str]]:
+    """Video files under an fsspec prefix (``s3://bucket/videos/``) with a change fingerprint."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(prefix)
+    found = []
+    for path, info in sorted(fs.find(root, detail=True).items()):
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(".") or Path(name).suffix.lower() not in VIDEO_EXTENSIONS:
+            continue
+        fp = f"{info.get('size')}:{info.get('mtime') or info.get('LastModified') or info.get('ETag') or ''}"
+        found.append((fs.unstrip_protocol(path), fp))
     return found

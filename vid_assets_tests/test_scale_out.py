@@ -1,0 +1,213 @@
+"""Scale-out on existing engines: PostgreSQL instance storage + the Celery executor with two workers.
+
+Starts a real PostgreSQL (Debian's binaries) and Redis on loopback, two `dagster-celery` worker
+processes, then materializes three partitions whose steps run on the workers. Skipped (with the
+reason) where the servers or the `scale` extra are missing; `make test` installs redis-server.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+PG_BIN = (
+    next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+    if Path("/usr/lib/postgresql").exists()
+    else None
+)
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries not installed"),
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None, reason="redis-server not installed (apt-get install redis-server)"
+    ),
+]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on {port}")
+
+
+@pytest.fixture(scope="module")
+def servers():
+    pytest.importorskip("dagster_celery")
+    pytest.importorskip("dagster_postgres")
+    pg_dir = Path(tempfile.mkdtemp(prefix="vid_assets_pg_"))
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        shutil.chown(pg_dir, "postgres", "postgres")
+    pg_port, redis_port = _port(), _port()
+    subprocess.run(
+        [*as_pg, str(PG_BIN / "initdb"), "-D", str(pg_dir / "data"), "-A", "trust", "-U", "dagster"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_pg,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(pg_dir / "data"),
+            "-l",
+            str(pg_dir / "log"),
+            "-w",
+            "-o",
+            f"-p {pg_port} -k {pg_dir} -h 127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    redis = subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
+    )
+    try:
+        _wait_port(pg_port)
+        _wait_port(redis_port)
+        subprocess.run(
+            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "dagster", "dagster"],
+            check=True,
+            capture_output=True,
+        )
+        yield {
+            # psycopg2 dialect: with SQLAlchemy 2.1 the default psycopg (3) dialect breaks dagster-postgres' NOTIFY
+            "pg_url": f"postgresql+psycopg2://dagster@127.0.0.1:{pg_port}/dagster",
+            "redis": f"redis://127.0.0.1:{redis_port}",
+        }
+    finally:
+        redis.terminate()
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(pg_dir / "data"), "-m", "immediate", "stop"], capture_output=True
+        )
+        shutil.rmtree(pg_dir, ignore_errors=True)
+
+
+def test_backfill_on_celery_workers_with_postgres_storage(servers, tmp_path, media_dir):
+    import dagster as dg
+
+    from vid_assets.media import VideoRef
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {servers['pg_url']}\ntelemetry:\n  enabled: false\n"
+    )
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("clip_a.mp4", "clip_b.mp4"):
+        shutil.copyfile(media_dir / name, videos / name)
+    shutil.copyfile(media_dir / "clip_a.mp4", videos / "clip_c.mp4")
+    with (videos / "clip_c.mp4").open("ab") as f:
+        f.write(b"\0" * 8)  # different bytes: a third partition
+    bindir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",  # dagster-celery runs `celery` from PATH
+        "DAGSTER_HOME": str(home),
+        "VID_ASSETS_DATA": str(tmp_path / "data"),
+        "VID_ASSETS_VIDEOS": str(videos),
+        "VID_ASSETS_DEVICE": "cpu",
+        "VID_ASSETS_CELERY_BROKER": servers["redis"] + "/0",
+        "VID_ASSETS_CELERY_BACKEND": servers["redis"] + "/1",
+    }
+    bindir = Path(sys.executable).parent
+    subprocess.run(
+        [bindir / "vid-assets", "register", str(videos)], env=env, check=True, capture_output=True, timeout=120
+    )
+    keys = sorted(VideoRef.from_path(p).key for p in videos.iterdir())
+    cfg = tmp_path / "celery.yaml"
+    cfg.write_text(f"execution:\n  config:\n    broker: {servers['redis']}/0\n    backend: {servers['redis']}/1\n")
+    workers = [
+        subprocess.Popen(
+            [
+                bindir / "dagster-celery",
+                "worker",
+                "start",
+                "-A",
+                "dagster_celery.app",
+                "-y",
+                str(cfg),
+                "-n",
+                f"w{i}@%h",
+                "-i",
+                "vid_assets.definitions_celery",
+                "--",
+                "--concurrency",
+                "1",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=(tmp_path / f"w{i}.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for i in (1, 2)
+    ]
+    try:
+        runs = [
+            subprocess.Popen(
+                [
+                    bindir / "dagster",
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "vid_assets.definitions_celery",
+                    "--select",
+                    "decoded_frames,clip_tensors,clip_embeddings,stored_features",
+                    "--partition",
+                    key,
+                ],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for key in keys
+        ]
+        outs = [p.communicate(timeout=300)[0] for p in runs]
+        for p, out in zip(runs, outs, strict=True):
+            assert p.returncode == 0, out[-3000:]
+    finally:
+        for w in workers:
+            os.killpg(w.pid, signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+
+    from vid_assets.store import FeatureStore
+
+    assert FeatureStore(tmp_path / "data" / "features.zarr").list_videos() == keys
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        runs = instance.get_runs()
+        assert len(runs) == 3 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        messages = [e.message or "" for r in runs for e in instance.all_logs(r.run_id)]
+        assert any("celery" in m.lower() for m in messages)
+        worker_logs = "".join((tmp_path / f"w{i}.log").read_text() for i in (1, 2))
+        assert worker_logs.count("succeeded") >= 12  # 3 partitions x 4 steps, executed by the workers
+    finally:
+        instance.dispose()

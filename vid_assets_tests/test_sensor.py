@@ -112,3 +112,22 @@ def test_manifests_and_fsspec_prefixes(tmp_path, media_dir):
         (folder / "list.csv").write_text("uri,id,caption\na.mp4,walk/01,someone walking slowly\n")
         r3 = _tick(sensor, instance, workspace, r.cursor)  # edited caption: same partition, caption updated
         assert r3.run_requests == [] and workspace.catalog().get(walk.key).caption == "someone walking slowly"
+
+
+def test_new_partitions_per_tick_are_capped(tmp_path, media_dir):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(5):
+        data = (media_dir / "clip_a.mp4").read_bytes() + bytes([i])  # 5 distinct videos
+        (videos / f"v{i}.mp4").write_bytes(data)
+    workspace = WorkspaceResource(work_dir=str(tmp_path / "work"))
+    sensor = build_videos_sensor(str(videos), max_new_per_tick=2)
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        cursor, per_tick = None, []
+        for _ in range(4):
+            r = _tick(sensor, instance, workspace, cursor)
+            per_tick.append(len(r.run_requests))
+            cursor = r.cursor
+        assert per_tick == [2, 2, 1, 0]  # the rest waits for the next tick, nothing is lost
+        assert len(instance.get_dynamic_partitions("videos")) == 5

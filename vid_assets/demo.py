@@ -103,13 +103,20 @@ def run_demo(videos_dir: str | None = None) -> int:
     outcome = materialize_missing(instance, defs, keys, console)
     store = defs.resources["feature_store"].store()
     console.print(summary_table(store, keys))
-    view = defs.resolve_job_def("publish_dataset").execute_in_process(instance=instance, run_config=QUIET)
-    if view.success:
-        pub = instance.get_latest_materialization_event(dg.AssetKey("hub_dataset")).asset_materialization.metadata
-        console.print(
-            f"Training view + dataset mirror ({pub['target'].value}): {pub['commit_message'].value}"
-            + ("" if pub["committed"].value else " [nothing new to publish]")
+    last = instance.get_latest_materialization_event(dg.AssetKey("hub_dataset"))
+    published = last.asset_materialization.metadata["num_videos"].value if last else -1
+    stored = len(store.list_videos())
+    if stored != published:  # a training-view + publish run only when the store changed
+        run = defs.resolve_job_def("publish_dataset").execute_in_process(
+            instance=instance, run_config=QUIET, raise_on_error=False
         )
+        if run.success:
+            pub = instance.get_latest_materialization_event(dg.AssetKey("hub_dataset")).asset_materialization.metadata
+            console.print(f"Training view updated; dataset mirror {pub['target'].value}: {pub['commit_message'].value}")
+        else:
+            console.print("[red]publish_dataset failed[/red] (see the run in the UI)")
+    else:
+        console.print(f"Training view and dataset mirror already hold all {stored} stored videos.")
     skipped = sum(v == "already materialized" for v in outcome.values())
     failed = [k for k, v in outcome.items() if v.startswith("FAILED")]
     console.print(

@@ -1,5 +1,6 @@
 """End to end through Dagster: real on-disk instance, real videos, real Zarr store."""
 
+import os
 import shutil
 
 import dagster as dg
@@ -235,3 +236,36 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
     assert ev.asset_materialization.tags["dagster/code_version"] == before["decoded_frames"]
     emb = run["instance"].get_latest_materialization_event(dg.AssetKey("clip_embeddings"))
     assert len(emb.asset_materialization.tags["dagster/data_version"]) == 16
+
+
+def test_batch_run_embeds_many_partitions_with_one_model_load(run):
+    """A multi-partition run of clip_embeddings + stored_features (as a backfill launches it)."""
+    import json
+    import subprocess
+    import sys
+
+    keys = [run["keys"]["clip_a.mp4"], run["keys"]["clip_b.mp4"]]
+    workspace, store = run["defs"].resources["workspace"], run["defs"].resources["feature_store"]
+    script = f"""
+import json, dagster as dg
+from vid_assets.extractors.registry import loads_so_far
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.resources import ExtractorResource
+defs = build_definitions(work_dir={workspace.work_dir!r}, store_dir={store.root!r}, extractor=ExtractorResource(device="cpu"))
+tags = {{"dagster/asset_partition_range_start": {keys[0]!r}, "dagster/asset_partition_range_end": {keys[1]!r}}}
+r = defs.resolve_job_def("embed_batches").execute_in_process(instance=dg.DagsterInstance.get(), tags=tags)
+print(json.dumps({{"success": r.success, "loads": loads_so_far(), "run_id": r.run_id}}))
+"""
+    env = {**os.environ, "DAGSTER_HOME": run["instance"].root_directory}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["success"] and res["loads"] == 1  # one model load for the whole batch
+    mats = [
+        r
+        for r in run["instance"].fetch_materializations(dg.AssetKey("clip_embeddings"), limit=20).records
+        if r.run_id == res["run_id"]
+    ]
+    assert sorted(r.partition_key for r in mats) == sorted(keys)
+    logs = [e.message or "" for e in run["instance"].all_logs(res["run_id"])]
+    assert sum("loaded extractor" in m for m in logs) == 1

@@ -6,6 +6,7 @@ moves between them through the artifact store (``deps=``), never through pickles
 
 import base64
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -26,6 +27,10 @@ GROUP = "video_features"
 # Transient trouble (a busy disk, a flaky mount, an OOM-killed step) is retried; a bad video is not:
 # it raises dg.Failure(allow_retries=False) in decoded_frames.
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+# Backfills of clip_embeddings + stored_features run this many videos per run: the model loads once
+# per batch and forward passes span videos. Decoding stays one video per run, so a bad video fails
+# only its own partition (Dagster cannot fail one partition of a multi-partition step).
+EMBED_BATCH = int(os.environ.get("VID_ASSETS_EMBED_BATCH", "32"))
 CHECKS = {
     "features_finite": "No NaN/inf in the stored features.",
     "shape_as_declared": "Feature array shape equals the declared shape and the extractor's dim.",
@@ -106,6 +111,7 @@ def clip_tensors(
     deps=[clip_tensors],
     kinds={"pytorch", "timm"},
     pool="gpu",
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=EMBED_BATCH),
     code_version="1",
     retry_policy=RETRY,
     automation_condition=dg.AutomationCondition.eager(),
@@ -117,14 +123,29 @@ def clip_embeddings(
     sampling: SamplingResource,
     extractor: ExtractorResource,
 ) -> dg.MaterializeResult:
-    model = extractor.load()
-    meta = stages.embed_video(
-        context.partition_key, model, workspace.artifacts(), sampling.top_k, text_model=extractor.text_model
+    model = extractor.load(context.log)
+    keys = context.partition_keys  # one, or a batch of videos in a multi-partition (backfill) run
+    per_video = stages.embed_videos(keys, model, workspace.artifacts(), sampling.top_k, text_model=extractor.text_model)
+    if len(keys) == 1:
+        # data version = which weights (id includes the revision) embedded which bytes with which plan
+        ref = workspace.catalog().get(keys[0])
+        version = hashlib.sha256(f"{model.id}|{ref.content_hash}|{sampling.config()}".encode()).hexdigest()[:16]
+        return dg.MaterializeResult(metadata=_meta(per_video[keys[0]]), data_version=dg.DataVersion(version))
+    clips = sum(m["clips"] for m in per_video.values())
+    seconds = sum(m["seconds"] for m in per_video.values())
+    return dg.MaterializeResult(
+        metadata=_meta(
+            {
+                "videos": len(keys),
+                "clips": clips,
+                "extractor": model.id,
+                "device": str(model.device),
+                "seconds": seconds,
+                "clips_per_s": clips / max(seconds, 1e-9),
+                "clips_by_video": {k: m["clips"] for k, m in per_video.items()},
+            }
+        )
     )
-    # data version = which weights (id includes the revision) embedded which bytes with which plan
-    ref = workspace.catalog().get(context.partition_key)
-    version = hashlib.sha256(f"{model.id}|{ref.content_hash}|{sampling.config()}".encode()).hexdigest()[:16]
-    return dg.MaterializeResult(metadata=_meta(meta), data_version=dg.DataVersion(version))
 
 
 @dg.asset(
@@ -136,6 +157,7 @@ def clip_embeddings(
     retry_policy=RETRY,
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[dg.AssetCheckSpec(name, asset="stored_features", description=d) for name, d in CHECKS.items()],
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=EMBED_BATCH),
     description="The video's group in the Zarr feature store: features, clip timestamps, provenance.",
 )
 def stored_features(
@@ -146,16 +168,26 @@ def stored_features(
     from vid_assets.store.validate import validate_video
 
     store = feature_store.store()
-    meta = stages.store_video(context.partition_key, workspace.artifacts(), store)
-    checks = [
+    keys = context.partition_keys
+    metas = {k: stages.store_video(k, workspace.artifacts(), store) for k in keys}
+    outcomes: dict[str, list] = {}
+    for k in keys:
+        for o in validate_video(store.open_video(k)):
+            outcomes.setdefault(o.name, []).append((k, o))
+    checks = [  # one result per check; in a batch run it fails if any video fails, naming them
         dg.AssetCheckResult(
-            check_name=o.name,
-            passed=o.passed,
+            check_name=name,
+            passed=all(o.passed for _, o in results),
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"detail": o.detail, "partition": context.partition_key},
+            metadata={
+                "detail": "; ".join(f"{k}: {o.detail}" for k, o in results if not o.passed or len(keys) == 1)
+                or "all passed",
+                "partitions": len(results),
+            },
         )
-        for o in validate_video(store.open_video(context.partition_key))
+        for name, results in outcomes.items()
     ]
+    meta = metas[keys[0]] if len(keys) == 1 else {"videos": len(keys), "clips": sum(m["clips"] for m in metas.values())}
     return dg.MaterializeResult(metadata=_meta(meta), check_results=checks)
 
 
@@ -195,6 +227,12 @@ embed_videos_job = dg.define_asset_job(
     "embed_videos",
     selection=dg.AssetSelection.assets(*video_assets),
     description="Decode, clip, embed and store one video partition.",
+)
+
+embed_batches_job = dg.define_asset_job(
+    "embed_batches",
+    selection=dg.AssetSelection.assets(clip_embeddings, stored_features),
+    description="Embed + store many decoded videos per run (launch as a backfill; VID_ASSETS_EMBED_BATCH per run).",
 )
 
 training_view_job = dg.define_asset_job(

@@ -8,6 +8,7 @@ import json
 import dagster as dg
 
 from vid_assets.pipeline.assets import (
+    embed_batches_job,
     embed_videos_job,
     hub_dataset,
     publish_job,
@@ -68,7 +69,7 @@ def build_definitions(
     extractor = extractor or ExtractorResource()
     return dg.Definitions(
         assets=[*versioned(video_assets, sampling, extractor, store), training_view, hub_dataset],
-        jobs=[embed_videos_job, training_view_job, publish_job],
+        jobs=[embed_videos_job, embed_batches_job, training_view_job, publish_job],
         sensors=[build_videos_sensor(videos_dir), build_publish_sensor()],
         resources={
             "workspace": workspace,

@@ -105,9 +105,16 @@ class ExtractorResource(dg.ConfigurableResource):
     compile: bool = Field(default=False, description="torch.compile the model (worth it for long runs on GPU).")
     text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
 
-    def load(self) -> Extractor:
-        """The model, loaded once per process (cached by name and settings)."""
+    def load(self, log=None) -> Extractor:
+        """The model, loaded once per process (cached by name and settings); logs each real load."""
+        import time
+
+        from vid_assets.extractors.registry import loads_so_far
+
+        before, t0 = loads_so_far(), time.perf_counter()
         ext = get_extractor(self.name, device=self.device, precision=self.precision, compile=self.compile)
+        if log is not None and loads_so_far() > before:
+            log.info(f"vid_assets: loaded extractor {ext.id} on {ext.device} in {time.perf_counter() - t0:.2f} s")
         if self.batch_size:
             ext.batch_size = self.batch_size
         elif not ext.batch_size_probed:

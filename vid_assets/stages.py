@@ -107,12 +107,6 @@ def build_clips(key: str, spec: ClipSpec, artifacts: ArtifactStore) -> dict:
     return {"clips": len(stamps), "clip_tensor_shape": shape, "seconds": time.perf_counter() - t0}
 
 
-def read_clip_batches(artifacts: ArtifactStore, key: str, batch: int) -> Iterator[np.ndarray]:
-    pixels = artifacts.open(CLIPS, key)["pixels"]
-    for start in range(0, pixels.shape[0], batch):
-        yield pixels[start : start + batch]
-
-
 # -- stage 3: embeddings --------------------------------------------------------------------------
 def _top_k(logits: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] | None:
     if logits is None:

@@ -82,8 +82,3 @@ class VideoCatalog:
         if not folder.is_dir():
             return []
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-
-    def keys(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.stem for p in self.root.glob("*.json") if not p.name.startswith("."))

@@ -8,7 +8,6 @@ them back chunk by chunk. Location is configured once, on the resource that owns
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +39,3 @@ class ArtifactStore:
 
     def exists(self, asset: str, key: str) -> bool:
         return (self.path(asset, key) / "zarr.json").exists()
-
-    def delete(self, asset: str, key: str) -> None:
-        shutil.rmtree(self.path(asset, key), ignore_errors=True)

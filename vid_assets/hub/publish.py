@@ -144,7 +144,7 @@ def _write_shard(store: FeatureStore, videos: list[str], staging: Path) -> tuple
     return name, final, table.num_rows
 
 
-def _videos_table(store: FeatureStore, videos: list[str], path: Path) -> None:
+def _videos_table(attrs_by_video: dict[str, dict], videos: list[str], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -162,7 +162,7 @@ def _videos_table(store: FeatureStore, videos: list[str], path: Path) -> None:
         )
     }
     for vid in videos:
-        a = dict(store.open_video(vid).attrs)
+        a = attrs_by_video[vid]
         rows["video_id"].append(vid)
         rows["source"].append(os.path.basename(str(a.get("source", ""))))  # no local paths in public data
         rows["content_hash"].append(a.get("content_hash", ""))
@@ -252,13 +252,14 @@ def build_plan(
 ) -> CommitPlan:
     """Stage the files of the next commit in ``staging`` and say what changes against ``previous``."""
     previous = previous or {"shards": {}}
-    current = {vid: store.open_video(vid).attrs.get("features_sha256", "") for vid in store.list_videos()}
+    attrs = {vid: dict(store.open_video(vid).attrs) for vid in store.list_videos()}  # read once per video
+    current = {vid: a.get("features_sha256", "") for vid, a in attrs.items()}
     if not current:
         raise PublishError(f"the feature store at {store.root} holds no videos yet: nothing to publish")
-    attrs0 = dict(store.open_video(next(iter(current))).attrs)
+    attrs0 = attrs[next(iter(current))]
     extractor = attrs0.get("extractor", "")
     for vid in current:
-        if store.open_video(vid).attrs.get("extractor") != extractor:
+        if attrs[vid].get("extractor") != extractor:
             raise PublishError(
                 f"video {vid} was embedded with another extractor than {extractor}: publish one extractor"
             )
@@ -283,7 +284,7 @@ def build_plan(
     shards = dict(kept_shards)
     batch, clips = [], 0
     for vid in pending + [None]:
-        n = 0 if vid is None else int(store.open_video(vid).attrs.get("num_clips", 0))
+        n = 0 if vid is None else int(attrs[vid].get("num_clips", 0))
         if batch and (vid is None or clips + n > shard_clips):
             name, path, _ = _write_shard(store, batch, staging)
             shards[name] = [[v, current[v]] for v in batch]
@@ -296,8 +297,8 @@ def build_plan(
     plan.unchanged = sorted(kept_shards)
 
     videos = sorted(current)
-    _videos_table(store, videos, staging / VIDEOS)
-    num_clips = sum(int(store.open_video(v).attrs.get("num_clips", 0)) for v in videos)
+    _videos_table(attrs, videos, staging / VIDEOS)
+    num_clips = sum(int(attrs[v].get("num_clips", 0)) for v in videos)
     plan_dict = attrs0.get("sampling_plan", {})
     manifest = {
         "layout": "vid_assets.hub/1",

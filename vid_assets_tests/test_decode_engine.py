@@ -150,7 +150,8 @@ def test_corrupted_middle(tmp_path):
         bad.write_bytes(bytes(data))
         stats = DecodeStats()
         try:
-            results[ext] = len(list(iter_frames(bad, SamplingPlan.at_fps(2), stats=stats))), stats
+            # one decoder thread: with frame threads, how FFmpeg conceals damage depends on scheduling
+            results[ext] = len(list(iter_frames(bad, SamplingPlan.at_fps(2), stats=stats, threads=1))), stats
         except VideoDecodeError as e:
             results[ext] = e, stats
     err, _ = results["mp4"]
@@ -159,7 +160,7 @@ def test_corrupted_middle(tmp_path):
     assert 10 <= kept <= 12 and stats.corrupt >= 1
     # allow_partial keeps what decoded and records why it stopped
     stats = DecodeStats()
-    part = list(iter_frames(tmp_path / "bad.mp4", SamplingPlan.at_fps(2), allow_partial=True, stats=stats))
+    part = list(iter_frames(tmp_path / "bad.mp4", SamplingPlan.at_fps(2), allow_partial=True, stats=stats, threads=1))
     assert 0 < len(part) < 12 and stats.partial.startswith("decode error at")
 
 

@@ -12,23 +12,20 @@ from huggingface_hub import DatasetCard
 
 from vid_assets.hub import PublishError, build_plan, publish
 from vid_assets.store import FeatureStore
+from vid_assets_tests.helpers import write_fake_video
 
 
 def _write(store, vid, n, seed, dim=8):
-    rng = np.random.default_rng(seed)
-    store.write_video(
+    write_fake_video(
+        store,
         vid,
-        features=rng.standard_normal((n, 1, dim)).astype(np.float32),
-        timestamps=np.stack([np.arange(n) * 1.0, np.arange(n) + 1.0], axis=1),
-        frame_times=np.arange(n, dtype=np.float64)[:, None],
-        attrs={
-            "source": f"/home/someone/videos/{vid}.mp4",
-            "content_hash": f"h{seed}",
-            "duration_s": float(n),
-            "extractor": "test-extractor@1",
-            "sampling_plan": {"mode": "fps", "fps": 1.0, "short_side": 256, "start_s": 0.0, "end_s": None},
-            "clip_spec": {"frames_per_clip": 1, "stride": 1, "crop": "center"},
-        },
+        n,
+        seed,
+        dim=dim,
+        source=f"/home/someone/videos/{vid}.mp4",
+        extractor="test-extractor@1",
+        sampling_plan={"mode": "fps", "fps": 1.0, "short_side": 256, "start_s": 0.0, "end_s": None},
+        clip_spec={"frames_per_clip": 1, "stride": 1, "crop": "center"},
     )
 
 

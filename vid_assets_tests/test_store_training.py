@@ -17,24 +17,11 @@ from vid_assets.media import VideoCatalog, VideoRef
 from vid_assets.store import FeatureStore
 from vid_assets.store.exports import export_npy, failed_report
 from vid_assets.store.training import read_videos_table, update_training_view
+from vid_assets_tests.helpers import write_fake_video
 
 
 def _write(store: FeatureStore, vid: str, n: int, seed: int, caption=False, dim=8):
-    rng = np.random.default_rng(seed)
-    store.write_video(
-        vid,
-        features=rng.standard_normal((n, 1, dim)).astype(np.float32),
-        timestamps=np.stack([np.arange(n), np.arange(n) + 1.0], axis=1).astype(np.float64),
-        frame_times=np.arange(n, dtype=np.float64)[:, None],
-        attrs={
-            "source": f"/videos/{vid}.mp4",
-            "content_hash": f"h{seed}",
-            "duration_s": float(n),
-            "extractor": "test@1",
-            "sampling_plan": {"mode": "fps", "fps": 1.0},
-        },
-        caption_embedding=rng.standard_normal(4).astype(np.float16) if caption else None,
-    )
+    write_fake_video(store, vid, n, seed, caption=caption, dim=dim)
 
 
 def _files(root: Path) -> dict[str, bytes]:

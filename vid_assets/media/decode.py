@@ -89,7 +89,7 @@ class DecodedFrame:
 
 
 def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = None):
-    desc = getattr(source, "name", None) or os.fspath(source) if not hasattr(source, "read") else "<stream>"
+    desc = getattr(source, "name", "<stream>") if hasattr(source, "read") else os.fspath(source)
     if not hasattr(source, "read"):
         path = Path(os.fspath(source))
         if "://" not in os.fspath(source) and path.is_file() and path.stat().st_size == 0:

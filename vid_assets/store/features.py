@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from zarr.errors import ContainsGroupError
 
 from vid_assets.store.atomic import atomic_dir
 from vid_assets.store.zarr_utils import blosc
@@ -101,12 +102,22 @@ class FeatureStore:
         return self.videos_dir / video_id
 
     def _ensure_root(self) -> None:
+        """Create the root and ``videos/`` groups once; safe when writers race to do it.
+
+        zarr's ``mode="a"`` checks-then-creates, so two processes creating the same group can
+        both see "absent" and the loser raises ``ContainsGroupError``: the group it wanted exists,
+        which is all we need.
+        """
         if not (self.root / "zarr.json").exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            g = zarr.open_group(zarr.storage.LocalStore(self.root), mode="a", zarr_format=3)
-            g.attrs.update({"vid_assets_layout": LAYOUT_VERSION})
+            try:
+                g = zarr.open_group(zarr.storage.LocalStore(self.root), mode="a", zarr_format=3)
+                g.attrs.update({"vid_assets_layout": LAYOUT_VERSION})
+            except ContainsGroupError:
+                pass
         if not (self.videos_dir / "zarr.json").exists():
-            zarr.open_group(zarr.storage.LocalStore(self.videos_dir), mode="a", zarr_format=3)
+            with contextlib.suppress(ContainsGroupError):
+                zarr.open_group(zarr.storage.LocalStore(self.videos_dir), mode="a", zarr_format=3)
 
     # -- writing --------------------------------------------------------------------------------
     def write_video(

@@ -306,7 +306,7 @@ def test_live_tcp_stream_opens_natively_in_ffmpeg(tmp_path):
     port = server.getsockname()[1]
 
     def serve():
-        for _ in range(2):
+        for _ in range(3):
             conn, _ = server.accept()
             with conn:
                 conn.sendall(ts.read_bytes())
@@ -315,6 +315,10 @@ def test_live_tcp_stream_opens_natively_in_ffmpeg(tmp_path):
     frames = list(iter_frames(f"tcp://127.0.0.1:{port}", SamplingPlan.every_n(24, short_side=32)))
     assert len(frames) == 3
     assert [round(f.pts_s, 2) for f in frames] == [0.0, 1.0, 2.0]
+    # fps plans run on live input too (targets are generated until the stream ends) ...
+    live = list(iter_frames(f"tcp://127.0.0.1:{port}", SamplingPlan.at_fps(2, short_side=32), time_budget_s=5))
+    assert [round(f.pts_s, 2) for f in live] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    # ... but segments with a cap need the duration to spread the segments over
     with pytest.raises(VideoDecodeError, match="duration unknown"):
-        list(iter_frames(f"tcp://127.0.0.1:{port}", SamplingPlan.at_fps(1), time_budget_s=5))
+        list(iter_frames(f"tcp://127.0.0.1:{port}", SamplingPlan.segments(1, 2), time_budget_s=5))
     server.close()

@@ -30,7 +30,7 @@ from typing import IO
 import av
 import numpy as np
 
-from vid_assets.media.plan import SamplingPlan
+from vid_assets.media.plan import SamplingPlan, Target
 from vid_assets.media.sources import is_live, open_source
 
 
@@ -88,7 +88,7 @@ class DecodedFrame:
     key_frame: bool = False
 
 
-def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = None):
+def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = None, open_options: dict | None = None):
     desc = getattr(source, "name", "<stream>") if hasattr(source, "read") else os.fspath(source)
     if not hasattr(source, "read"):
         path = Path(os.fspath(source))
@@ -101,7 +101,7 @@ def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = 
     except Exception as e:  # fsspec / resolver errors: network, auth, 404 ...
         raise VideoDecodeError(f"cannot open source: {type(e).__name__}: {e}", source=desc) from e
     try:
-        kwargs = {"metadata_errors": "ignore"}
+        kwargs = {"metadata_errors": "ignore", **(open_options or {})}
         if timeout_s is not None and isinstance(opened, str) and "://" in opened:
             kwargs["timeout"] = timeout_s
         return av.open(opened, mode="r", **kwargs), desc
@@ -249,8 +249,10 @@ def _select_targets(reader: _Reader, plan: SamplingPlan, duration: float, frame_
     the later frame), which makes it exact for variable-frame-rate video without any tolerance.
     fps mode never yields the same frame twice; segments mode may (fixed F frames per segment).
     """
-    targets = plan.targets(duration)
-    ti, n = 0, len(targets)
+    targets = plan.iter_targets(duration)  # lazy: unbounded for fps plans over live input
+    target = next(targets, None)
+    previous_target: Target | None = None
+    ti = 0  # index of ``target``
     prev: tuple[float, av.VideoFrame] | None = None  # newest frame before the current target
     current: tuple[float, av.VideoFrame] | None = None  # newest decoded frame
     last_yield = -math.inf
@@ -264,14 +266,18 @@ def _select_targets(reader: _Reader, plan: SamplingPlan, duration: float, frame_
         last_yield = choice[0]
         return choice[1], choice[0], segment
 
-    while ti < n:
-        t = targets[ti].time_s
+    def advance() -> None:
+        nonlocal target, previous_target, ti
+        previous_target, target, ti = target, next(targets, None), ti + 1
+
+    while target is not None:
+        t = target.time_s
         if current is not None and current[0] >= t:
             near_prev = prev is not None and prev[0] < t and (t - prev[0]) < (current[0] - t)
-            out = emit(prev if near_prev else current, targets[ti].segment)
+            out = emit(prev if near_prev else current, target.segment)
             if out:
                 yield out
-            ti += 1
+            advance()
             continue
         if seeked_for != ti and _should_seek(reader, current, t, frame_s, seek):
             seeked_for = ti
@@ -296,17 +302,20 @@ def _select_targets(reader: _Reader, plan: SamplingPlan, duration: float, frame_
             break
         prev, current = current, nxt
     # The stream ended before the remaining targets: a target within two frames of the last frame
-    # is still on screen (serve it); segments pad the rest of their segment; otherwise stop (the
+    # of a file is still on screen (serve it); segments pad the rest of their segment; otherwise stop (the
     # caller's coverage check reports truncation).
-    while ti < n and current is not None:
-        t, seg = targets[ti].time_s, targets[ti].segment
-        in_last = plan.mode == "segments" and ti > 0 and seg == targets[ti - 1].segment
-        if t - current[0] > 2 * frame_s and not in_last:
+    # Live input has no duration to cut at: there, serve a target only when the last frame is the
+    # nearest one it could ever get (within half a frame).
+    slack = 2 * frame_s if math.isfinite(duration) else 0.5 * frame_s
+    while target is not None and current is not None:
+        t, seg = target.time_s, target.segment
+        in_last = plan.mode == "segments" and previous_target is not None and seg == previous_target.segment
+        if t - current[0] > slack and not in_last:
             break
         out = emit(current, seg)
         if out:
             yield out
-        ti += 1
+        advance()
 
 
 def _should_seek(reader: _Reader, current, t: float, frame_s: float, seek: str) -> bool:
@@ -332,16 +341,19 @@ def iter_frames(
     seek: str = "auto",
     convert: bool = True,
     stats: DecodeStats | None = None,
+    open_options: dict | None = None,
 ) -> Iterator[DecodedFrame]:
     """Yield the frames ``plan`` asks for, in time order (see the module docstring).
 
     ``seek``: ``auto`` (seek when the next sample is > 2 GOPs ahead), ``never`` or ``always``.
     ``threads`` caps FFmpeg's decoder threads (0 = FFmpeg's choice); many parallel decoders want 1.
     ``convert=False`` skips pixel conversion (timestamps only, e.g. ``vid-assets inspect``).
+    ``open_options``: extra ``av.open`` arguments, e.g. ``{"format": "mpegts", "options":
+    {"analyzeduration": "500000"}}`` for a live pipe, where probing would otherwise wait for 5 s of input.
     """
     stats = stats if stats is not None else DecodeStats()
     started = time.monotonic()
-    container, desc = _open(source)
+    container, desc = _open(source, open_options=open_options)
     with container:
         stream = _video_stream(container, desc)
         stream.thread_type = "AUTO"
@@ -354,11 +366,11 @@ def iter_frames(
         tol = min(0.5 / rate, 0.5 * plan.step_s)
         live = is_live(desc)
         reader = _Reader(container, stream, desc, stats, time_budget_s, started)
-        if plan.uses_targets and not math.isfinite(duration):
+        if plan.mode == "segments" and not math.isfinite(duration):
             raise VideoDecodeError(
-                "duration unknown (live or unindexed stream): use an every_n or keyframes plan", source=desc
+                "duration unknown (live or unindexed stream): use an fps, every_n or keyframes plan", source=desc
             )
-        if not plan.uses_targets or live:
+        if not plan.uses_targets or live or not math.isfinite(duration):
             seek = "never"
         start, end = plan.window(duration if math.isfinite(duration) else math.inf)
 

@@ -22,6 +22,7 @@ Modes:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,17 @@ class SamplingPlan:
             for i in chosen
             for j in range(self.frames_per_segment)
         ]
+
+    def iter_targets(self, duration_s: float) -> Iterator[Target]:
+        """Like :meth:`targets`, lazily; ``fps`` mode also works on streams of unknown duration
+        (live input): targets then run until the stream ends (or ``end_s``)."""
+        if self.mode == "fps" and not math.isfinite(duration_s):
+            k = 0
+            while self.end_s is None or self.start_s + k / self.fps < self.end_s:
+                yield Target(self.start_s + k / self.fps)
+                k += 1
+            return
+        yield from self.targets(duration_s)
 
     def to_dict(self) -> dict:
         base = {"mode": self.mode, "short_side": self.short_side, "start_s": self.start_s, "end_s": self.end_s}

@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export VID_ASSETS_DATA ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: venv demo test ui lint clean services
+.PHONY: venv demo test ui serve lint clean services
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,11 +24,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/vid-assets demo
 
-# The scale-out test starts its own PostgreSQL (Debian's binaries) and Redis; install Redis if we can.
+# The scale-out test starts its own PostgreSQL (Debian's binaries) and Redis; the web-page test drives
+# Debian's Chromium headless (Playwright uses /usr/bin/chromium; it never downloads a browser).
 services:
 	@command -v redis-server >/dev/null 2>&1 || (apt-get install -y -q redis-server >/dev/null 2>&1 \
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1)) \
 	  || echo "redis-server not installable here: the Postgres+Celery test will be skipped"
+	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	  || echo "chromium not installable here: the web-page test will be skipped"
 
 test: venv services
 	$(BIN)/ruff check .
@@ -36,6 +40,10 @@ test: venv services
 
 ui: venv $(DAGSTER_HOME)/dagster.yaml
 	env --default-signal=INT,TERM $(BIN)/dagster dev -w workspace.yaml
+
+# The prediction service on http://127.0.0.1:8000/ (pick a video on the page, or POST to /v1/predict).
+serve: venv
+	$(BIN)/vid-assets serve
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -207,3 +207,56 @@ def inspect(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    extractor: Annotated[str, typer.Option(help="Extractor name (as in the pipeline's resource).")] = "",
+    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass (0 = probe).")] = 0,
+    fps: Annotated[float, typer.Option(help="Frames sampled per second of video.")] = 2.0,
+    frames_per_clip: Annotated[int, typer.Option(help="Sampled frames per clip.")] = 2,
+    stride: Annotated[int, typer.Option(help="Sampled frames between clip starts.")] = 2,
+    crop: Annotated[str, typer.Option(help="center | five | ten | random.")] = "center",
+    top_k: Annotated[int, typer.Option(help="Labels per clip.")] = 5,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 1024,
+    max_duration: Annotated[float, typer.Option(help="Longest accepted video / live stream (s).")] = 1800,
+    max_streams: Annotated[int, typer.Option(help="Concurrent predictions; more get 429.")] = 8,
+    budget: Annotated[float, typer.Option(help="Wall-time budget per request (s).")] = 600,
+    max_wait_ms: Annotated[float, typer.Option(help="Dynamic batching: longest wait for other clips.")] = 5,
+    allow_host: Annotated[
+        list[str] | None, typer.Option(help="Host GET /v1/predict?url= may pull from (repeat; '*.example.com').")
+    ] = None,
+):
+    """Serve per-clip predictions as Server-Sent Events (see vid_assets/serve/app.py)."""
+    from vid_assets import settings
+    from vid_assets.clips import ClipSpec
+    from vid_assets.extractors import DEFAULT_EXTRACTOR
+    from vid_assets.extractors.feed import load_extractor
+    from vid_assets.media import SamplingPlan
+    from vid_assets.serve import Limits, Predictor
+    from vid_assets.serve.app import serve as run_server
+    from vid_assets.stages import PipelineConfig
+
+    ext = load_extractor(extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size)
+    config = PipelineConfig(
+        plan=SamplingPlan.at_fps(fps),
+        clip=ClipSpec(frames_per_clip=frames_per_clip, stride=stride, crop=crop),
+        top_k=top_k,
+    )
+    limits = Limits(
+        max_upload_bytes=int(max_upload_mb * (1 << 20)),
+        max_duration_s=max_duration,
+        max_streams=max_streams,
+        request_budget_s=budget,
+    )
+    typer.echo(f"vid-assets serve: {ext.id} on {ext.device}, http://{host}:{port}/", err=True)
+    run_server(
+        Predictor(ext, config, max_wait_s=max_wait_ms / 1000),
+        host=host,
+        port=port,
+        limits=limits,
+        allow_hosts=tuple(allow_host or ()),
+    )

@@ -13,7 +13,7 @@ import torch
 from vid_assets.extractors.base import Extractor
 from vid_assets.prefetch import prefetch
 
-__all__ = ["prefetch", "probe_batch_size", "to_pinned"]
+__all__ = ["load_extractor", "prefetch", "probe_batch_size", "to_pinned"]
 
 
 def to_pinned(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -53,3 +53,22 @@ def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> in
         return floor
     finally:
         extractor.batch_size = saved
+
+
+def load_extractor(
+    name: str, *, device: str = "auto", precision: str = "auto", compile: bool = False, batch_size: int = 0
+) -> Extractor:
+    """The process-wide extractor for ``name`` with a tuned batch size: what the Dagster resource
+    and the prediction service both use, so they run the same model the same way.
+
+    ``batch_size`` is images per forward pass; 0 probes device memory once (cap 512).
+    """
+    from vid_assets.extractors.registry import get_extractor
+
+    ext = get_extractor(name, device=device, precision=precision, compile=compile)
+    if batch_size:
+        ext.batch_size = batch_size
+    elif not ext.batch_size_probed:
+        ext.batch_size = probe_batch_size(ext, cap=512) * (ext.num_frames if ext.input_kind == "clip" else 1)
+        ext.batch_size_probed = True
+    return ext

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from vid_assets import settings
 from vid_assets.clips import ClipSpec
-from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, get_extractor
+from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor
 from vid_assets.media import SamplingPlan, VideoCatalog
 from vid_assets.stages import PipelineConfig
 from vid_assets.store import ArtifactStore, FeatureStore
@@ -109,19 +109,15 @@ class ExtractorResource(dg.ConfigurableResource):
         """The model, loaded once per process (cached by name and settings); logs each real load."""
         import time
 
+        from vid_assets.extractors.feed import load_extractor
         from vid_assets.extractors.registry import loads_so_far
 
         before, t0 = loads_so_far(), time.perf_counter()
-        ext = get_extractor(self.name, device=self.device, precision=self.precision, compile=self.compile)
+        ext = load_extractor(
+            self.name, device=self.device, precision=self.precision, compile=self.compile, batch_size=self.batch_size
+        )
         if log is not None and loads_so_far() > before:
             log.info(f"vid_assets: loaded extractor {ext.id} on {ext.device} in {time.perf_counter() - t0:.2f} s")
-        if self.batch_size:
-            ext.batch_size = self.batch_size
-        elif not ext.batch_size_probed:
-            from vid_assets.extractors.feed import probe_batch_size
-
-            ext.batch_size = probe_batch_size(ext, cap=512) * (ext.num_frames if ext.input_kind == "clip" else 1)
-            ext.batch_size_probed = True
         return ext
 
 

@@ -1,0 +1,368 @@
+"""The prediction service: a Starlette app that streams :mod:`vid_assets.serve.predict` events as
+Server-Sent Events (framing, pings and disconnect handling by ``sse-starlette``).
+
+Endpoints
+    POST /v1/predict          whole video (raw body or multipart ``file``) -> SSE
+    POST /v1/predict/stream   live upload with chunked transfer (e.g. MPEG-TS from ffmpeg) -> SSE
+    GET  /v1/predict?url=...  server pulls an allowlisted URL (HTTP(S) file, HLS, RTMP/RTSP) -> SSE
+    GET  /healthz             model, limits, load and batching counters
+    GET  /                    a page to pick a file and watch per-clip labels arrive
+
+Events: ``start`` (request id, duration, expected clips, model and plan), one ``clip`` per clip in
+order (``index, start_s, end_s, top_k`` and ``embedding`` with ``?embeddings=1``), then ``done``
+(totals and timing) or ``error`` (``message``, ``status``). Problems found before streaming
+(too large, not a video, too long, too many streams, host not allowed) are plain HTTP errors with a
+JSON ``{"error": ...}`` body: 400/403/413/422/429.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import urlparse
+
+import anyio
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from vid_assets.media import probe
+from vid_assets.media.decode import VideoDecodeError
+from vid_assets.media.sources import is_live
+from vid_assets.serve.pipe import BytePipe
+from vid_assets.serve.predict import DEFAULT_LIMITS, Event, Limits, Predictor
+
+URL_SCHEMES = ("http", "https", "rtmp", "rtmps", "rtsp")
+LIVE_OPEN = {"options": {"analyzeduration": "1000000", "probesize": "1000000"}}  # start within ~1 s of input
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Service:
+    """Shared state of one server: the predictor, limits, the stream slots and counters."""
+
+    def __init__(self, predictor: Predictor, limits: Limits, allow_hosts: tuple[str, ...], spool_dir: str | None):
+        self.predictor = predictor
+        self.limits = limits
+        self.allow_hosts = tuple(h.lower() for h in allow_hosts)
+        self.spool_dir = spool_dir
+        self.active = 0
+        self.counters = {"requests": 0, "completed": 0, "errors": 0, "rejected": 0, "disconnected": 0}
+
+    # -- slots -----------------------------------------------------------------------------------
+    def acquire(self) -> JSONResponse | None:
+        """Take a stream slot, or the 429 to send. Runs on the event loop: no lock needed."""
+        if self.active >= self.limits.max_streams:
+            self.counters["rejected"] += 1
+            return _error(f"too many concurrent streams (limit {self.limits.max_streams})", 429, {"Retry-After": "1"})
+        self.active += 1
+        self.counters["requests"] += 1
+        return None
+
+    def release(self) -> None:
+        self.active -= 1
+
+    def host_allowed(self, url: str) -> str | None:
+        """None if ``url`` may be pulled, else why not."""
+        parsed = urlparse(url)
+        if parsed.scheme.lower() not in URL_SCHEMES:
+            return f"scheme {parsed.scheme or '(none)'!r} not allowed (use {', '.join(URL_SCHEMES)})"
+        host = (parsed.hostname or "").lower()
+        if not host:
+            return "URL has no host"
+        for allowed in self.allow_hosts:
+            if host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:])):
+                return None
+        return f"host {host!r} is not on the server's allowlist"
+
+    # -- streaming -------------------------------------------------------------------------------
+    def sse(self, events: Iterator[Event], cancel: threading.Event, cleanup=None) -> EventSourceResponse:
+        """Drive the blocking event generator from worker threads and send each event as SSE."""
+
+        async def gen() -> AsyncIterator[ServerSentEvent]:
+            finished = False
+            try:
+                while True:
+                    item = await anyio.to_thread.run_sync(next, events, None)
+                    if item is None:
+                        finished = True
+                        return
+                    name, data = item
+                    if name == "done":
+                        self.counters["completed"] += 1
+                    elif name == "error":
+                        self.counters["errors"] += 1
+                    yield ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=name)
+            finally:
+                cancel.set()  # the client left (or we are done): stop decoding and computing
+                if not finished:
+                    self.counters["disconnected"] += 1
+                # Runs under the cancelled scope of a disconnect: shield, or the await would raise
+                # at once and the decode thread would never be joined.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(events.close)
+                if cleanup is not None:
+                    cleanup()
+                self.release()  # only now: a free slot means the request's work has stopped
+
+        return EventSourceResponse(gen(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _error(message: str, status: int, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+async def _spool_body(request: Request, dest, limit: int) -> int:
+    """Copy the request body (raw, or the first file part of a multipart form) to ``dest``."""
+    total = 0
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        receive = request.receive
+
+        async def counting_receive():
+            nonlocal total
+            message = await receive()
+            total += len(message.get("body", b""))
+            if total > limit:
+                raise _TooLarge
+            return message
+
+        form = await Request(request.scope, counting_receive).form(max_files=1, max_fields=16)
+        try:
+            upload = next((v for v in form.values() if hasattr(v, "read")), None)
+            if upload is None:
+                raise ValueError("multipart form has no file part (send the video as field 'file')")
+            size = 0
+            while chunk := await upload.read(1 << 20):
+                dest.write(chunk)
+                size += len(chunk)
+            return size
+        finally:
+            await form.close()
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _TooLarge
+        dest.write(chunk)
+    return total
+
+
+def create_app(
+    predictor: Predictor,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    allow_hosts: tuple[str, ...] | list[str] = (),
+    spool_dir: str | None = None,
+) -> Starlette:
+    svc = Service(predictor, limits, tuple(allow_hosts), spool_dir)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(files("vid_assets.serve").joinpath("page.html").read_text())
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                **predictor.describe(),
+                "active_streams": svc.active,
+                "limits": limits.to_dict(),
+                "allow_hosts": list(svc.allow_hosts),
+                "counters": svc.counters,
+                "batcher": predictor.batcher.stats.to_dict(),
+            }
+        )
+
+    async def predict_upload(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_upload_bytes:
+            return _error(f"upload of {int(length)} bytes exceeds the {limits.max_upload_bytes} byte limit", 413)
+        if (busy := svc.acquire()) is not None:
+            return busy
+        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below; the file outlives the request handler)
+            prefix="vid-assets-upload-", suffix=".video", dir=spool_dir, delete=False
+        )
+        path = Path(tmp.name)
+
+        def cleanup() -> None:
+            path.unlink(missing_ok=True)
+
+        try:
+            with tmp:
+                size = await _spool_body(request, tmp, limits.max_upload_bytes)
+            if size == 0:
+                raise ValueError("empty upload: send the video file as the request body")
+            info = await anyio.to_thread.run_sync(probe, str(path))
+            if math.isfinite(info.duration_s) and info.duration_s > limits.max_duration_s:
+                return _cleanup_error(
+                    svc,
+                    cleanup,
+                    f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s",
+                    413,
+                )
+        except _TooLarge:
+            return _cleanup_error(svc, cleanup, f"upload exceeds the {limits.max_upload_bytes} byte limit", 413)
+        except VideoDecodeError as e:
+            return _cleanup_error(svc, cleanup, f"not a readable video: {e.reason}", 422)
+        except ValueError as e:
+            return _cleanup_error(svc, cleanup, str(e), 400)
+        except BaseException:
+            cleanup()
+            svc.release()
+            raise
+        cancel = threading.Event()
+        events = predictor.events(
+            str(path), info=info, cancel=cancel, embeddings=_flag(request, "embeddings"), limits=limits
+        )
+        return svc.sse(events, cancel, cleanup)
+
+    async def predict_url(request: Request) -> Response:
+        url = request.query_params.get("url")
+        if not url:
+            return _error("missing ?url= (or POST the video to /v1/predict)", 400)
+        if (why := svc.host_allowed(url)) is not None:
+            return _error(why, 403)
+        if (busy := svc.acquire()) is not None:
+            return busy
+        info = None
+        if not is_live(url):  # a file over HTTP: probe first so a bad URL is a 4xx, not a stream
+            try:
+                info = await anyio.to_thread.run_sync(lambda: probe(url, timeout_s=30))
+            except VideoDecodeError as e:
+                return _cleanup_error(svc, None, f"cannot read {url}: {e.reason}", 422)
+            except BaseException:
+                svc.release()
+                raise
+            if math.isfinite(info.duration_s) and info.duration_s > limits.max_duration_s:
+                return _cleanup_error(
+                    svc, None, f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s", 413
+                )
+        cancel = threading.Event()
+        events = predictor.events(url, info=info, cancel=cancel, embeddings=_flag(request, "embeddings"), limits=limits)
+        return svc.sse(events, cancel)
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/healthz", healthz),
+            Route("/v1/predict", predict_upload, methods=["POST"]),
+            Route("/v1/predict", predict_url, methods=["GET"]),
+            Route("/v1/predict/stream", LiveEndpoint(svc), methods=["POST"]),
+        ],
+        lifespan=_lifespan(predictor),
+    )
+    app.state.service = svc
+    return app
+
+
+def _cleanup_error(svc: Service, cleanup, message: str, status: int) -> JSONResponse:
+    if cleanup is not None:
+        cleanup()
+    svc.release()
+    return _error(message, status)
+
+
+def _lifespan(predictor: Predictor):
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        predictor.close()
+
+    return lifespan
+
+
+class LiveEndpoint:
+    """``POST /v1/predict/stream``: decode the request body *while it is still arriving*.
+
+    A raw ASGI endpoint because two things read ``receive`` at once in a plain Starlette response
+    (the body reader and the SSE disconnect watcher): here one pump reads it, feeds body chunks to a
+    :class:`BytePipe` that FFmpeg reads, and turns ``http.disconnect`` into a cancel for both.
+    """
+
+    def __init__(self, svc: Service) -> None:
+        self.svc = svc
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        svc = self.svc
+        request = Request(scope)
+        if (busy := svc.acquire()) is not None:
+            await busy(scope, receive, send)
+            return
+        pipe = BytePipe()
+        cancel = threading.Event()
+        disconnected = anyio.Event()
+        limit = svc.limits.max_upload_bytes
+
+        async def pump() -> None:
+            total = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    break
+                body = message.get("body", b"")
+                total += len(body)
+                if total > limit:  # stop reading; the decoder sees EOF and the stream ends cleanly
+                    pipe.finish()
+                elif body:
+                    await anyio.to_thread.run_sync(pipe.write, body)
+                if not message.get("more_body", False):
+                    pipe.finish()
+            cancel.set()
+            pipe.close()
+            disconnected.set()
+
+        async def sse_receive():
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        open_options = dict(LIVE_OPEN)
+        if fmt := request.query_params.get("format"):
+            open_options["format"] = fmt
+        events = svc.predictor.events(
+            pipe,
+            cancel=cancel,
+            embeddings=_flag(request, "embeddings"),
+            limits=svc.limits,
+            open_options=open_options,
+            request_id=uuid.uuid4().hex[:12],
+        )
+        response = svc.sse(events, cancel, cleanup=pipe.close)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                await response(scope, sse_receive, send)
+            finally:
+                pipe.close()  # unblocks a pump stuck writing to a pipe nobody reads
+                tg.cancel_scope.cancel()
+
+
+def serve(
+    predictor: Predictor,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: Limits = DEFAULT_LIMITS,
+    allow_hosts: tuple[str, ...] = (),
+    log_level: str = "info",
+) -> None:
+    """Run the service with uvicorn (blocking)."""
+    import uvicorn
+
+    app = create_app(predictor, limits=limits, allow_hosts=allow_hosts, spool_dir=os.environ.get("VID_ASSETS_SPOOL"))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

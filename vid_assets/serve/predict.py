@@ -1,0 +1,262 @@
+"""Per-clip predictions as a stream of events, for a file, a URL or a live byte stream.
+
+This is the asset pipeline's own chain, ``iter_frames`` -> ``iter_clips`` -> ``embed_clips`` (the
+last through the shared :class:`~vid_assets.serve.batcher.DynamicBatcher`), run without
+intermediate storage. It is plain Python (no web framework): the ASGI app in ``serve/app.py``
+only turns these events into Server-Sent Events.
+
+Pipelining: a producer thread decodes and builds clips and submits each to the batcher as soon as
+it exists, at most ``inflight`` clips ahead of the consumer; the consumer yields clip *i* while
+clip *i+1* is being decoded and computed. Memory per request is bounded by ``inflight`` clips.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from vid_assets.clips import ClipSpec, iter_clips
+from vid_assets.media import SamplingPlan, iter_frames
+from vid_assets.media.decode import DecodeStats, VideoDecodeError, VideoInfo
+from vid_assets.serve.batcher import DynamicBatcher
+from vid_assets.stages import PipelineConfig
+
+Event = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may cost. Defaults suit a single-GPU box serving short clips."""
+
+    max_upload_bytes: int = 1 << 30  # 1 GiB
+    max_duration_s: float = 1800.0  # uploads: refused up front; live/URL: stopped when reached
+    max_streams: int = 8  # concurrent predictions; more get 429
+    request_budget_s: float = 600.0  # wall time per request
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _Cancelled(Exception):
+    """The caller set ``cancel`` (client gone): stop without an event."""
+
+
+class PredictionError(Exception):
+    """A request-level failure with an HTTP-ish status (used before streaming starts)."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def expected_clips(plan: SamplingPlan, spec: ClipSpec, info: VideoInfo | None) -> int | None:
+    """How many clips a video of ``info`` should give (for progress bars); None if unknown."""
+    if info is None or not math.isfinite(info.duration_s or math.nan) or plan.mode == "keyframes":
+        return None
+    if plan.uses_targets:
+        n = len(plan.targets(info.duration_s))
+    else:
+        start, end = plan.window(info.duration_s)
+        n = math.ceil(max(0.0, end - start) * (info.avg_fps or 30.0) / plan.every_n_frames)
+    k, stride = spec.frames_per_clip, spec.stride
+    if n <= 0:
+        return 0
+    full = 0 if n < k else (n - k) // stride + 1
+    covered = 0 if full == 0 else (full - 1) * stride + k
+    return full + (1 if n > covered else 0)
+
+
+class Predictor:
+    """One loaded extractor + one pipeline config, shared by every request of a server."""
+
+    def __init__(
+        self,
+        extractor,
+        config: PipelineConfig | None = None,
+        *,
+        max_wait_s: float = 0.005,
+        max_clips: int | None = None,
+        inflight: int = 8,
+        decode_threads: int = 1,
+    ) -> None:
+        self.extractor = extractor
+        self.config = config or PipelineConfig()
+        self.inflight = max(1, inflight)
+        self.decode_threads = decode_threads
+        self.batcher = DynamicBatcher(
+            extractor,
+            crop_reduce=self.config.clip.crop_reduce,
+            max_clips=max_clips,
+            max_wait_s=max_wait_s,
+            top_k=self.config.top_k,
+        )
+
+    def close(self) -> None:
+        self.batcher.close()
+
+    def describe(self) -> dict:
+        return {
+            "extractor": self.extractor.id,
+            "device": str(self.extractor.device),
+            "dim": self.extractor.dim,
+            "plan": self.config.plan.to_dict(),
+            "clip": self.config.clip.to_dict(),
+            "top_k": self.config.top_k,
+        }
+
+    def events(
+        self,
+        source: Any,
+        *,
+        info: VideoInfo | None = None,
+        request_id: str | None = None,
+        cancel: threading.Event | None = None,
+        embeddings: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
+        open_options: dict | None = None,
+    ) -> Iterator[Event]:
+        """``start``, one ``clip`` per clip in order, then ``done`` (or ``error``: the stream stops).
+
+        Closing the generator (client gone) or setting ``cancel`` stops decoding and drops the
+        request's queued clips from the batcher.
+        """
+        rid = request_id or uuid.uuid4().hex[:12]
+        cancel = cancel or threading.Event()
+        started, t_wall = time.monotonic(), time.time()
+        stats = DecodeStats()
+        plan, spec = self.config.plan, self.config.clip
+        q: queue.Queue = queue.Queue(maxsize=self.inflight)
+        end = object()
+
+        def put(item) -> bool:
+            while not cancel.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            clips = None
+            try:
+                frames = iter_frames(
+                    source,
+                    plan,
+                    time_budget_s=limits.request_budget_s,
+                    threads=self.decode_threads,
+                    stats=stats,
+                    open_options=open_options,
+                )
+                clips = iter_clips(frames, spec, plan.step_s)
+                for clip in clips:
+                    if cancel.is_set():
+                        return
+                    if clip.start_s - plan.start_s >= limits.max_duration_s:
+                        raise PredictionError(f"video longer than the {limits.max_duration_s:g} s limit", 413)
+                    if not put((clip, self.batcher.submit(clip.pixels, owner=rid))):
+                        return
+            except BaseException as e:
+                put(e)
+            finally:
+                if clips is not None:
+                    clips.close()  # closes the decoder and its container
+                put(end)
+
+        def wait(get, empty):
+            """``get(timeout)`` in short slices: notices ``cancel`` and the request's time budget."""
+            while True:
+                if cancel.is_set():
+                    raise _Cancelled
+                left = limits.request_budget_s - (time.monotonic() - started)
+                if left <= 0:
+                    raise PredictionError(f"time budget of {limits.request_budget_s:g} s exceeded", 504)
+                try:
+                    return get(min(left, 0.1))
+                except empty:
+                    continue
+
+        producer = threading.Thread(target=produce, name=f"vid-assets-decode-{rid}", daemon=True)
+        pending: deque = deque()
+        sent, first_s = 0, None
+        yield (
+            "start",
+            {
+                "request_id": rid,
+                "duration_s": None if info is None or not math.isfinite(info.duration_s) else info.duration_s,
+                "clips_expected": expected_clips(plan, spec, info),
+                **self.describe(),
+            },
+        )
+        producer.start()
+        try:
+            while True:
+                item = wait(lambda t: q.get(timeout=t), queue.Empty)
+                if item is end:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                clip, fut = item
+                pending.append(fut)
+                res = wait(lambda t, fut=fut: fut.result(timeout=t), FutureTimeout)
+                pending.popleft()
+                if first_s is None:
+                    first_s = time.monotonic() - started
+                event = {
+                    "index": clip.index,
+                    "start_s": round(float(clip.start_s), 6),
+                    "end_s": round(float(clip.end_s), 6),
+                    "frame_times": [round(float(t), 6) for t in clip.frame_times],
+                    "top_k": [{"label": label, "score": round(score, 6)} for label, score in res.top_k],
+                    "batch_clips": res.batch_clips,
+                    "batch_requests": res.batch_owners,
+                    "computed_at": res.computed_at,
+                }
+                if embeddings:
+                    event["embedding"] = res.features.tolist()
+                yield "clip", event
+                sent += 1
+            seconds = time.monotonic() - started
+            yield (
+                "done",
+                {
+                    "request_id": rid,
+                    "clips": sent,
+                    "seconds": round(seconds, 4),
+                    "clips_per_s": round(sent / seconds, 3) if seconds > 0 else None,
+                    "time_to_first_clip_s": None if first_s is None else round(first_s, 4),
+                    "started_at": t_wall,
+                    "decode": stats.to_dict(),
+                },
+            )
+        except _Cancelled:
+            return
+        except (VideoDecodeError, PredictionError) as e:
+            status = e.status if isinstance(e, PredictionError) else 422
+            message = e.reason if isinstance(e, VideoDecodeError) else str(e)  # no server paths
+            yield "error", {"request_id": rid, "message": message, "status": status, "clips_sent": sent}
+        except Exception as e:  # an unexpected failure still ends the stream with a reason
+            yield "error", {"request_id": rid, "message": f"{type(e).__name__}: {e}", "status": 500, "clips_sent": sent}
+        finally:
+            cancel.set()
+            for fut in pending:
+                fut.cancel()
+            producer.join(timeout=10)  # it sees ``cancel`` within one clip (puts time out every 0.1 s)
+            while True:  # drop the clips it had queued: cancelled before their pass, never computed
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, tuple):
+                    item[1].cancel()

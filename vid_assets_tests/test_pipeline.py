@@ -269,3 +269,35 @@ print(json.dumps({{"success": r.success, "loads": loads_so_far(), "run_id": r.ru
     assert sorted(r.partition_key for r in mats) == sorted(keys)
     logs = [e.message or "" for e in run["instance"].all_logs(res["run_id"])]
     assert sum("loaded extractor" in m for m in logs) == 1
+
+
+def test_prediction_service_runs_the_same_code_path_as_the_assets(run, media_dir):
+    """The service's per-clip embeddings equal what the four assets stored for the same video and plan."""
+    import httpx
+    from httpx_sse import connect_sse
+
+    from vid_assets.serve import Predictor
+    from vid_assets.serve.app import create_app
+    from vid_assets_tests.serving import running
+
+    defs = run["defs"]
+    config = defs.resources["sampling"].config()
+    extractor = defs.resources["extractor"].load()
+    stored = defs.resources["feature_store"].store().read_video(run["keys"]["clip_a.mp4"])
+    with running(create_app(Predictor(extractor, config))) as base, httpx.Client(timeout=60) as c:
+        body = (media_dir / "clip_a.mp4").read_bytes()
+        with connect_sse(c, "POST", f"{base}/v1/predict?embeddings=1", content=body) as es:
+            clips = [e.json() for e in es.iter_sse() if e.event == "clip"]
+    assert len(clips) == stored.features.shape[0] == 3
+    served = np.asarray([c["embedding"] for c in clips], dtype=np.float32)
+    assert served.shape == stored.features.shape  # [clips, crops, D]
+    np.testing.assert_allclose(
+        [[c["start_s"], c["end_s"]] for c in clips], stored.timestamps, atol=1e-6
+    )  # same sampling times
+    # the store holds float16: equal up to its rounding
+    np.testing.assert_allclose(served, stored.features.astype(np.float32), rtol=2e-3, atol=2e-3)
+    a, b = served.reshape(3, -1), stored.features.astype(np.float32).reshape(3, -1)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99999
+    labels = defs.resources["extractor"].load().labels
+    assert [c["top_k"][0]["label"] for c in clips] == [labels[i] for i in stored.top_labels[:, 0, 0]]

@@ -205,9 +205,6 @@ def inspect(
     typer.echo(f"{'timestamps':>12}: " + ", ".join(f"{t:.3f}" for t in out["timestamps"]))
 
 
-if __name__ == "__main__":
-    app()
-
 
 @app.command()
 def serve(
@@ -260,3 +257,7 @@ def serve(
         limits=limits,
         allow_hosts=tuple(allow_host or ()),
     )
+
+
+if __name__ == "__main__":
+    app()

@@ -205,7 +205,6 @@ def inspect(
     typer.echo(f"{'timestamps':>12}: " + ", ".join(f"{t:.3f}" for t in out["timestamps"]))
 
 
-
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import http.server
 import json
 import shutil
@@ -167,27 +166,71 @@ def test_live_stream_chunked_upload_emits_clips_before_the_upload_ends(server, v
     assert sent["done_at"] is not None and first_clip_at < sent["done_at"]  # results while still uploading
 
 
-def test_url_pull_from_allowlisted_host_and_refusal_of_others(server, videos):
-    base, _ = server
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(videos["short"].parent))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def write_hls(src: Path, folder: Path) -> Path:
+    """A VOD HLS playlist + 2 s MPEG-TS segments, remuxed by PyAV's FFmpeg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    playlist = folder / "index.m3u8"
+    options = {"hls_time": "2", "hls_list_size": "0", "hls_playlist_type": "vod"}
+    with av.open(str(src)) as inp, av.open(str(playlist), "w", format="hls", options=options) as out:
+        s_out = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = s_out
+                out.mux(packet)
+    return playlist
+
+
+@pytest.fixture(scope="module")
+def http_origin(videos, tmp_path_factory):
+    """A local HTTP server with clip_a.mp4, an HLS rendition of it, and redirects."""
+    root = tmp_path_factory.mktemp("origin")
+    shutil.copyfile(videos["short"], root / "clip_a.mp4")
+    write_hls(videos["short"], root / "hls")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            port = self.server.server_address[1]
+            targets = {
+                "/to-allowed": f"http://127.0.0.1:{port}/clip_a.mp4",
+                "/to-other": f"http://localhost:{port}/clip_a.mp4",
+            }
+            if self.path in targets:
+                self.send_response(302)
+                self.send_header("Location", targets[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    port = httpd.server_address[1]
-    try:
-        with httpx.Client(timeout=60) as c:
-            events = collect(c, "GET", f"{base}/v1/predict", params={"url": f"http://127.0.0.1:{port}/clip_a.mp4"})
-            assert [n for n, _, _ in events].count("clip") == 3 and events[-1][0] == "done"
-            for url, why in [
-                (f"http://localhost:{port}/clip_a.mp4", "allowlist"),
-                ("http://169.254.169.254/latest/meta-data/", "allowlist"),
-                ("file:///etc/passwd", "scheme"),
-            ]:
-                r = c.get(f"{base}/v1/predict", params={"url": url})
-                assert r.status_code == 403 and why in r.json()["error"]
-            r = c.get(f"{base}/v1/predict", params={"url": f"http://127.0.0.1:{port}/missing.mp4"})
-            assert r.status_code == 422 and "cannot read" in r.json()["error"]
-    finally:
-        httpd.shutdown()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_url_pull_from_allowlisted_host_and_refusal_of_others(server, http_origin):
+    base, _ = server
+    port = http_origin.rsplit(":", 1)[1]
+    with httpx.Client(timeout=60) as c:
+        for path in ("/clip_a.mp4", "/to-allowed", "/hls/index.m3u8"):  # file, allowed redirect, HLS via FFmpeg
+            events = collect(c, "GET", f"{base}/v1/predict", params={"url": http_origin + path})
+            assert [n for n, _, _ in events].count("clip") == 3 and events[-1][0] == "done", (path, events[-1])
+        for url, why in [
+            (f"http://localhost:{port}/clip_a.mp4", "allowlist"),
+            ("http://169.254.169.254/latest/meta-data/", "allowlist"),
+            ("file:///etc/passwd", "scheme"),
+            (f"{http_origin}/to-other", "redirects to http://localhost"),  # no way round the allowlist
+        ]:
+            r = c.get(f"{base}/v1/predict", params={"url": url})
+            assert r.status_code == 403 and why in r.json()["error"], r.text
+        r = c.get(f"{base}/v1/predict", params={"url": f"{http_origin}/missing.mp4"})
+        assert r.status_code == 422 and "cannot read" in r.json()["error"]
 
 
 @pytest.mark.parametrize(

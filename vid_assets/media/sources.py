@@ -75,11 +75,19 @@ def open_source(source: str | os.PathLike[str] | IO[bytes]) -> tuple[Any, str]:
         return (urlparse(s).path if scheme == "file" else s), s
     if is_live(s):
         return s, s
+    return open_remote(s), s
+
+
+def open_remote(url: str, **storage_options: Any) -> IO[bytes]:
+    """A seekable file object over an fsspec URL, read in cached 256 KiB ranges.
+
+    blockcache: each block is fetched once, whatever order FFmpeg reads in (mp4 indexes are often
+    at the end, so the demuxer jumps head -> tail -> data). ``storage_options`` go to the
+    filesystem (e.g. ``allow_redirects=False`` for http, as the prediction service uses).
+    """
     import fsspec
 
-    # blockcache: each 256 KiB block is fetched once, whatever order FFmpeg reads in (mp4 indexes are
-    # often at the end, so the demuxer jumps head -> tail -> data).
-    return fsspec.open(s, "rb", block_size=FSSPEC_BLOCK, cache_type="blockcache").open(), s
+    return fsspec.open(url, "rb", block_size=FSSPEC_BLOCK, cache_type="blockcache", **storage_options).open()
 
 
 class YtDlpProcessor:

@@ -27,9 +27,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import anyio
+import httpx
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,7 +40,7 @@ from starlette.types import Receive, Scope, Send
 
 from vid_assets.media import probe
 from vid_assets.media.decode import VideoDecodeError
-from vid_assets.media.sources import is_live
+from vid_assets.media.sources import is_live, open_remote
 from vid_assets.serve.pipe import BytePipe
 from vid_assets.serve.predict import DEFAULT_LIMITS, Event, Limits, Predictor
 
@@ -49,6 +50,10 @@ LIVE_OPEN = {"options": {"analyzeduration": "1000000", "probesize": "1000000"}} 
 
 class _TooLarge(Exception):
     pass
+
+
+class _Refused(Exception):
+    """A URL the server will not pull (403)."""
 
 
 class Service:
@@ -87,6 +92,22 @@ class Service:
             if host == allowed or (allowed.startswith("*.") and host.endswith(allowed[1:])):
                 return None
         return f"host {host!r} is not on the server's allowlist"
+
+    async def follow_redirects(self, url: str, hops: int = 5) -> str:
+        """The URL an HTTP(S) ``url`` finally serves from, following only redirects whose target is
+        allowlisted too (a redirect is the classic way around an SSRF host check)."""
+        async with httpx.AsyncClient(follow_redirects=False, timeout=15) as client:
+            for _ in range(hops + 1):
+                async with client.stream("GET", url, headers={"Range": "bytes=0-0"}) as r:
+                    if not r.is_redirect:
+                        if r.status_code >= 400:
+                            raise httpx.HTTPStatusError(f"HTTP {r.status_code}", request=r.request, response=r)
+                        return url
+                    target = urljoin(url, r.headers["location"])
+                if (why := self.host_allowed(target)) is not None:
+                    raise _Refused(f"{url} redirects to {target}: {why}")
+                url = target
+        raise _Refused(f"more than {hops} redirects")
 
     # -- streaming -------------------------------------------------------------------------------
     def sse(self, events: Iterator[Event], cancel: threading.Event, cleanup=None) -> EventSourceResponse:
@@ -240,12 +261,17 @@ def create_app(
             return _error(why, 403)
         if (busy := svc.acquire()) is not None:
             return busy
-        info = None
+        info, source = None, url
         if not is_live(url):  # a file over HTTP: probe first so a bad URL is a 4xx, not a stream
             try:
-                info = await anyio.to_thread.run_sync(lambda: probe(url, timeout_s=30))
-            except VideoDecodeError as e:
-                return _cleanup_error(svc, None, f"cannot read {url}: {e.reason}", 422)
+                final = await svc.follow_redirects(url)
+                source = await anyio.to_thread.run_sync(lambda: open_remote(final, allow_redirects=False))
+                info = await anyio.to_thread.run_sync(lambda: probe(source, timeout_s=30))
+                source.seek(0)
+            except _Refused as e:
+                return _cleanup_error(svc, None, str(e), 403)
+            except (VideoDecodeError, OSError, httpx.HTTPError) as e:
+                return _cleanup_error(svc, None, f"cannot read {url}: {getattr(e, 'reason', e)}", 422)
             except BaseException:
                 svc.release()
                 raise
@@ -254,8 +280,10 @@ def create_app(
                     svc, None, f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s", 413
                 )
         cancel = threading.Event()
-        events = predictor.events(url, info=info, cancel=cancel, embeddings=_flag(request, "embeddings"), limits=limits)
-        return svc.sse(events, cancel)
+        events = predictor.events(
+            source, info=info, cancel=cancel, embeddings=_flag(request, "embeddings"), limits=limits
+        )
+        return svc.sse(events, cancel, cleanup=getattr(source, "close", None))
 
     app = Starlette(
         routes=[

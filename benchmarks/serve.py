@@ -87,7 +87,10 @@ def main() -> None:
                     raise SystemExit(f"server did not start:\n{server.stderr.read()}") from None
                 time.sleep(0.5)
         # warm-up request (first-pass allocations, lazy imports) outside the measurement
-        with httpx.Client(timeout=120) as c, connect_sse(c, "POST", f"{base}/v1/predict", content=videos[0].read_bytes()) as es:
+        with (
+            httpx.Client(timeout=120) as c,
+            connect_sse(c, "POST", f"{base}/v1/predict", content=videos[0].read_bytes()) as es,
+        ):
             for _ in es.iter_sse():
                 pass
         rss_idle = peak_rss_mib(server.pid)
@@ -112,7 +115,9 @@ def main() -> None:
                             elif ev.event == "error":
                                 err = ev.json()["message"]
                     with lock:
-                        records.append({"ttfe_s": first, "clips": clips, "wall_s": time.perf_counter() - t0, "error": err})
+                        records.append(
+                            {"ttfe_s": first, "clips": clips, "wall_s": time.perf_counter() - t0, "error": err}
+                        )
 
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]

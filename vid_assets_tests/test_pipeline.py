@@ -301,3 +301,74 @@ def test_prediction_service_runs_the_same_code_path_as_the_assets(run, media_dir
     assert cos.min() > 0.99999
     labels = defs.resources["extractor"].load().labels
     assert [c["top_k"][0]["label"] for c in clips] == [labels[i] for i in stored.top_labels[:, 0, 0]]
+
+
+def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_rest(tmp_path, media_dir):
+    """One run over five partitions (the shape of a backfill / sensor batch) with a corrupt video in
+    the middle: the four good videos decode, the bad one is the only failed partition, and the resume
+    sensor carries the good ones through the downstream assets in runs of consecutive partitions."""
+    from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in (1, 2, 4, 5):  # distinct bytes, same decodable content
+        (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_a.mp4").read_bytes() + bytes([i]))
+    shutil.copyfile(media_dir / "not_a_video.mp4", videos / "v3.mp4")
+    defs = build_definitions(
+        videos_dir=str(videos),
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(device="cpu"),
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        keys = [r.key for r in register_videos(instance, defs, sorted(videos.iterdir()))]
+        bad = keys[2]
+        job = defs.resolve_job_def("embed_videos")
+        result = job.execute_in_process(
+            instance=instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]}, raise_on_error=False
+        )
+        assert not result.success
+        status = instance.get_status_by_partition(dg.AssetKey("decoded_frames"), keys, videos_partitions)
+        assert {k for k, s in status.items() if s == dg.AssetPartitionStatus.FAILED} == {bad}
+        assert {k for k, s in status.items() if s == dg.AssetPartitionStatus.MATERIALIZED} == set(keys) - {bad}
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert f"1 of 5 videos failed to decode: {bad}: " in failure.step_failure_data.user_failure_data.description
+        assert [f["id"] for f in defs.resources["workspace"].catalog().failures()] == [bad]  # quarantined
+        # each good video's own materialization carries its own contact sheet
+        mats = instance.fetch_materializations(dg.AssetKey("decoded_frames"), limit=10).records
+        assert sorted(r.partition_key for r in mats) == sorted(set(keys) - {bad})
+        assert all("contact_sheet" in r.asset_materialization.metadata for r in mats)
+
+        sensor = next(s for s in defs.sensors if s.name == "resume_after_bad_videos")
+        run = instance.get_run_by_id(result.run_id)
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name=sensor.name,
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"workspace": defs.resources["workspace"]},
+        ).for_run_failure()
+        requests = sensor(ctx)
+        assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [(keys[0], keys[1]), (keys[3], keys[4])]
+        for req in requests:
+            assert {k.to_user_string() for k in req.asset_selection} == {
+                "clip_tensors",
+                "clip_embeddings",
+                "stored_features",
+            }
+            resumed = job.execute_in_process(instance=instance, tags=req.tags, asset_selection=req.asset_selection)
+            assert resumed.success
+        stored = instance.get_materialized_partitions(dg.AssetKey("stored_features"))
+        assert stored == set(keys) - {bad}
+        assert defs.resources["feature_store"].store().list_videos() == sorted(set(keys) - {bad})
+
+        # an all-good batch: one run through the four assets; per-video pictures as observations
+        for i in (6, 7):
+            (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_b.mp4").read_bytes() + bytes([i]))
+        more = [r.key for r in register_videos(instance, defs, [videos / "v6.mp4", videos / "v7.mp4"])]
+        assert job.execute_in_process(instance=instance, tags={RANGE_START: more[0], RANGE_END: more[1]}).success
+        assert set(more) <= instance.get_materialized_partitions(dg.AssetKey("stored_features"))
+        observed = instance.fetch_observations(dg.AssetKey("decoded_frames"), limit=10).records
+        assert sorted(r.partition_key for r in observed) == sorted(more)
+        assert all("contact_sheet" in r.asset_observation.metadata for r in observed)

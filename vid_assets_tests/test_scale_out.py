@@ -8,98 +8,38 @@ reason) where the servers or the `scale` extra are missing; `make test` installs
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-PG_BIN = (
-    next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
-    if Path("/usr/lib/postgresql").exists()
-    else None
-)
+from vid_assets.devtools.postgres import free_port, local_postgres, pg_bin, wait_port
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = [
-    pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries not installed"),
+    pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL server binaries not installed"),
     pytest.mark.skipif(
         shutil.which("redis-server") is None, reason="redis-server not installed (apt-get install redis-server)"
     ),
 ]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on {port}")
-
-
 @pytest.fixture(scope="module")
 def servers():
     pytest.importorskip("dagster_celery")
     pytest.importorskip("dagster_postgres")
-    pg_dir = Path(tempfile.mkdtemp(prefix="vid_assets_pg_"))
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_pg:
-        shutil.chown(pg_dir, "postgres", "postgres")
-    pg_port, redis_port = _port(), _port()
-    subprocess.run(
-        [*as_pg, str(PG_BIN / "initdb"), "-D", str(pg_dir / "data"), "-A", "trust", "-U", "dagster"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_pg,
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(pg_dir / "data"),
-            "-l",
-            str(pg_dir / "log"),
-            "-w",
-            "-o",
-            f"-p {pg_port} -k {pg_dir} -h 127.0.0.1",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
-    )
-    try:
-        _wait_port(pg_port)
-        _wait_port(redis_port)
-        subprocess.run(
-            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "dagster", "dagster"],
-            check=True,
-            capture_output=True,
+    redis_port = free_port()
+    with local_postgres() as pg_url:
+        redis = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
         )
-        yield {
-            # psycopg2 dialect: with SQLAlchemy 2.1 the default psycopg (3) dialect breaks dagster-postgres' NOTIFY
-            "pg_url": f"postgresql+psycopg2://dagster@127.0.0.1:{pg_port}/dagster",
-            "redis": f"redis://127.0.0.1:{redis_port}",
-        }
-    finally:
-        redis.terminate()
-        subprocess.run(
-            [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(pg_dir / "data"), "-m", "immediate", "stop"], capture_output=True
-        )
-        shutil.rmtree(pg_dir, ignore_errors=True)
+        try:
+            wait_port(redis_port)
+            yield {"pg_url": pg_url, "redis": f"redis://127.0.0.1:{redis_port}"}
+        finally:
+            redis.terminate()
 
 
 def test_backfill_on_celery_workers_with_postgres_storage(servers, tmp_path, media_dir):

@@ -19,6 +19,19 @@ def _tick(sensor, instance, workspace, cursor):
     return result
 
 
+def _requested(result, instance) -> list[str]:
+    """Partition keys a tick requested: single-partition requests and partition ranges (batches)."""
+    order = list(instance.get_dynamic_partitions(videos_partitions.name))
+    keys = []
+    for req in result.run_requests:
+        if req.partition_key:
+            keys.append(req.partition_key)
+        else:
+            rng = req.partition_key_range
+            keys.extend(order[order.index(rng.start) : order.index(rng.end) + 1])
+    return keys
+
+
 def test_new_file_once_then_nothing(tmp_path, media_dir):
     videos = tmp_path / "videos"
     (videos / "sub").mkdir(parents=True)
@@ -98,8 +111,8 @@ def test_manifests_and_fsspec_prefixes(tmp_path, media_dir):
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         r = _tick(sensor, instance, workspace, None)
-        keys = sorted(req.partition_key for req in r.run_requests)
-        assert len(keys) == 3
+        keys = sorted(_requested(r, instance))
+        assert len(keys) == 3 and len(r.run_requests) == 1  # one run for the batch of new videos
         refs = {k: workspace.catalog().get(k) for k in keys}
         by_uri = {ref.uri: ref for ref in refs.values()}
         walk = by_uri[f"{folder}/a.mp4"]
@@ -127,7 +140,15 @@ def test_new_partitions_per_tick_are_capped(tmp_path, media_dir):
         cursor, per_tick = None, []
         for _ in range(4):
             r = _tick(sensor, instance, workspace, cursor)
-            per_tick.append(len(r.run_requests))
+            per_tick.append(len(_requested(r, instance)))
+            assert len(r.run_requests) == min(1, per_tick[-1])  # a tick's new videos go in one batch run
             cursor = r.cursor
         assert per_tick == [2, 2, 1, 0]  # the rest waits for the next tick, nothing is lost
         assert len(instance.get_dynamic_partitions("videos")) == 5
+    # a tick with more new videos than a batch asks for several batch runs
+    (tmp_path / "home2").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home2")) as instance:
+        workspace2 = WorkspaceResource(work_dir=str(tmp_path / "work2"))
+        r = _tick(build_videos_sensor(str(videos), batch=2), instance, workspace2, None)
+        assert [len(_requested(dg.SensorResult(run_requests=[q]), instance)) for q in r.run_requests] == [2, 2, 1]
+        assert sorted(_requested(r, instance)) == sorted(instance.get_dynamic_partitions("videos"))

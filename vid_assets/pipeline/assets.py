@@ -27,10 +27,12 @@ GROUP = "video_features"
 # Transient trouble (a busy disk, a flaky mount, an OOM-killed step) is retried; a bad video is not:
 # it raises dg.Failure(allow_retries=False) in decoded_frames.
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
-# Backfills of clip_embeddings + stored_features run this many videos per run: the model loads once
-# per batch and forward passes span videos. Decoding stays one video per run, so a bad video fails
-# only its own partition (Dagster cannot fail one partition of a multi-partition step).
-EMBED_BATCH = int(os.environ.get("VID_ASSETS_EMBED_BATCH", "32"))
+# Backfills (and the sensor) run this many videos per run through all four assets: one run, one
+# model load and cross-video forward passes per batch instead of one run per video. A bad video in
+# a batch still fails only its own partition (see ``decoded_frames``).
+BATCH = int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "32")
+EMBED_BATCH = BATCH  # former name
+BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
 CHECKS = {
     "features_finite": "No NaN/inf in the stored features.",
     "shape_as_declared": "Feature array shape equals the declared shape and the extractor's dim.",
@@ -54,38 +56,87 @@ def _meta(d: dict) -> dict:
     return out
 
 
+def _decode_metadata(meta: dict) -> dict:
+    metadata = _meta(meta)
+    if meta.get("contact_sheet_path"):
+        png = Path(meta["contact_sheet_path"]).read_bytes()
+        b64 = base64.b64encode(png).decode()
+        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/png;base64,{b64})")
+    return metadata
+
+
 @dg.asset(
     partitions_def=videos_partitions,
     group_name=GROUP,
     kinds={"pyav", "zarr"},
     code_version="1",
     retry_policy=RETRY,
+    backfill_policy=BATCHED,
     description="Frames sampled at the configured fps (uint8 RGB, short side scaled by FFmpeg) with pts.",
 )
 def decoded_frames(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
 ) -> dg.MaterializeResult:
+    """One video, or a batch (multi-partition run). A bad video never takes the batch down with it:
+    every video is tried; bad ones are recorded (quarantine, failed-videos report). If any failed,
+    the good ones are reported as materialized one by one and the step then fails, so Dagster shows
+    exactly the bad partitions as failed (their reason in the run's failure event) while the good
+    ones are done; ``resume_after_bad_videos`` carries the good ones through the downstream assets.
+    """
     catalog = workspace.catalog()
-    ref = catalog.get(context.partition_key)
     cfg = sampling.config()
-    try:
-        meta = stages.decode_video(ref, cfg.plan, workspace.artifacts(), sampling.decode_time_budget_s)
-    except VideoDecodeError as e:
-        # A bad video is not transient: fail this partition with the reason, do not retry, and
-        # record it for the failed-videos report.
-        catalog.record_failure(context.partition_key, type(e).__name__, str(e))
+    keys = context.partition_keys
+    done: dict[str, dict] = {}  # key -> decode stats
+    failed: dict[str, str] = {}
+    for key in keys:
+        ref = catalog.get(key)
+        try:
+            meta = stages.decode_video(ref, cfg.plan, workspace.artifacts(), sampling.decode_time_budget_s)
+        except VideoDecodeError as e:
+            # Not transient: recorded for the failed-videos report and quarantine, never retried.
+            catalog.record_failure(key, type(e).__name__, str(e))
+            failed[key] = str(e)
+            context.log.error(f"{key}: VideoDecodeError: {e}")
+            continue
+        catalog.clear_failure(key)
+        done[key] = {"source": ref.uri, **meta}
+    if failed:
+        for key, meta in done.items():  # the good part of the batch is done: say so per partition
+            context.log_event(
+                dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=_decode_metadata(meta))
+            )
+        first = next(iter(failed))
         raise dg.Failure(
-            description=f"VideoDecodeError: {e}",
-            metadata={"source": ref.uri, "error_class": type(e).__name__, "reason": str(e)},
+            description=(
+                f"VideoDecodeError: {failed[first]}"
+                if len(keys) == 1
+                else f"{len(failed)} of {len(keys)} videos failed to decode: "
+                + "; ".join(f"{k}: {why}" for k, why in failed.items())
+            ),
+            metadata={
+                "failed_partitions": dg.MetadataValue.json(failed),
+                "source": catalog.get(first).uri,
+                "error_class": "VideoDecodeError",
+                "reason": failed[first],
+            },
             allow_retries=False,
-        ) from e
-    catalog.clear_failure(context.partition_key)
-    metadata = _meta({"source": ref.uri, **meta})
-    if meta.get("contact_sheet_path"):
-        png = Path(meta["contact_sheet_path"]).read_bytes()
-        b64 = base64.b64encode(png).decode()
-        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/png;base64,{b64})")
-    return dg.MaterializeResult(metadata=metadata)
+        )
+    if len(keys) == 1:
+        return dg.MaterializeResult(metadata=_decode_metadata(done[keys[0]]))
+    for key, meta in done.items():  # per-video details (contact sheets) where the UI shows them
+        context.log_event(
+            dg.AssetObservation(asset_key=context.asset_key, partition=key, metadata=_decode_metadata(meta))
+        )
+    return dg.MaterializeResult(
+        metadata=_meta(
+            {
+                "videos": len(keys),
+                "frames": sum(m.get("frames", 0) for m in done.values()),
+                "seconds": sum(m.get("seconds", 0.0) for m in done.values()),
+                "frames_by_video": {k: m.get("frames", 0) for k, m in done.items()},
+            }
+        )
+    )
 
 
 @dg.asset(
@@ -95,14 +146,27 @@ def decoded_frames(
     kinds={"numpy", "zarr"},
     code_version="1",
     retry_policy=RETRY,
+    backfill_policy=BATCHED,
     automation_condition=dg.AutomationCondition.eager(),
     description="Clips of K sampled frames, centre-cropped, uint8 [clips, T, crops, S, S, 3].",
 )
 def clip_tensors(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
 ) -> dg.MaterializeResult:
-    meta = stages.build_clips(context.partition_key, sampling.config().clip, workspace.artifacts())
-    return dg.MaterializeResult(metadata=_meta(meta))
+    spec, artifacts = sampling.config().clip, workspace.artifacts()
+    metas = {key: stages.build_clips(key, spec, artifacts) for key in context.partition_keys}
+    if len(metas) == 1:
+        return dg.MaterializeResult(metadata=_meta(next(iter(metas.values()))))
+    return dg.MaterializeResult(
+        metadata=_meta(
+            {
+                "videos": len(metas),
+                "clips": sum(m["clips"] for m in metas.values()),
+                "seconds": sum(m["seconds"] for m in metas.values()),
+                "clips_by_video": {k: m["clips"] for k, m in metas.items()},
+            }
+        )
+    )
 
 
 @dg.asset(
@@ -111,7 +175,7 @@ def clip_tensors(
     deps=[clip_tensors],
     kinds={"pytorch", "timm"},
     pool="gpu",
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=EMBED_BATCH),
+    backfill_policy=BATCHED,
     code_version="1",
     retry_policy=RETRY,
     automation_condition=dg.AutomationCondition.eager(),
@@ -157,7 +221,7 @@ def clip_embeddings(
     retry_policy=RETRY,
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[dg.AssetCheckSpec(name, asset="stored_features", description=d) for name, d in CHECKS.items()],
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=EMBED_BATCH),
+    backfill_policy=BATCHED,
     description="The video's group in the Zarr feature store: features, clip timestamps, provenance.",
 )
 def stored_features(
@@ -226,13 +290,13 @@ video_assets = [decoded_frames, clip_tensors, clip_embeddings, stored_features]
 embed_videos_job = dg.define_asset_job(
     "embed_videos",
     selection=dg.AssetSelection.assets(*video_assets),
-    description="Decode, clip, embed and store one video partition.",
+    description="Decode, clip, embed and store videos: one partition, or a range of up to VID_ASSETS_BATCH per run.",
 )
 
 embed_batches_job = dg.define_asset_job(
     "embed_batches",
     selection=dg.AssetSelection.assets(clip_embeddings, stored_features),
-    description="Embed + store many decoded videos per run (launch as a backfill; VID_ASSETS_EMBED_BATCH per run).",
+    description="Embed + store many decoded videos per run (launch as a backfill; VID_ASSETS_BATCH per run).",
 )
 
 training_view_job = dg.define_asset_job(

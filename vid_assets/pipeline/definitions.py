@@ -23,7 +23,7 @@ from vid_assets.pipeline.resources import (
     SamplingResource,
     WorkspaceResource,
 )
-from vid_assets.pipeline.sensors import build_publish_sensor, build_videos_sensor
+from vid_assets.pipeline.sensors import build_publish_sensor, build_resume_sensor, build_videos_sensor
 
 
 def _short_hash(obj) -> str:
@@ -70,7 +70,7 @@ def build_definitions(
     return dg.Definitions(
         assets=[*versioned(video_assets, sampling, extractor, store), training_view, hub_dataset],
         jobs=[embed_videos_job, embed_batches_job, training_view_job, publish_job],
-        sensors=[build_videos_sensor(videos_dir), build_publish_sensor()],
+        sensors=[build_videos_sensor(videos_dir), build_resume_sensor(), build_publish_sensor()],
         resources={
             "workspace": workspace,
             "feature_store": store,

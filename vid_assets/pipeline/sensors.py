@@ -1,4 +1,4 @@
-"""Folder sensor: new video files become partitions plus one run request each.
+"""Folder sensor: new video files become partitions plus run requests (one per batch of new videos).
 
 The cursor remembers each file's ``size:mtime_ns`` fingerprint (zlib+base64 JSON), so unchanged
 files are skipped without re-hashing, while files moved in with an old mtime are still seen. A file
@@ -15,7 +15,7 @@ import dagster as dg
 from vid_assets import settings
 from vid_assets.media import VideoRef, scan_folder
 from vid_assets.media.source import read_manifest, scan_prefix
-from vid_assets.pipeline.assets import embed_videos_job
+from vid_assets.pipeline.assets import BATCH, clip_embeddings, clip_tensors, embed_videos_job, stored_features
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import WorkspaceResource
 
@@ -56,6 +56,79 @@ def discover(sources: list[str], manifests: list[str]) -> dict[str, tuple[str, d
     return found
 
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def range_request(keys: list[str], *, run_key: str | None = None, **kwargs) -> dg.RunRequest:
+    """One run over consecutive partitions (``keys`` in partition order); a single key stays a plain
+    partition request."""
+    if len(keys) == 1:
+        return dg.RunRequest(partition_key=keys[0], run_key=run_key or keys[0], **kwargs)
+    tags = {RANGE_START: keys[0], RANGE_END: keys[-1], **kwargs.pop("tags", {})}
+    return dg.RunRequest(run_key=run_key or f"{keys[0]}..{keys[-1]}", tags=tags, **kwargs)
+
+
+def batch_requests(keys: list[str], batch: int) -> list[dg.RunRequest]:
+    return [range_request(keys[i : i + batch]) for i in range(0, len(keys), batch)]
+
+
+def keys_of_run(run: dg.DagsterRun, all_keys: list[str]) -> list[str]:
+    """The partitions a run covered: its partition tag or its range (in partition order)."""
+    if run.tags.get("dagster/partition"):
+        return [run.tags["dagster/partition"]]
+    start, end = run.tags.get(RANGE_START), run.tags.get(RANGE_END)
+    if start in all_keys and end in all_keys:
+        return all_keys[all_keys.index(start) : all_keys.index(end) + 1]
+    return []
+
+
+def contiguous_runs(keys: list[str], all_keys: list[str]) -> list[list[str]]:
+    """``keys`` split into runs that are consecutive in the partition order."""
+    position = {k: i for i, k in enumerate(all_keys)}
+    out: list[list[str]] = []
+    for k in sorted(keys, key=position.__getitem__):
+        if out and position[out[-1][-1]] + 1 == position[k]:
+            out[-1].append(k)
+        else:
+            out.append([k])
+    return out
+
+
+def build_resume_sensor(
+    *, default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
+) -> dg.SensorDefinition:
+    """After a batch run fails because some of its videos are bad, run the rest of the pipeline for
+    the good ones (their ``decoded_frames`` is already materialized; the bad ones stay failed and
+    quarantined). Dagster skips downstream steps of a failed step, and cannot fail a single
+    partition of a multi-partition step (dagster issue 17836): this is the other half of that."""
+
+    @dg.run_failure_sensor(
+        name="resume_after_bad_videos",
+        monitored_jobs=[embed_videos_job],
+        request_job=embed_videos_job,
+        default_status=default_status,
+        description="Carries the good videos of a batch with bad videos through clips, embeddings, store.",
+    )
+    def resume_after_bad_videos(context: dg.RunFailureSensorContext, workspace: WorkspaceResource):
+        run = context.dagster_run
+        all_keys = list(context.instance.get_dynamic_partitions(videos_partitions.name))
+        keys = keys_of_run(run, all_keys)
+        if len(keys) < 2:
+            return dg.SkipReason("single-partition run: nothing to carry on")
+        bad = {f["id"] for f in workspace.catalog().failures()} & set(keys)
+        if not bad:
+            return dg.SkipReason("the run did not fail on bad videos (transient errors are retried)")
+        decoded = context.instance.get_materialized_partitions(dg.AssetKey("decoded_frames"))
+        good = [k for k in keys if k not in bad and k in decoded]
+        downstream = [clip_tensors.key, clip_embeddings.key, stored_features.key]
+        return [
+            range_request(chunk, run_key=f"resume-{run.run_id}-{i}", asset_selection=downstream)
+            for i, chunk in enumerate(contiguous_runs(good, all_keys))
+        ]
+
+    return resume_after_bad_videos
+
+
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -66,11 +139,13 @@ def build_videos_sensor(
     manifests: list[str] | None = None,
     minimum_interval_seconds: int = 30,
     max_new_per_tick: int = MAX_NEW_PER_TICK,
+    batch: int = BATCH,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
     """``videos_dir``: one or more folders / fsspec prefixes, comma-separated (default
     ``$VID_ASSETS_VIDEOS``); ``manifests``: CSV/JSONL/Parquet files with ``uri, id, caption``
-    (default ``$VID_ASSETS_MANIFESTS``, comma-separated)."""
+    (default ``$VID_ASSETS_MANIFESTS``, comma-separated). New videos are requested ``batch`` per run
+    (a partition range: consecutive keys added in one tick are adjacent in the partition order)."""
     sources = _split(videos_dir or settings.videos_dir())
     manifest_list = manifests if manifests is not None else _split(os.environ.get("VID_ASSETS_MANIFESTS"))
     described = ", ".join(sources + manifest_list)
@@ -113,7 +188,7 @@ def build_videos_sensor(
         if new_keys:
             context.log.info(f"{len(new_keys)} new video(s): {', '.join(new_keys[:10])}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(partition_key=k, run_key=k) for k in new_keys],
+            run_requests=batch_requests(new_keys, batch),
             dynamic_partitions_requests=[videos_partitions.build_add_request(new_keys)] if new_keys else [],
             cursor=encode_cursor(present),
             skip_reason=None if new_keys else f"no new videos in {described}",

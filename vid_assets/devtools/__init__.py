@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (throwaway local servers); not used by the platform itself."""

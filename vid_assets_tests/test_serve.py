@@ -389,3 +389,43 @@ def test_web_page_in_headless_chromium(server, videos, tmp_path):
         assert "422" in page.locator("#status").inner_text()
         browser.close()
     assert (shots / "serve_page.png").stat().st_size > 10_000
+
+
+def test_cli_serve_starts_the_service(videos):
+    """`vid-assets serve` as a user starts it: a real process, the default model, a loopback port."""
+    import subprocess
+    import sys
+
+    from vid_assets_tests.serving import free_port
+
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "vid_assets.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--max-streams",
+        "2",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+                time.sleep(0.3)
+        assert health["limits"]["max_streams"] == 2 and health["extractor"].startswith("timm/tf_efficientnet_lite0@")
+        with httpx.Client(timeout=60) as c:
+            events = collect(c, "POST", f"{base}/v1/predict", content=videos["short"].read_bytes())
+        assert [n for n, _, _ in events].count("clip") == 3
+    finally:
+        proc.terminate()
+        proc.wait(20)

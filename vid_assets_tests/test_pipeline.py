@@ -372,3 +372,15 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         observed = instance.fetch_observations(dg.AssetKey("decoded_frames"), limit=10).records
         assert sorted(r.partition_key for r in observed) == sorted(more)
         assert all("contact_sheet" in r.asset_observation.metadata for r in observed)
+
+        # `vid-assets status` over batch runs: counts, the failure with its reason, a sane rate
+        from vid_assets.pipeline.status import progress
+
+        report = progress(instance, defs.resources["workspace"].catalog())
+        stored_counts = report["assets"]["stored_features"]
+        assert (stored_counts["done"], stored_counts["failed"], stored_counts["missing"]) == (6, 1, 0)
+        assert [f["id"] for f in report["failures"]] == [bad] and "VideoDecodeError" in report["failures"][0][
+            "error_class"
+        ]
+        # 6 videos took seconds, not milliseconds: the rate is measured from the runs' start
+        assert 0 < stored_counts["videos_per_hour"] < 6 * 3600

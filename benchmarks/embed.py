@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vid_assets.clips import ClipSpec  # noqa: E402
+from vid_assets.clips.device import to_device_clips  # noqa: E402
 from vid_assets.clips.stream import iter_clip_batches  # noqa: E402
 from vid_assets.extractors import create_extractor, embed_clips  # noqa: E402
 from vid_assets.media import SamplingPlan  # noqa: E402
@@ -52,8 +53,19 @@ def bare(ext, batch: int, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def pipeline(ext, sources: list[str], batch: int, workers: int, fps: float, backend: str, pin: bool = True) -> dict:
-    """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver."""
+def pipeline(
+    ext,
+    sources: list[str],
+    batch: int,
+    workers: int,
+    fps: float,
+    backend: str,
+    pin: bool = True,
+    device_convert: bool = False,
+    feed_device: str = "cpu",
+) -> dict:
+    """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver.
+    ``device_convert``: decoders hand over YUV planes; conversion/resize/crop run on the device."""
     plan = SamplingPlan(fps=fps, short_side=256)
     spec = ClipSpec(frames_per_clip=1, stride=1, crop_size=ext.input_size if ext else 224)
     t_start = time.perf_counter()
@@ -67,14 +79,19 @@ def pipeline(ext, sources: list[str], batch: int, workers: int, fps: float, back
         num_workers=workers,
         backend=backend,
         pin_memory=pin and (ext is None or ext.device.type == "cuda"),
+        device_convert=device_convert,
     )
+    device = ext.device if ext is not None else torch.device(feed_device)
     for b in stream:
         if b.error:
             raise RuntimeError(b.error)
+        pixels = to_device_clips(b, spec, plan.short_side, device) if device_convert else b.pixels
         if ext is not None:
-            out = embed_clips(ext, b.pixels)
+            out = embed_clips(ext, pixels)
             assert np.isfinite(out.features).all()
-        n = int(b.pixels.shape[0] * b.pixels.shape[1] * b.pixels.shape[2])
+        elif device_convert:
+            sync(device)
+        n = int(pixels.shape[0] * pixels.shape[1] * pixels.shape[2])
         images += n
         if t_first is None:
             t_first = time.perf_counter()
@@ -112,6 +129,9 @@ def main() -> None:
     ap.add_argument("--bare-seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--feed-only", action="store_true", help="decoders alone, no model")
+    ap.add_argument(
+        "--device-convert", action="store_true", help="decoders hand over YUV; convert/resize/crop on the device"
+    )
     ap.add_argument("--no-pin", action="store_true", help="do not page-lock batches (CUDA)")
     ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
     ap.add_argument("--json", default=None)
@@ -134,8 +154,12 @@ def main() -> None:
         list(pool.map(_make_video, [j for j in jobs if not j[0].exists()]))
     sources = [str(j[0]) for j in jobs]
     if args.feed_only:
-        r = pipeline(None, sources, args.batch, args.workers, args.fps, args.backend)
+        feed_device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        r = pipeline(
+            None, sources, args.batch, args.workers, args.fps, args.backend, True, args.device_convert, feed_device
+        )
         feed = {"backend": args.backend, "workers": args.workers, "batch": args.batch, "cpu_count": os.cpu_count()}
+        feed |= {"device_convert": args.device_convert, "feed_device": feed_device}
         feed |= {"feed_images_per_s": round(r["images_per_s_steady"], 1), "startup_s": round(r["startup_s"], 2)}
         print(json.dumps(feed))
         if args.json:
@@ -146,7 +170,11 @@ def main() -> None:
     bares, pipes = [], []
     for _ in range(args.rounds):
         bares.append(bare(ext, args.batch, args.bare_seconds))
-        pipes.append(pipeline(ext, sources, args.batch, args.workers, args.fps, args.backend, not args.no_pin))
+        pipes.append(
+            pipeline(
+                ext, sources, args.batch, args.workers, args.fps, args.backend, not args.no_pin, args.device_convert
+            )
+        )
     bare_ips = float(np.median(bares))
     steady = [p["images_per_s_steady"] for p in pipes]
     pipe = pipes[int(np.argsort(steady)[len(steady) // 2])]
@@ -162,6 +190,7 @@ def main() -> None:
         "workers": args.workers,
         "backend": args.backend,
         "pinned": not args.no_pin,
+        "device_convert": args.device_convert,
         "video": f"{args.videos} x {args.seconds_per_video:.0f} s {args.size} H.264 30 fps, sampled at {args.fps} fps",
         "bare_images_per_s": round(bare_ips, 1),
         "pipeline_images_per_s": round(pipe["images_per_s_steady"], 1),

@@ -122,11 +122,12 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def iter_clips(frames: Iterable[DecodedFrame], spec: ClipSpec, step_s: float) -> Iterator[Clip]:
+def iter_clips(frames: Iterable[DecodedFrame], spec: ClipSpec, step_s: float, *, crop: bool = True) -> Iterator[Clip]:
     """Stream clips from a frame iterator holding at most ``frames_per_clip`` frames.
 
     ``step_s`` is the sampling interval; a clip's ``end_s`` is its last frame's time plus one step
-    (the span that frame stands for).
+    (the span that frame stands for). ``crop=False`` keeps the frames as decoded (``pixels`` is
+    ``[T, *frame.shape]``), for crops made on the device (``clips.device``).
     """
     k, stride = spec.frames_per_clip, spec.stride
     buf: deque[tuple[float, np.ndarray]] = deque()
@@ -144,7 +145,7 @@ def iter_clips(frames: Iterable[DecodedFrame], spec: ClipSpec, step_s: float) ->
             start_s=times[0],
             end_s=items[-1][0] + step_s,
             frame_times=np.asarray(times, dtype=np.float64),
-            pixels=crop_frames(images, spec, index),
+            pixels=crop_frames(images, spec, index) if crop else np.stack(images),
         )
 
     for seen, frame in enumerate(frames):

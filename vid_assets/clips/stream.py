@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vid_assets.clips.build import ClipSpec, iter_clips
-from vid_assets.media.decode import VideoDecodeError, iter_frames
+from vid_assets.media.decode import VideoDecodeError, YuvInfo, iter_frames
 from vid_assets.media.plan import SamplingPlan
 
 
@@ -35,10 +35,11 @@ from vid_assets.media.plan import SamplingPlan
 class ClipBatch:
     video: int  # index into the sources list
     first_clip: int
-    pixels: torch.Tensor  # uint8 [n, T, crops, S, S, 3]
+    pixels: torch.Tensor  # uint8 [n, T, crops, S, S, 3]; with device_convert: YUV planes [n, T, H*3/2, W]
     timestamps: np.ndarray  # float64 [n, 2]
     last: bool  # the video's final batch
     error: str | None = None
+    color: YuvInfo | None = None  # set when ``pixels`` are YUV planes (see ``clips.device``)
 
     def pin_memory(self) -> ClipBatch:
         """Called by the DataLoader's pinning thread (``pin_memory=True``)."""
@@ -54,13 +55,25 @@ def iter_video_batches(
     batch_clips: int,
     pin: bool = False,
     decoder_threads: int = 0,
+    device_convert: bool = False,
 ) -> Iterator[ClipBatch]:
-    """One video's clips in batches of ``batch_clips``, each written once into its batch tensor."""
+    """One video's clips in batches of ``batch_clips``, each written once into its batch tensor.
+
+    ``device_convert``: decode to YUV planes only; colour conversion, resize and crops happen on the
+    device (``clips.device.to_device_clips``), which takes the per-frame swscale work off the CPU.
+    """
     first = 0
     buf: torch.Tensor | None = None
     stamps: list[tuple[float, float]] = []
+    color: list[YuvInfo | None] = [None]
+
+    def frames():
+        for f in iter_frames(source, plan, threads=decoder_threads, convert="yuv420p" if device_convert else True):
+            color[0] = color[0] or f.color
+            yield f
+
     try:
-        clips = iter_clips(iter_frames(source, plan, threads=decoder_threads), spec, plan.step_s)
+        clips = iter_clips(frames(), spec, plan.step_s, crop=not device_convert)
         pending = next(clips, None)
         while pending is not None:
             nxt = next(clips, None)
@@ -69,7 +82,7 @@ def iter_video_batches(
             buf.numpy()[len(stamps)] = pending.pixels
             stamps.append((pending.start_s, pending.end_s))
             if len(stamps) == batch_clips or nxt is None:
-                yield ClipBatch(v, first, buf[: len(stamps)], np.asarray(stamps), nxt is None)
+                yield ClipBatch(v, first, buf[: len(stamps)], np.asarray(stamps), nxt is None, color=color[0])
                 first += len(stamps)
                 buf, stamps = None, []
             pending = nxt
@@ -87,6 +100,7 @@ def _threaded(
     pin: bool,
     depth: int,
     decoder_threads: int,
+    device_convert: bool = False,
 ) -> Iterator[ClipBatch]:
     q: queue.Queue = queue.Queue(maxsize=max(2, depth * workers))
     stop = threading.Event()
@@ -95,7 +109,10 @@ def _threaded(
     def run(wid: int) -> None:
         try:
             for v in range(wid, len(sources), workers):
-                for batch in iter_video_batches(sources[v], v, plan, spec, batch_clips, pin, decoder_threads):
+                batches = iter_video_batches(
+                    sources[v], v, plan, spec, batch_clips, pin, decoder_threads, device_convert
+                )
+                for batch in batches:
                     if stop.is_set():
                         return
                     q.put(batch)
@@ -129,10 +146,16 @@ def _threaded(
 # -- process backend ------------------------------------------------------------------------------
 class _ClipDataset(IterableDataset):
     def __init__(
-        self, sources: Sequence[str], plan: SamplingPlan, spec: ClipSpec, batch_clips: int, decoder_threads: int
+        self,
+        sources: Sequence[str],
+        plan: SamplingPlan,
+        spec: ClipSpec,
+        batch_clips: int,
+        decoder_threads: int,
+        device_convert: bool = False,
     ) -> None:
         self.sources, self.plan, self.spec, self.batch_clips = list(sources), plan, spec, batch_clips
-        self.decoder_threads = decoder_threads
+        self.decoder_threads, self.device_convert = decoder_threads, device_convert
 
     def __iter__(self) -> Iterator[ClipBatch]:
         info = get_worker_info()
@@ -143,7 +166,13 @@ class _ClipDataset(IterableDataset):
                 os.nice(5)
         for v in range(wid, len(self.sources), nworkers):
             yield from iter_video_batches(
-                self.sources[v], v, self.plan, self.spec, self.batch_clips, decoder_threads=self.decoder_threads
+                self.sources[v],
+                v,
+                self.plan,
+                self.spec,
+                self.batch_clips,
+                decoder_threads=self.decoder_threads,
+                device_convert=self.device_convert,
             )
 
 
@@ -158,8 +187,12 @@ def iter_clip_batches(
     pin_memory: bool = False,
     prefetch: int = 2,
     decoder_threads: int | None = None,
+    device_convert: bool = False,
 ) -> Iterator[ClipBatch]:
     """Clip batches from ``sources``; ``num_workers`` decoders (0 = decode inline, in order).
+
+    ``device_convert=True`` yields YUV planes (``ClipBatch.color`` set): pass each batch through
+    ``clips.device.to_device_clips`` on the model's device to get the usual uint8 clip tensor.
 
     ``decoder_threads`` is FFmpeg's thread count per decoder; by default the cores are shared out
     (cores // workers, at least 1) so parallel decoders do not oversubscribe the machine.
@@ -172,17 +205,19 @@ def iter_clip_batches(
         decoder_threads = 0 if num_workers == 0 else max(1, (os.cpu_count() or 1) // num_workers)
     if num_workers == 0:
         for v, src in enumerate(sources):
-            yield from iter_video_batches(src, v, plan, spec, batch_clips, pin, decoder_threads)
+            yield from iter_video_batches(src, v, plan, spec, batch_clips, pin, decoder_threads, device_convert)
         return
     if backend == "auto":
         backend = "processes" if torch.cuda.is_available() else "threads"
     if backend == "threads":
-        yield from _threaded(sources, plan, spec, batch_clips, num_workers, pin, prefetch, decoder_threads)
+        yield from _threaded(
+            sources, plan, spec, batch_clips, num_workers, pin, prefetch, decoder_threads, device_convert
+        )
         return
     if backend != "processes":
         raise ValueError(f"backend must be 'auto', 'threads' or 'processes', got {backend!r}")
     loader = DataLoader(
-        _ClipDataset(sources, plan, spec, batch_clips, decoder_threads),
+        _ClipDataset(sources, plan, spec, batch_clips, decoder_threads, device_convert),
         batch_size=None,
         num_workers=num_workers,
         prefetch_factor=prefetch,

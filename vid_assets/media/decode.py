@@ -86,6 +86,18 @@ class DecodedFrame:
     image: np.ndarray | None
     segment: int = -1  # segments mode: which segment this frame belongs to
     key_frame: bool = False
+    color: YuvInfo | None = None  # convert="yuv420p": how to turn ``image`` into RGB (on the device)
+
+
+@dataclass(frozen=True)
+class YuvInfo:
+    """What a device needs to convert a packed YUV 4:2:0 frame to RGB as FFmpeg would."""
+
+    height: int  # luma rows; ``image`` is ``[height * 3 // 2, width]``
+    width: int
+    matrix: str = "bt601"  # bt601 | bt709 | bt2020 (FFmpeg's default for untagged video: bt601)
+    full_range: bool = False
+    rotation: int = 0  # display rotation, degrees counter-clockwise (applied after conversion)
 
 
 def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = None, open_options: dict | None = None):
@@ -183,6 +195,28 @@ def to_rgb(frame: av.VideoFrame, short_side: int) -> np.ndarray:
     if rotation % 360:
         img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
     return img
+
+
+_MATRIX = {1: "bt709", 9: "bt2020", 10: "bt2020"}  # AVColorSpace -> matrix; everything else bt601
+
+
+def to_yuv420(frame: av.VideoFrame, size: tuple[int, int]) -> tuple[np.ndarray, YuvInfo]:
+    """Packed ``[H * 3 // 2, W]`` yuv420p planes at the stream's (even) size, without RGB conversion
+    or scaling on the CPU: the device does both (``clips.device``). 8-bit 4:2:0 frames (the common
+    case) are only copied; other formats (10-bit, 4:4:4, full-range "yuvj") and size changes go
+    through swscale to 8-bit limited-range yuv420p first."""
+    w, h = size
+    native = frame.format.name == "yuv420p" and frame.width == w and frame.height == h
+    if not native:
+        frame = frame.reformat(width=w, height=h, format="yuv420p", interpolation="BILINEAR")
+    info = YuvInfo(
+        height=h,
+        width=w,
+        matrix=_MATRIX.get(int(frame.colorspace or 2), "bt601"),
+        full_range=native and int(frame.color_range or 0) == 2,
+        rotation=int(getattr(frame, "rotation", 0) or 0) % 360,
+    )
+    return frame.to_ndarray(), info
 
 
 class _Reader:
@@ -339,7 +373,7 @@ def iter_frames(
     allow_partial: bool = False,
     threads: int = 0,
     seek: str = "auto",
-    convert: bool = True,
+    convert: bool | str = True,
     stats: DecodeStats | None = None,
     open_options: dict | None = None,
 ) -> Iterator[DecodedFrame]:
@@ -347,7 +381,8 @@ def iter_frames(
 
     ``seek``: ``auto`` (seek when the next sample is > 2 GOPs ahead), ``never`` or ``always``.
     ``threads`` caps FFmpeg's decoder threads (0 = FFmpeg's choice); many parallel decoders want 1.
-    ``convert=False`` skips pixel conversion (timestamps only, e.g. ``vid-assets inspect``).
+    ``convert=False`` skips pixel conversion (timestamps only, e.g. ``vid-assets inspect``);
+    ``convert="yuv420p"`` returns packed YUV planes at the stream size for device-side conversion.
     ``open_options``: extra ``av.open`` arguments, e.g. ``{"format": "mpegts", "options":
     {"analyzeduration": "500000"}}`` for a live pipe, where probing would otherwise wait for 5 s of input.
     """
@@ -396,10 +431,15 @@ def iter_frames(
                 i += 1
                 yield frame, pts, -1
 
+        yuv_size = ((stream.codec_context.width or 2) & ~1, (stream.codec_context.height or 2) & ~1)
         try:
             for frame, pts, segment in raw():
-                image = to_rgb(frame, plan.short_side) if convert else None
-                yield DecodedFrame(stats.kept, pts, image, segment, bool(frame.key_frame))
+                color = None
+                if convert == "yuv420p":
+                    image, color = to_yuv420(frame, yuv_size)
+                else:
+                    image = to_rgb(frame, plan.short_side) if convert else None
+                yield DecodedFrame(stats.kept, pts, image, segment, bool(frame.key_frame), color)
                 stats.kept += 1
         except av.FFmpegError as e:
             at = f" at {stats.end_pts_s:.1f} s" if stats.end_pts_s >= 0 else ""

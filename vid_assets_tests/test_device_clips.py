@@ -1,0 +1,107 @@
+"""Device-side colour conversion + crops (clips/device.py) against the CPU (swscale) path, on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vid_assets.clips import ClipSpec, iter_clips
+from vid_assets.clips.device import clips_from_yuv, to_device_clips, yuv420_to_rgb
+from vid_assets.clips.stream import iter_clip_batches
+from vid_assets.extractors import embed_clips, get_extractor
+from vid_assets.media import SamplingPlan, iter_frames
+from vid_assets.media.decode import YuvInfo
+from vid_assets.samples import write_synthetic_video
+
+
+def both_paths(path, plan: SamplingPlan, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray, YuvInfo]:
+    cpu = np.stack([c.pixels for c in iter_clips(iter_frames(path, plan), spec, plan.step_s)])
+    frames = list(iter_frames(path, plan, convert="yuv420p"))
+    planes = np.stack([c.pixels for c in iter_clips(frames, spec, plan.step_s, crop=False)])
+    dev = clips_from_yuv(torch.from_numpy(planes), frames[0].color, spec, plan.short_side).numpy()
+    return cpu, dev, frames[0].color
+
+
+def test_same_size_conversion_matches_swscale_within_two_levels(tmp_path):
+    """No resize (short side = frame height): only the colour conversion differs from swscale."""
+    video = write_synthetic_video(tmp_path / "v.mp4", seconds=2, fps=12, size=(320, 240), seed=3)
+    cpu, dev, color = both_paths(video, SamplingPlan.at_fps(2, short_side=240), ClipSpec(crop="center"))
+    assert color == YuvInfo(height=240, width=320)  # untagged H.264: bt601, limited range
+    diff = np.abs(dev.astype(int) - cpu.astype(int))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 2
+
+
+@pytest.mark.parametrize("crop", ["center", "five", "ten", "random"])
+def test_crops_and_resize_match_the_cpu_path_on_real_footage(real_video, crop):
+    """Same boxes (a wrong box would differ by tens of levels), same flips, same random draw per clip."""
+    cpu, dev, _ = both_paths(real_video, SamplingPlan.at_fps(1), ClipSpec(crop=crop, seed=7))
+    assert dev.shape == cpu.shape and dev.dtype == np.uint8
+    per_crop = np.abs(dev.astype(int) - cpu.astype(int)).mean(axis=(0, 1, 3, 4, 5))
+    assert per_crop.max() < 2.5, per_crop
+
+
+def test_features_from_either_path_agree(real_video):
+    extractor = get_extractor("efficientnet_lite0", device="cpu")
+    cpu, dev, _ = both_paths(real_video, SamplingPlan.at_fps(1), ClipSpec())
+    a = embed_clips(extractor, cpu).features.reshape(len(cpu), -1)
+    b = embed_clips(extractor, torch.from_numpy(dev)).features.reshape(len(dev), -1)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.mean() > 0.99 and cos.min() > 0.97, cos
+
+
+def test_levels_and_matrices():
+    """Limited-range black/white/grey and a BT.709-encoded colour come back as the same RGB."""
+
+    def planes(y: float, u: float, v: float, h: int = 4, w: int = 4) -> torch.Tensor:
+        luma = np.full((h, w), y)
+        chroma = np.concatenate([np.full((h // 4, w), u), np.full((h // 4, w), v)])
+        return torch.from_numpy(np.round(np.concatenate([luma, chroma])).astype(np.uint8))[None]
+
+    info = YuvInfo(height=4, width=4)
+    for y, expected in [(16, 0.0), (235, 255.0), (125.5, 127.5)]:
+        rgb = yuv420_to_rgb(planes(y, 128, 128), info)
+        assert torch.allclose(rgb, torch.full_like(rgb, expected), atol=0.6)
+    # encode an orange with the BT.709 limited-range equations, decode with matrix="bt709"
+    r, g, b = 230.0, 120.0, 40.0
+    kr, kb = 0.2126, 0.0722
+    ey = kr * r + (1 - kr - kb) * g + kb * b
+    y = 16 + ey * 219 / 255
+    u = 128 + (b - ey) / (2 * (1 - kb)) * 224 / 255
+    v = 128 + (r - ey) / (2 * (1 - kr)) * 224 / 255
+    out = yuv420_to_rgb(planes(y, u, v), YuvInfo(height=4, width=4, matrix="bt709"))[0, :, 0, 0]
+    assert torch.allclose(out, torch.tensor([r, g, b]), atol=1.5), out
+    wrong = yuv420_to_rgb(planes(y, u, v), info)[0, :, 0, 0]  # decoding with bt601 visibly shifts it
+    assert (wrong - torch.tensor([r, g, b])).abs().max() > 5
+
+
+def test_rotation_is_applied_after_conversion():
+    rng = np.random.default_rng(0)
+    raw = torch.from_numpy(rng.integers(16, 235, size=(1, 2, 60 * 3 // 2, 80), dtype=np.uint8))
+    spec = ClipSpec(crop_size=32)
+    upright = clips_from_yuv(raw, YuvInfo(height=60, width=80), spec, short_side=40)
+    turned = clips_from_yuv(raw, YuvInfo(height=60, width=80, rotation=90), spec, short_side=40)
+    # reference: the upright frame scaled to 40 x 53, turned a quarter (-> 53 x 40), centre 32 crop
+    full = yuv420_to_rgb(raw.reshape(2, 90, 80), YuvInfo(height=60, width=80), size=(40, 53))
+    full = torch.rot90(full.clamp(0, 255).round().to(torch.uint8), k=1, dims=(-2, -1))  # [2, 3, 53, 40]
+    ref = full[:, :, 10:42, 4:36].permute(0, 2, 3, 1)
+    assert upright.shape == turned.shape == (1, 2, 1, 32, 32, 3)
+    assert torch.equal(turned[0, :, 0], ref)
+    assert not torch.equal(turned, upright)
+
+
+def test_odd_sizes_and_the_batched_feed(tmp_path):
+    """Odd sizes and 4:4:4 go through swscale to even 4:2:0; feed batches convert to the CPU layout."""
+    video = write_synthetic_video(tmp_path / "odd.mp4", seconds=3, fps=10, size=(161, 121), seed=4, pix_fmt="yuv444p")
+    plan, spec = SamplingPlan.at_fps(2, short_side=128), ClipSpec(crop_size=112, crop="five")
+    cpu_batches = list(iter_clip_batches([str(video)], plan, spec, batch_clips=2, num_workers=0))
+    dev_batches = list(iter_clip_batches([str(video)], plan, spec, batch_clips=2, num_workers=0, device_convert=True))
+    assert [b.first_clip for b in dev_batches] == [b.first_clip for b in cpu_batches]
+    for c, d in zip(cpu_batches, dev_batches, strict=True):
+        assert d.color is not None and c.color is None
+        assert np.array_equal(c.timestamps, d.timestamps)
+        converted = to_device_clips(d, spec, plan.short_side, "cpu")
+        assert converted.shape == c.pixels.shape
+        # 4:4:4 -> 4:2:0 drops chroma detail of this sharp 8-px colour mosaic (~13 levels on
+        # average); a misplaced crop on it would differ by ~85 (two unrelated random mosaics)
+        assert np.abs(converted.numpy().astype(int) - c.pixels.numpy().astype(int)).mean() < 20

@@ -36,7 +36,7 @@ def register(folder: Annotated[Path, typer.Argument(exists=True, file_okay=False
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False):
-    """Progress per asset (done / failed / running / missing), throughput, ETA and latest failures."""
+    """Progress per asset (done / stale / failed / running / missing), throughput, ETA and latest failures."""
     import datetime as dt
     import json
 
@@ -47,18 +47,21 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
     from vid_assets.demo import make_console
     from vid_assets.pipeline.status import progress
 
-    report = progress(dg.DagsterInstance.get(), defs.resources["workspace"].catalog())
+    report = progress(dg.DagsterInstance.get(), defs.resources["workspace"].catalog(), defs=defs)
     if as_json:
         typer.echo(json.dumps(report))
         return
     console = make_console()
     table = Table(title=f"{report['videos']} videos (partitions)")
-    for col in ("asset", "done", "failed", "running", "missing", "videos/h", "ETA"):
+    for col in ("asset", "done", "stale", "failed", "running", "missing", "videos/h", "ETA"):
         table.add_column(col)
     for name, c in report["assets"].items():
         eta = "-" if c["eta_s"] is None else str(dt.timedelta(seconds=int(c["eta_s"])))
         rate = "-" if c["videos_per_hour"] is None else f"{c['videos_per_hour']:,.0f}"
-        table.add_row(name, str(c["done"]), str(c["failed"]), str(c["in_progress"]), str(c["missing"]), rate, eta)
+        stale = "-" if c["stale"] is None else str(c["stale"])
+        table.add_row(
+            name, str(c["done"]), stale, str(c["failed"]), str(c["in_progress"]), str(c["missing"]), rate, eta
+        )
     console.print(table)
     for f in report["failures"]:
         console.print(f"[red]failed[/red] {f['id']} ({f['time']}): {f['error_class']}: {f['message']}")

@@ -236,6 +236,15 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
     assert ev.asset_materialization.tags["dagster/code_version"] == before["decoded_frames"]
     emb = run["instance"].get_latest_materialization_event(dg.AssetKey("clip_embeddings"))
     assert len(emb.asset_materialization.tags["dagster/data_version"]) == 16
+    # `vid-assets status` counts them: nothing stale under the config that made them; everything
+    # done is stale under the new plan (decode's code version changed, the rest inherit it)
+    from vid_assets.pipeline.status import progress
+
+    catalog = run["defs"].resources["workspace"].catalog()
+    now = progress(run["instance"], catalog, defs=run["defs"])
+    assert [c["stale"] for c in now["assets"].values()] == [0, 0, 0, 0]
+    changed = progress(run["instance"], catalog, defs=other)
+    assert [(c["done"], c["stale"]) for c in changed["assets"].values()] == [(2, 2)] * 4
 
 
 def test_batch_run_embeds_many_partitions_with_one_model_load(run):
@@ -384,3 +393,7 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         ]
         # 6 videos took seconds, not milliseconds: the rate is measured from the runs' start
         assert 0 < stored_counts["videos_per_hour"] < 6 * 3600
+        # nothing is stale: the good videos' materializations logged by the failed batch carry the
+        # asset's code version like any other
+        report = progress(instance, defs.resources["workspace"].catalog(), defs=defs)
+        assert {name: c["stale"] for name, c in report["assets"].items()} == dict.fromkeys(report["assets"], 0)

@@ -101,9 +101,17 @@ def decoded_frames(
         catalog.clear_failure(key)
         done[key] = {"source": ref.uri, **meta}
     if failed:
-        for key, meta in done.items():  # the good part of the batch is done: say so per partition
+        # the good part of the batch is done: say so per partition, with the code version Dagster
+        # would have recorded (runtime-logged materializations carry none, and would look stale)
+        version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
+        for key, meta in done.items():
             context.log_event(
-                dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=_decode_metadata(meta))
+                dg.AssetMaterialization(
+                    asset_key=context.asset_key,
+                    partition=key,
+                    metadata=_decode_metadata(meta),
+                    tags={"dagster/code_version": version} if version else None,
+                )
             )
         first = next(iter(failed))
         raise dg.Failure(

@@ -26,10 +26,52 @@ def _rate(instance: dg.DagsterInstance, records, times: list[float]) -> float | 
     return len(times) / span
 
 
-def progress(instance: dg.DagsterInstance, catalog=None, recent: int = 200) -> dict:
-    """Per asset: done / failed / in progress / missing counts; throughput and ETA; latest failures."""
+def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey, page: int = 5000) -> dict[str, tuple[int, str]]:
+    """``{partition: (storage id, code version)}`` of each partition's latest materialization,
+    paging through the history newest first (public ``fetch_materializations``)."""
+    latest: dict[str, tuple[int, str]] = {}
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(key, limit=page, cursor=cursor, ascending=False)
+        for r in result.records:
+            if r.partition_key is not None and r.partition_key not in latest:
+                tags = r.asset_materialization.tags or {} if r.asset_materialization else {}
+                latest[r.partition_key] = (r.storage_id, tags.get("dagster/code_version", ""))
+        if not result.has_more:
+            return latest
+        cursor = result.cursor
+
+
+def stale_partitions(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, set[str]]:
+    """Materialized partitions that are stale, per asset: the asset's code version changed since
+    (config changes change it, see ``definitions.versioned``; a materialization without a recorded
+    version counts as current, as in Dagster), its upstream partition was materialized again after
+    it, or its upstream partition is stale. The last rule goes further than the UI, which marks
+    only the asset whose version changed until that asset is re-materialized; but the downstream
+    data was made from the old upstream data, so it is counted here."""
+    graph = defs.resolve_asset_graph()
+    stale: dict[str, set[str]] = {}
+    upstream: dict[str, tuple[int, str]] | None = None
+    for name in PER_VIDEO_ASSETS:  # a chain: each asset's only per-video upstream is the previous one
+        key = dg.AssetKey(name)
+        current = graph.get(key).code_version or ""
+        latest = latest_by_partition(instance, key)
+        prev = stale.get(PER_VIDEO_ASSETS[PER_VIDEO_ASSETS.index(name) - 1], set()) if upstream is not None else set()
+        stale[name] = {
+            p
+            for p, (sid, version) in latest.items()
+            if (version and version != current) or p in prev or (upstream is not None and upstream.get(p, (-1, ""))[0] > sid)
+        }
+        upstream = latest
+    return stale
+
+
+def progress(instance: dg.DagsterInstance, catalog=None, recent: int = 200, defs: dg.Definitions | None = None) -> dict:
+    """Per asset: done / stale / failed / in progress / missing counts; throughput and ETA; latest
+    failures. ``stale`` (a subset of done) needs the current ``defs`` (code versions)."""
     keys = instance.get_dynamic_partitions(videos_partitions.name)
     out: dict = {"videos": len(keys), "assets": {}}
+    stale = stale_partitions(instance, defs) if defs is not None else None
     for name in PER_VIDEO_ASSETS:
         ak = dg.AssetKey(name)
         status = instance.get_status_by_partition(ak, keys, videos_partitions) or {}
@@ -51,6 +93,7 @@ def progress(instance: dg.DagsterInstance, catalog=None, recent: int = 200) -> d
         counts["videos_per_hour"] = round(rate * 3600, 1) if rate else None
         counts["eta_s"] = round(todo / rate) if rate and todo else (0 if not todo else None)
         counts["last_materialized"] = times[-1] if times else None
+        counts["stale"] = None if stale is None else len(stale[name] & set(keys))
         out["assets"][name] = counts
     out["failures"] = sorted(catalog.failures(), key=lambda f: f["time"], reverse=True)[:10] if catalog else []
     out["generated_at"] = time.time()

@@ -397,3 +397,27 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         # asset's code version like any other
         report = progress(instance, defs.resources["workspace"].catalog(), defs=defs)
         assert {name: c["stale"] for name, c in report["assets"].items()} == dict.fromkeys(report["assets"], 0)
+
+
+def test_status_cli_as_a_user_runs_it(run):
+    """`vid-assets status` (and `--json`) in a subprocess, on the instance and folders of the run."""
+    import json
+    import subprocess
+    import sys
+
+    workspace, store = run["defs"].resources["workspace"], run["defs"].resources["feature_store"]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": run["instance"].root_directory,
+        "VID_ASSETS_WORK": workspace.work_dir,
+        "VID_ASSETS_STORE": store.root,
+    }
+    cmd = [sys.executable, "-m", "vid_assets.cli", "status"]
+    out = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    stored = report["assets"]["stored_features"]
+    assert (stored["done"], stored["stale"], stored["failed"], stored["missing"]) == (2, 0, 1, 0)
+    assert report["failures"][0]["id"] == run["keys"]["broken.mp4"]
+    table = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "stale" in table.stdout and "VideoDecodeError" in table.stdout

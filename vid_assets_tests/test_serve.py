@@ -129,13 +129,13 @@ def test_live_stream_chunked_upload_emits_clips_before_the_upload_ends(server, v
 
     base, _ = server
     data = videos["live"].read_bytes()
-    chunk = 16 * 1024
+    chunk = 8 * 1024  # ~32 chunks over ~1.3 s: the 20 s stream arrives ~15x faster than real time
     sent = {"done_at": None}
 
     async def body():
         for i in range(0, len(data), chunk):
             yield data[i : i + chunk]
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.04)
         sent["done_at"] = time.time()
 
     async def run():
@@ -162,8 +162,9 @@ def test_live_stream_chunked_upload_emits_clips_before_the_upload_ends(server, v
     clips = [d for n, d, _ in events if n == "clip"]
     assert len(clips) == 20  # 20 s at 2 fps -> 40 frames -> 20 clips
     assert [c["index"] for c in clips] == list(range(20))
-    first_clip_at = next(t for n, _, t in events if n == "clip")
-    assert sent["done_at"] is not None and first_clip_at < sent["done_at"]  # results while still uploading
+    # results arrive while the client is still uploading, not all at the end
+    during_upload = [t for n, _, t in events if n == "clip" and t < sent["done_at"]]
+    assert len(during_upload) >= 3, (len(during_upload), sent)
 
 
 def write_hls(src: Path, folder: Path) -> Path:

@@ -32,30 +32,8 @@ import torch
 import zarr
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from vid_assets.memory import tune_malloc
 from vid_assets.prefetch import prefetch
-
-
-def tune_malloc() -> bool:
-    """Keep freed large buffers in the heap instead of returning them to the OS (glibc only).
-
-    Every chunk read allocates a fresh multi-MB buffer; by default glibc serves those with mmap and
-    unmaps them on free, so each read pays a page fault per 4 KiB (expensive in VMs). Raising the
-    mmap and trim thresholds lets buffers be reused: +15-25 % samples/s measured on the 2-core VM
-    (benchmarks/RESULTS.md). Process-wide, idempotent; returns False where it does not apply.
-    """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        ok = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
-        return bool(ok and libc.mallopt(m_top_pad, 256 << 20))
-    except (OSError, AttributeError):
-        return False
 
 
 def open_group(location: str | os.PathLike[str], storage_options: dict | None = None) -> zarr.Group:

@@ -60,7 +60,9 @@ def stale_partitions(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict
         stale[name] = {
             p
             for p, (sid, version) in latest.items()
-            if (version and version != current) or p in prev or (upstream is not None and upstream.get(p, (-1, ""))[0] > sid)
+            if (version and version != current)
+            or p in prev
+            or (upstream is not None and upstream.get(p, (-1, ""))[0] > sid)
         }
         upstream = latest
     return stale

@@ -224,3 +224,54 @@ def test_fallback_module_import_error_is_clear(monkeypatch):
     monkeypatch.setitem(sys.modules, "definitely_missing_mod", None)
     with pytest.raises(ValueError, match="cannot import module 'definitely_missing_mod'"):
         create_extractor("definitely_missing_mod:build")
+
+
+def test_batchnorm_folding_is_verified_and_exact_enough():
+    import timm
+    from torch import nn
+
+    from vid_assets.extractors.fuse import fold_batchnorm
+
+    probe = torch.randn(2, 3, 64, 64)
+    model = timm.create_model("resnet18", pretrained=False, num_classes=0).eval()
+    with torch.no_grad():  # non-trivial running statistics, as trained weights have
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0), m.weight.uniform_(0.5, 1.5)
+    folded, n = fold_batchnorm(model, probe)
+    assert n == 20 and folded is not model  # every conv+bn pair of resnet18 (incl. downsample)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(3, 3, 96, 96)  # other inputs than the probe, other size
+    with torch.no_grad():
+        assert torch.allclose(model(x), folded(x), rtol=1e-4, atol=1e-4)
+
+    class Tricky(nn.Module):
+        """Registers conv then bn, but normalises the input, not the conv's output."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 3, 3, padding=1), nn.BatchNorm2d(3)
+            self.bn.running_mean.fill_(0.3)
+
+        def forward(self, x):
+            return self.conv(self.bn(x))
+
+    tricky = Tricky().eval()
+    same, n = fold_batchnorm(tricky, probe)
+    assert n == 0 and same is tricky  # the probe caught the wrong guess; nothing changed
+
+
+def test_extractor_folds_its_batchnorms_and_keeps_its_features(extractor):
+    import timm
+
+    from vid_assets.extractors.efficientnet import _load_positional, _weights
+
+    assert extractor.config["batchnorm_folded"] == 49
+    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    _load_positional(reference, torch.load(_weights()[0], map_location="cpu", weights_only=True))
+    pixels = np.random.default_rng(0).integers(0, 255, (4, 224, 224, 3), dtype=np.uint8)
+    ours, _ = extractor.embed_frames(pixels)
+    x = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
+    with torch.no_grad():
+        theirs = reference.forward_head(reference.forward_features(x), pre_logits=True).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from vid_assets.demo import register_videos
-from vid_assets.extractors import get_extractor
 from vid_assets.media import VideoRef
 from vid_assets.pipeline.definitions import build_definitions
 from vid_assets.pipeline.partitions import videos_partitions
@@ -92,7 +91,14 @@ def test_stored_features_equal_the_model_run_by_hand(run):
     top, left = (h - 224) // 2, (w - 224) // 2
     crops = frames[:, top : top + 224, left : left + 224]
     x = (torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
-    model = get_extractor("efficientnet_lite0", device="cpu").model.model  # the bare timm module
+    # an independent, unmodified timm module with the same weights (the extractor's own copy has
+    # its batch norms folded into the convolutions, see extractors/fuse.py)
+    import timm
+
+    from vid_assets.extractors.efficientnet import _load_positional, _weights
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    _load_positional(model, torch.load(_weights()[0], map_location="cpu", weights_only=True))
     with torch.no_grad():
         per_frame = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
     expected = per_frame.reshape(3, 2, -1).mean(1)

@@ -60,12 +60,20 @@ class Extractor:
     compile: bool = False
     config: dict = field(default_factory=dict)
     batch_size_probed: bool = False  # set once ``feed.probe_batch_size`` has tuned batch_size
+    fold_bn: bool = True  # fold eval BatchNorm into the conv before it, verified (extractors/fuse.py)
 
     def __post_init__(self) -> None:
         if self.input_kind not in ("frame", "clip"):
             raise ValueError(f"input_kind must be 'frame' or 'clip', got {self.input_kind!r}")
         tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
         self.device = resolve_device(self.device)
+        if self.fold_bn and self.input_kind == "frame":
+            from vid_assets.extractors.fuse import fold_batchnorm
+
+            probe = torch.randn(2, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
+            self.model, folded = fold_batchnorm(self.model.eval().cpu(), probe)
+            if folded:
+                self.config["batchnorm_folded"] = folded
         self.model.eval().to(self.device)
         if self.head is not None:
             self.head.eval().to(self.device)

@@ -33,6 +33,7 @@ import anyio
 import httpx
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -111,7 +112,29 @@ class Service:
 
     # -- streaming -------------------------------------------------------------------------------
     def sse(self, events: Iterator[Event], cancel: threading.Event, cleanup=None) -> EventSourceResponse:
-        """Drive the blocking event generator from worker threads and send each event as SSE."""
+        """Drive the blocking event generator from worker threads and send each event as SSE.
+
+        The request's slot, temp file and decode thread are released exactly once: when the
+        stream ends or the client leaves (the generator's ``finally``), or — if the client left
+        before the stream even started, so the generator never ran — by the response's background
+        task, which sse-starlette runs after its task group in every case.
+        """
+        state = {"released": False}
+
+        async def finish(finished: bool) -> None:
+            if state["released"]:
+                return
+            state["released"] = True
+            cancel.set()  # the client left (or we are done): stop decoding and computing
+            if not finished:
+                self.counters["disconnected"] += 1
+            # Runs under the cancelled scope of a disconnect: shield, or the await would raise at
+            # once and the decode thread would never be joined.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(events.close)
+            if cleanup is not None:
+                cleanup()
+            self.release()  # only now: a free slot means the request's work has stopped
 
         async def gen() -> AsyncIterator[ServerSentEvent]:
             finished = False
@@ -128,18 +151,14 @@ class Service:
                         self.counters["errors"] += 1
                     yield ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=name)
             finally:
-                cancel.set()  # the client left (or we are done): stop decoding and computing
-                if not finished:
-                    self.counters["disconnected"] += 1
-                # Runs under the cancelled scope of a disconnect: shield, or the await would raise
-                # at once and the decode thread would never be joined.
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(events.close)
-                if cleanup is not None:
-                    cleanup()
-                self.release()  # only now: a free slot means the request's work has stopped
+                await finish(finished)
 
-        return EventSourceResponse(gen(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return EventSourceResponse(
+            gen(),
+            ping=15,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(finish, False),
+        )
 
 
 def _error(message: str, status: int, headers: dict | None = None) -> JSONResponse:

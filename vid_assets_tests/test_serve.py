@@ -430,3 +430,41 @@ def test_cli_serve_starts_the_service(videos):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_client_gone_right_after_the_upload_frees_everything(extractor, videos, tmp_path):
+    """The ASGI app called directly: the body arrives and the very next message is the disconnect.
+    The slot, the spooled upload and the decode thread must all be released."""
+    app = create_app(Predictor(extractor, PipelineConfig()), spool_dir=str(tmp_path))
+    svc = app.state.service
+    body = videos["short"].read_bytes()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/predict",
+        "raw_path": b"/v1/predict",
+        "query_string": b"",
+        "headers": [(b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+        "root_path": "",
+        "state": {},
+    }
+    asyncio.run(app(scope, receive, send))
+    assert svc.active == 0 and svc.counters["disconnected"] == 1
+    assert list(tmp_path.iterdir()) == []  # the spooled upload is gone
+    assert not [t for t in threading.enumerate() if t.name.startswith("vid-assets-decode-")]

@@ -104,7 +104,8 @@ def build_resume_sensor(
 
     @dg.run_failure_sensor(
         name="resume_after_bad_videos",
-        monitored_jobs=[embed_videos_job],
+        # no monitored_jobs: every job of this code location, because UI backfills run the
+        # assets through Dagster's implicit asset job, not through ``embed_videos``
         request_job=embed_videos_job,
         default_status=default_status,
         description="Carries the good videos of a batch with bad videos through clips, embeddings, store.",

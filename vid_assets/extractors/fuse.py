@@ -54,6 +54,8 @@ def fold_batchnorm(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-4) ->
     """``(model, n)``: a folded copy of eval-mode ``model`` if its output on ``probe`` matches the
     original's (max abs diff <= rtol * max |output|), with the number of folded layers; else the
     original and 0."""
+    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return model, 0  # e.g. ViTs: no copy of a large model for nothing
     folded = copy.deepcopy(model).eval()
     n = _fold(folded)
     if n == 0:

@@ -44,29 +44,23 @@ query AssetPartitions($key: AssetKeyInput!) {
 
 def ui_partition_page(home: Path, tmp: Path) -> dict:
     """Start `dagster-webserver` on the instance and time the partitions page's GraphQL query."""
-    import socket
     import subprocess
 
     import httpx
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from vid_assets.devtools.net import free_port, wait_http
+
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "VID_ASSETS_DATA": str(tmp / "data")}
     exe = Path(sys.executable).parent / "dagster-webserver"
     cmd = [str(exe), "-m", "vid_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/graphql"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("dagster-webserver did not start") from None
-                time.sleep(0.5)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/server_info", proc, timeout=180)
+        except RuntimeError:
+            raise SystemExit("dagster-webserver did not start") from None
         times, n = [], 0
         for _ in range(3):  # cold, then warm (the UI polls)
             t0 = time.perf_counter()

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,13 +26,8 @@ from httpx_sse import connect_sse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vid_assets.devtools.net import free_port, wait_http  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -77,15 +71,10 @@ def main() -> None:
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                health = httpx.get(f"{base}/healthz", timeout=2).json()
-                break
-            except httpx.HTTPError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start:\n{server.stderr.read()}") from None
-                time.sleep(0.5)
+        try:
+            health = wait_http(f"{base}/healthz", server, timeout=180).json()
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
         # warm-up request (first-pass allocations, lazy imports) outside the measurement
         with (
             httpx.Client(timeout=120) as c,

@@ -123,3 +123,16 @@ def ensure_sample_videos(folder: str | Path) -> list[Path]:
                 write_synthetic_video(dst, seconds=4, seed=seed)
             paths.append(dst)
     return paths
+
+
+def remux(src: str | Path, dst: str | Path, format: str, options: dict | None = None) -> Path:
+    """Copy the video stream of ``src`` into another container without re-encoding (e.g. MPEG-TS
+    for a live upload, ``hls`` for a playlist + segments). Packets without dts are dropped."""
+    dst = Path(dst)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=format, options=options or {}) as out:
+        s_out = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = s_out
+                out.mux(packet)
+    return dst

@@ -1,7 +1,7 @@
 """The four stages of the per-video pipeline as plain functions over the artifact store.
 
 Dagster assets (``pipeline/assets.py``) are thin wrappers around these; the in-memory path used by
-``iter_clip_features`` (demo checks, the prediction service) chains the very same generators
+``iter_clip_features`` (library use, demo checks) chains the very same generators
 (``iter_frames`` -> ``iter_clips`` -> ``embed_clips``) without touching disk.
 Each stage streams: memory is bounded by a chunk of frames / a batch of clips, not by video length.
 """

@@ -20,7 +20,7 @@ from vid_assets.media import (
     register_stream_processor,
 )
 from vid_assets.media.sources import unregister_stream_processor
-from vid_assets.samples import write_synthetic_video, write_vfr_video
+from vid_assets.samples import remux, write_synthetic_video, write_vfr_video
 
 CODECS = [
     ("h264.mp4", "libx264", "yuv420p", (160, 120)),
@@ -292,16 +292,8 @@ def test_live_tcp_stream_opens_natively_in_ffmpeg(tmp_path):
     """A live MPEG-TS stream over TCP (as from `ffmpeg ... -f mpegts tcp://`): no duration, no seeking."""
     import socket
 
-    import av
-
     src = write_synthetic_video(tmp_path / "src.mp4", seconds=3, fps=24, size=(128, 96), seed=5)
-    ts = tmp_path / "live.ts"
-    with av.open(str(src)) as inp, av.open(str(ts), "w", format="mpegts") as out:
-        s_out = out.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(inp.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
+    ts = remux(src, tmp_path / "live.ts", "mpegts")
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
 

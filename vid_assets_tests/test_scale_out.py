@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vid_assets.devtools.postgres import free_port, local_postgres, pg_bin, wait_port
+from vid_assets.devtools.net import free_port, wait_port
+from vid_assets.devtools.postgres import local_postgres, pg_bin
 
 REPO = Path(__file__).resolve().parents[1]
 

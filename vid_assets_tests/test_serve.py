@@ -11,14 +11,13 @@ import threading
 import time
 from pathlib import Path
 
-import av
 import httpx
 import numpy as np
 import pytest
 from httpx_sse import connect_sse
 
 from vid_assets.extractors.feed import load_extractor
-from vid_assets.samples import write_synthetic_video
+from vid_assets.samples import remux, write_synthetic_video
 from vid_assets.serve import Limits, Predictor
 from vid_assets.serve.app import create_app
 from vid_assets.stages import PipelineConfig
@@ -28,13 +27,7 @@ LIMITS = Limits(max_upload_bytes=6 << 20, max_duration_s=200, max_streams=3, req
 
 
 def remux_to_ts(src: Path, dst: Path) -> Path:
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpegts") as out:
-        s_out = out.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(inp.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
-    return dst
+    return remux(src, dst, "mpegts")
 
 
 @pytest.fixture(scope="module")
@@ -170,15 +163,8 @@ def test_live_stream_chunked_upload_emits_clips_before_the_upload_ends(server, v
 def write_hls(src: Path, folder: Path) -> Path:
     """A VOD HLS playlist + 2 s MPEG-TS segments, remuxed by PyAV's FFmpeg."""
     folder.mkdir(parents=True, exist_ok=True)
-    playlist = folder / "index.m3u8"
     options = {"hls_time": "2", "hls_list_size": "0", "hls_playlist_type": "vod"}
-    with av.open(str(src)) as inp, av.open(str(playlist), "w", format="hls", options=options) as out:
-        s_out = out.add_stream_from_template(inp.streams.video[0])
-        for packet in inp.demux(inp.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
-    return playlist
+    return remux(src, folder / "index.m3u8", "hls", options)
 
 
 @pytest.fixture(scope="module")
@@ -397,7 +383,7 @@ def test_cli_serve_starts_the_service(videos):
     import subprocess
     import sys
 
-    from vid_assets_tests.serving import free_port
+    from vid_assets.devtools.net import free_port, wait_http
 
     port = free_port()
     cmd = [
@@ -415,14 +401,7 @@ def test_cli_serve_starts_the_service(videos):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                health = httpx.get(f"{base}/healthz", timeout=2).json()
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
-                time.sleep(0.3)
+        health = wait_http(f"{base}/healthz", proc, timeout=120).json()
         assert health["limits"]["max_streams"] == 2 and health["extractor"].startswith("timm/tf_efficientnet_lite0@")
         with httpx.Client(timeout=60) as c:
             events = collect(c, "POST", f"{base}/v1/predict", content=videos["short"].read_bytes())

@@ -31,7 +31,6 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 # model load and cross-video forward passes per batch instead of one run per video. A bad video in
 # a batch still fails only its own partition (see ``decoded_frames``).
 BATCH = int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "32")
-EMBED_BATCH = BATCH  # former name
 BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
 CHECKS = {
     "features_finite": "No NaN/inf in the stored features.",

@@ -63,6 +63,7 @@ def pipeline(
     pin: bool = True,
     device_convert: bool = False,
     feed_device: str = "cpu",
+    decoder_threads: int | None = None,
 ) -> dict:
     """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver.
     ``device_convert``: decoders hand over YUV planes; conversion/resize/crop run on the device."""
@@ -80,6 +81,7 @@ def pipeline(
         backend=backend,
         pin_memory=pin and (ext is None or ext.device.type == "cuda"),
         device_convert=device_convert,
+        decoder_threads=decoder_threads,
     )
     device = ext.device if ext is not None else torch.device(feed_device)
     for b in stream:
@@ -120,6 +122,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=0, help="decoders (0 = decode inline)")
     ap.add_argument("--backend", default="auto", choices=["auto", "threads", "processes"])
+    ap.add_argument("--decoder-threads", type=int, default=None, help="FFmpeg threads per decoder (default: shared)")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--fps", type=float, default=30.0, help="sampling rate (source videos are 30 fps)")
@@ -156,7 +159,16 @@ def main() -> None:
     if args.feed_only:
         feed_device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         r = pipeline(
-            None, sources, args.batch, args.workers, args.fps, args.backend, True, args.device_convert, feed_device
+            None,
+            sources,
+            args.batch,
+            args.workers,
+            args.fps,
+            args.backend,
+            True,
+            args.device_convert,
+            feed_device,
+            args.decoder_threads,
         )
         feed = {"backend": args.backend, "workers": args.workers, "batch": args.batch, "cpu_count": os.cpu_count()}
         feed |= {"device_convert": args.device_convert, "feed_device": feed_device}
@@ -172,7 +184,15 @@ def main() -> None:
         bares.append(bare(ext, args.batch, args.bare_seconds))
         pipes.append(
             pipeline(
-                ext, sources, args.batch, args.workers, args.fps, args.backend, not args.no_pin, args.device_convert
+                ext,
+                sources,
+                args.batch,
+                args.workers,
+                args.fps,
+                args.backend,
+                not args.no_pin,
+                args.device_convert,
+                decoder_threads=args.decoder_threads,
             )
         )
     bare_ips = float(np.median(bares))
@@ -189,6 +209,7 @@ def main() -> None:
         "batch": args.batch,
         "workers": args.workers,
         "backend": args.backend,
+        "decoder_threads": args.decoder_threads,
         "pinned": not args.no_pin,
         "device_convert": args.device_convert,
         "video": f"{args.videos} x {args.seconds_per_video:.0f} s {args.size} H.264 30 fps, sampled at {args.fps} fps",

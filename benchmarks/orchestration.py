@@ -41,12 +41,14 @@ def main() -> None:
     ap.add_argument("--postgres", action="store_true", help="instance storage on a throwaway local PostgreSQL")
     ap.add_argument("--pg-async-commit", action="store_true", help="with --postgres: synchronous_commit=off")
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each video")
+    ap.add_argument("--size", default="160x120", help="frame size WxH of the generated videos")
     ap.add_argument("--json")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vid_assets_orch_"))
     folder = tmp / "videos"
+    size = tuple(map(int, args.size.split("x")))
     paths = [
-        write_synthetic_video(folder / f"v{i:04d}.mp4", seconds=args.seconds, fps=24, size=(160, 120), seed=i)
+        write_synthetic_video(folder / f"v{i:04d}.mp4", seconds=args.seconds, fps=24, size=size, seed=i)
         for i in range(args.videos)
     ]
     sampling = SamplingResource()
@@ -104,7 +106,7 @@ def main() -> None:
     res = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "videos": args.videos,
-        "video": f"{args.seconds:g} s 160x120 H.264, 2 fps, clips of 2 frames, EfficientNet-Lite0 CPU",
+        "video": f"{args.seconds:g} s {args.size} H.264, 2 fps, clips of 2 frames, EfficientNet-Lite0 CPU",
         "instance_storage": ("postgres" + (" (synchronous_commit=off)" if args.pg_async_commit else ""))
         if args.postgres
         else "sqlite",

@@ -56,13 +56,13 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
             {"source": ref.to_dict(), "info": info.to_dict(), "plan": plan.to_dict(), "decode": stats.to_dict()}
         )
         shape = list(images.array.shape)
-    png = sheet.png()
-    if png:
-        contact = artifacts.root / "contact_sheets" / f"{ref.key}.png"
+    jpeg = sheet.jpeg()
+    if jpeg:
+        contact = artifacts.root / "contact_sheets" / f"{ref.key}.jpg"
         contact.parent.mkdir(parents=True, exist_ok=True)
-        contact.write_bytes(png)
+        contact.write_bytes(jpeg)
     return {
-        "contact_sheet_path": str(contact) if png else "",
+        "contact_sheet_path": str(contact) if jpeg else "",
         "frames": len(pts),
         "frame_shape": shape[1:],
         "duration_s": info.duration_s,

@@ -196,7 +196,7 @@ def test_asset_checks_pass_then_fail_on_a_planted_nan(run):
     decode_meta = (
         run["instance"].get_latest_materialization_event(dg.AssetKey("decoded_frames")).asset_materialization.metadata
     )
-    assert decode_meta["contact_sheet"].value.startswith("![contact sheet](data:image/png;base64,")
+    assert decode_meta["contact_sheet"].value.startswith("![contact sheet](data:image/jpeg;base64,")
     # plant a NaN in the embeddings artifact, then re-store only that partition
     emb = run["defs"].resources["workspace"].artifacts().path("embeddings", key)
     zarr.open_group(emb, mode="a")["features"][0, 0, 0] = np.nan

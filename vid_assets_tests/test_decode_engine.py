@@ -116,6 +116,53 @@ def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):
     assert frames[0].image.dtype == np.uint8 and min(frames[0].image.shape[:2]) == 64
     seeked = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64), seek="always"))
     assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, seeked, strict=True))
+    # the shared swscale context gives exactly what PyAV's own per-frame conversion gives
+    assert all(np.array_equal(f.image, r) for f, r in zip(frames, _reference_rgb(p, frames, 64), strict=True))
+
+
+def _reference_rgb(path, frames, short_side):
+    """PyAV's per-frame ``to_ndarray`` of the frames ``iter_frames`` kept (matched by pts)."""
+    import av
+
+    from vid_assets.media.decode import scaled_size
+
+    wanted = {round(f.pts_s, 6) for f in frames}
+    out = []
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        start = s.start_time or 0
+        for fr in c.decode(s):
+            if fr.pts is not None and round(float((fr.pts - start) * s.time_base), 6) in wanted:
+                w, h = scaled_size(fr.width, fr.height, short_side)
+                out.append(fr.to_ndarray(width=w, height=h, format="rgb24", interpolation="BILINEAR"))
+    return out
+
+
+def test_resolution_change_mid_stream(tmp_path):
+    """An MPEG-TS whose second half is encoded at another size (a camera switching streams): every
+    frame is scaled from its own size, though one swscale context serves the whole video."""
+    import av
+
+    def segment(path, size, first_pts, seed):
+        w, h = size
+        img = np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+        with av.open(str(path), "w", format="mpegts") as out:
+            st = out.add_stream("libx264", rate=10)
+            st.width, st.height, st.pix_fmt = w, h, "yuv420p"
+            for i in range(10):
+                frame = av.VideoFrame.from_ndarray(np.roll(img, 4 * i, axis=1), format="rgb24")
+                frame.pts = first_pts + i
+                out.mux(st.encode(frame))
+            out.mux(st.encode())
+
+    segment(tmp_path / "a.ts", (160, 120), 0, 1)
+    segment(tmp_path / "b.ts", (96, 96), 12, 2)  # each file starts 0.2 s late (muxer delay): no overlap
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    frames = list(iter_frames(joined, SamplingPlan(mode="every_n", every_n_frames=1, short_side=48)))
+    assert [f.pts_s for f in frames] == pytest.approx([i / 10 for i in range(20)], abs=1e-6)
+    assert [f.image.shape for f in frames] == [(48, 64, 3)] * 10 + [(48, 48, 3)] * 10
+    assert all(np.array_equal(f.image, r) for f, r in zip(frames, _reference_rgb(joined, frames, 48), strict=True))
 
 
 def test_rotation_metadata_is_applied(tmp_path):

@@ -61,7 +61,6 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         contact = artifacts.root / "contact_sheets" / f"{ref.key}.jpg"
         contact.parent.mkdir(parents=True, exist_ok=True)
         contact.write_bytes(jpeg)
-        contact.with_suffix(".strip.jpg").write_bytes(sheet.strip(ref.key) or b"")
     return {
         "contact_sheet_path": str(contact) if jpeg else "",
         "frames": len(pts),

@@ -1,7 +1,5 @@
 """End to end through Dagster: real on-disk instance, real videos, real Zarr store."""
 
-import base64
-import io
 import os
 import shutil
 
@@ -9,7 +7,6 @@ import dagster as dg
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from vid_assets.demo import register_videos
 from vid_assets.media import VideoRef
@@ -432,20 +429,15 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         assert stored == set(keys) - {bad}
         assert defs.resources["feature_store"].store().list_videos() == sorted(set(keys) - {bad})
 
-        # an all-good batch: one run through the four assets; every partition's materialization
-        # carries the batch's sheet, one labelled row of thumbnails per video
+        # an all-good batch: one run through the four assets; per-video pictures as observations
         for i in (6, 7):
             (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_b.mp4").read_bytes() + bytes([i]))
         more = [r.key for r in register_videos(instance, defs, [videos / "v6.mp4", videos / "v7.mp4"])]
         assert job.execute_in_process(instance=instance, tags={RANGE_START: more[0], RANGE_END: more[1]}).success
         assert set(more) <= instance.get_materialized_partitions(dg.AssetKey("stored_features"))
-        mats = instance.fetch_materializations(dg.AssetKey("decoded_frames"), limit=2).records
-        assert sorted(r.partition_key for r in mats) == sorted(more)
-        assert not instance.fetch_observations(dg.AssetKey("decoded_frames"), limit=10).records
-        for r in mats:
-            md = r.asset_materialization.metadata["contact_sheet"].value
-            sheet = Image.open(io.BytesIO(base64.b64decode(md.split("base64,", 1)[1].rstrip(")"))))
-            assert sheet.format == "JPEG" and sheet.height == 2 * 48 and sheet.width > 4 * 48  # 2 rows of 4
+        observed = instance.fetch_observations(dg.AssetKey("decoded_frames"), limit=10).records
+        assert sorted(r.partition_key for r in observed) == sorted(more)
+        assert all("contact_sheet" in r.asset_observation.metadata for r in observed)
 
         # `vid-assets status` over batch runs: counts, the failure with its reason, a sane rate
         from vid_assets.pipeline.status import progress

@@ -14,7 +14,6 @@ import dagster as dg
 
 from vid_assets import stages
 from vid_assets.media import VideoDecodeError
-from vid_assets.media.contact import stack
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import (
     ExtractorResource,
@@ -56,19 +55,11 @@ def _meta(d: dict) -> dict:
     return out
 
 
-def _jpeg_md(alt: str, jpeg: bytes) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{alt}](data:image/jpeg;base64,{base64.b64encode(jpeg).decode()})")
-
-
-def _strip_path(meta: dict) -> Path | None:
-    p = Path(meta["contact_sheet_path"]).with_suffix(".strip.jpg") if meta.get("contact_sheet_path") else None
-    return p if p is not None and p.is_file() and p.stat().st_size else None
-
-
 def _decode_metadata(meta: dict) -> dict:
     metadata = _meta(meta)
     if meta.get("contact_sheet_path"):
-        metadata["contact_sheet"] = _jpeg_md("contact sheet", Path(meta["contact_sheet_path"]).read_bytes())
+        b64 = base64.b64encode(Path(meta["contact_sheet_path"]).read_bytes()).decode()
+        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{b64})")
     return metadata
 
 
@@ -138,22 +129,20 @@ def decoded_frames(
         )
     if len(keys) == 1:
         return dg.MaterializeResult(metadata=_decode_metadata(done[keys[0]]))
-    # A multi-partition step has one metadata set, copied onto every partition of the run, so the
-    # picture is the batch's: one labelled row of thumbnails per video (a few KB each), which each
-    # partition's page then shows. (Per-video observations would cost an event per video and sit
-    # one click deeper in the UI.)
-    metadata = _meta(
-        {
-            "videos": len(keys),
-            "frames": sum(m.get("frames", 0) for m in done.values()),
-            "seconds": sum(m.get("seconds", 0.0) for m in done.values()),
-            "frames_by_video": {k: m.get("frames", 0) for k, m in done.items()},
-        }
+    for key, meta in done.items():  # per-video details (contact sheets) where the UI shows them
+        context.log_event(
+            dg.AssetObservation(asset_key=context.asset_key, partition=key, metadata=_decode_metadata(meta))
+        )
+    return dg.MaterializeResult(
+        metadata=_meta(
+            {
+                "videos": len(keys),
+                "frames": sum(m.get("frames", 0) for m in done.values()),
+                "seconds": sum(m.get("seconds", 0.0) for m in done.values()),
+                "frames_by_video": {k: m.get("frames", 0) for k, m in done.items()},
+            }
+        )
     )
-    strips = [p.read_bytes() for m in done.values() if (p := _strip_path(m)) is not None]
-    if strips:
-        metadata["contact_sheet"] = _jpeg_md("contact sheet of the batch, a row per video", stack(strips))
-    return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(

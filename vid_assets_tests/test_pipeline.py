@@ -438,6 +438,8 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         observed = instance.fetch_observations(dg.AssetKey("decoded_frames"), limit=10).records
         assert sorted(r.partition_key for r in observed) == sorted(more)
         assert all("contact_sheet" in r.asset_observation.metadata for r in observed)
+        batch_meta = instance.get_latest_materialization_event(dg.AssetKey("decoded_frames")).asset_materialization
+        assert "Observation > Show Markdown" in batch_meta.metadata["contact_sheet"].value  # where to look
 
         # `vid-assets status` over batch runs: counts, the failure with its reason, a sane rate
         from vid_assets.pipeline.status import progress

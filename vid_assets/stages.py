@@ -52,7 +52,7 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
             sheet.add(frame.image, frame.pts_s)
         images.close()
         g.create_array("pts", data=np.asarray(pts, dtype=np.float64))
-        g.attrs.update(
+        g.update_attributes(
             {"source": ref.to_dict(), "info": info.to_dict(), "plan": plan.to_dict(), "decode": stats.to_dict()}
         )
         shape = list(images.array.shape)
@@ -102,7 +102,7 @@ def build_clips(key: str, spec: ClipSpec, artifacts: ArtifactStore) -> dict:
         pixels.close()
         g.create_array("timestamps", data=np.asarray(stamps, dtype=np.float64).reshape(-1, 2))
         g.create_array("frame_times", data=np.asarray(frame_times, dtype=np.float64))
-        g.attrs.update({"clip": spec.to_dict(), "step_s": step_s})
+        g.update_attributes({"clip": spec.to_dict(), "step_s": step_s})
         shape = list(pixels.array.shape)
     return {"clips": len(stamps), "clip_tensor_shape": shape, "seconds": time.perf_counter() - t0}
 
@@ -143,7 +143,7 @@ class _EmbeddingsWriter:
     def commit(self, attrs: dict) -> list[int]:
         for a in (self.feats, self.labels, self.scores):
             a.close()
-        self.group.attrs.update(attrs)
+        self.group.update_attributes(attrs)
         shape = list(self.feats.array.shape) if self.feats.array is not None else [0]
         self._cm.__exit__(None, None, None)
         return shape

@@ -119,7 +119,7 @@ class FeatureStore:
             self.root.mkdir(parents=True, exist_ok=True)
             try:
                 g = zarr.open_group(zarr.storage.LocalStore(self.root), mode="a", zarr_format=3)
-                g.attrs.update({"vid_assets_layout": LAYOUT_VERSION})
+                g.update_attributes({"vid_assets_layout": LAYOUT_VERSION})
             except ContainsGroupError:
                 pass
         if not (self.videos_dir / "zarr.json").exists():
@@ -160,16 +160,14 @@ class FeatureStore:
                 arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
             if caption_embedding is not None:
                 arrays["caption_embedding"] = np.asarray(caption_embedding, dtype=np.float16)
-            for name, data in arrays.items():
-                a = g.create_array(
+            for name, data in arrays.items():  # created with their data: one store call each
+                g.create_array(
                     name,
-                    shape=data.shape,
+                    data=data,
                     chunks=data.shape if name == "caption_embedding" else (chunk, *data.shape[1:]),
-                    dtype=data.dtype,
                     compressors=blosc(self.compression_level),
                 )
-                a[...] = data
-            g.attrs.update(
+            g.update_attributes(
                 {
                     **attrs,
                     "video_id": video_id,

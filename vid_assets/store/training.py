@@ -102,7 +102,7 @@ def update_training_view(
         return {"mode": "append", "added": added, "changed": [], "removed": [], **_summary(root)}
     with atomic_dir(path, path.parent) as tmp:
         root = _open(tmp, "w")
-        root.attrs.update({"layout": LAYOUT, "num_rows": 0, "num_videos": 0, "chunk_rows": chunk_rows})
+        root.update_attributes({"layout": LAYOUT, "num_rows": 0, "num_videos": 0, "chunk_rows": chunk_rows})
         added = _append(root, in_store, sorted(digests), chunk_rows, compression_level)
         summary = _summary(root)
     return {"mode": "rebuild", "added": added, "changed": changed, "removed": removed, **summary}
@@ -129,7 +129,7 @@ def _append(root: zarr.Group, videos: dict[str, zarr.Group], ids: list[str], chu
         fdtype = attrs.get("feature_dtype", "float16")
         if extractor is None:
             extractor, shape = attrs["extractor"], list(feats.shape[1:])
-            root.attrs.update({"extractor": extractor, "feature_shape": shape, "dtype": fdtype})
+            root.update_attributes({"extractor": extractor, "feature_shape": shape, "dtype": fdtype})
         if attrs["extractor"] != extractor or list(feats.shape[1:]) != shape or fdtype != root.attrs.get("dtype"):
             raise ValueError(
                 f"video {vid} was embedded with {attrs['extractor']} {list(feats.shape[1:])}, but the training view "
@@ -171,4 +171,4 @@ def _append(root: zarr.Group, videos: dict[str, zarr.Group], ids: list[str], chu
 
 def _commit(root: zarr.Group, rows: int, nvid: int) -> None:
     """The commit marker, written last: readers never look past num_rows / num_videos."""
-    root.attrs.update({"num_rows": rows, "num_videos": nvid})
+    root.update_attributes({"num_rows": rows, "num_videos": nvid})

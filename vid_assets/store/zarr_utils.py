@@ -35,15 +35,12 @@ class ArrayAppender:
             return
         block = np.stack(self.rows)
         self.rows = []
-        if self.array is None:
+        if self.array is None:  # created with its first block: one metadata write, not two
             self.array = self.group.create_array(
-                self.name,
-                shape=(0, *block.shape[1:]),
-                chunks=(self.chunk_rows, *block.shape[1:]),
-                dtype=self.dtype,
-                compressors=blosc(self.level),
+                self.name, data=block, chunks=(self.chunk_rows, *block.shape[1:]), compressors=blosc(self.level)
             )
-        self.array.append(block, axis=0)
+        else:
+            self.array.append(block, axis=0)
         self.count += len(block)
 
     def close(self, empty_shape: tuple[int, ...] | None = None) -> zarr.Array | None:

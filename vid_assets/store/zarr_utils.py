@@ -30,14 +30,17 @@ class ArrayAppender:
         if len(self.rows) >= self.chunk_rows:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, final: bool = False) -> None:
         if not self.rows:
             return
         block = np.stack(self.rows)
         self.rows = []
         if self.array is None:  # created with its first block: one metadata write, not two
+            # an array that is one block in all (a short video) gets a chunk of exactly that size:
+            # zarr stores edge chunks full-size, so a 4-frame video would compress 16 frames
+            rows = len(block) if final else self.chunk_rows
             self.array = self.group.create_array(
-                self.name, data=block, chunks=(self.chunk_rows, *block.shape[1:]), compressors=blosc(self.level)
+                self.name, data=block, chunks=(rows, *block.shape[1:]), compressors=blosc(self.level)
             )
         else:
             self.array.append(block, axis=0)
@@ -45,7 +48,7 @@ class ArrayAppender:
 
     def close(self, empty_shape: tuple[int, ...] | None = None) -> zarr.Array | None:
         """Flush; if nothing was ever added and ``empty_shape`` is given, create an empty array."""
-        self.flush()
+        self.flush(final=True)
         if self.array is None and empty_shape is not None:
             self.array = self.group.create_array(
                 self.name, shape=(0, *empty_shape), chunks=(self.chunk_rows, *empty_shape), dtype=self.dtype

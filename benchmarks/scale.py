@@ -44,34 +44,19 @@ query AssetPartitions($key: AssetKeyInput!) {
 
 def ui_partition_page(home: Path, tmp: Path) -> dict:
     """Start `dagster-webserver` on the instance and time the partitions page's GraphQL query."""
-    import subprocess
-
     import httpx
 
-    from vid_assets.devtools.net import free_port, wait_http
+    from vid_assets.devtools.net import dagster_webserver
 
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "VID_ASSETS_DATA": str(tmp / "data")}
-    exe = Path(sys.executable).parent / "dagster-webserver"
-    cmd = [str(exe), "-m", "vid_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/graphql"
-    try:
-        try:
-            wait_http(f"http://127.0.0.1:{port}/server_info", proc, timeout=180)
-        except RuntimeError:
-            raise SystemExit("dagster-webserver did not start") from None
+    with dagster_webserver(home, tmp / "data") as base:
         times, n = [], 0
         for _ in range(3):  # cold, then warm (the UI polls)
             t0 = time.perf_counter()
             body = {"query": PARTITIONS_QUERY, "variables": {"key": {"path": ["stored_features"]}}}
-            data = httpx.post(url, json=body, timeout=120).json()["data"]["assetNodeOrError"]
+            data = httpx.post(base + "/graphql", json=body, timeout=120).json()["data"]["assetNodeOrError"]
             times.append(round(time.perf_counter() - t0, 3))
             n = len(data["partitionKeysByDimension"][0]["partitionKeys"])
-        return {"ui_partitions_query_s": times, "ui_partitions_seen": n}
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    return {"ui_partitions_query_s": times, "ui_partitions_seen": n}
 
 
 def materialized_status(instance, workspace, tmp: Path) -> dict:

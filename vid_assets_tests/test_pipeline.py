@@ -64,50 +64,32 @@ def test_good_videos_flow_through_all_four_assets(run):
 def test_contact_sheet_shows_in_the_dagster_ui(run, tmp_path):
     """The real web UI on this instance: a decoded partition's page offers the contact sheet, and
     the browser decodes the image (Debian's Chromium through Playwright)."""
-    import subprocess
-    import sys
     from pathlib import Path
 
-    from vid_assets.devtools.net import free_port, wait_http
+    from vid_assets.devtools.net import dagster_webserver
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian chromium not installed (make test installs it)")
     from playwright.sync_api import sync_playwright
 
-    home = Path(run["instance"].root_directory)
     key = run["keys"]["clip_a.mp4"]
-    port = free_port()
-    repo = Path(__file__).resolve().parent.parent
-    web = subprocess.Popen(
-        [Path(sys.executable).parent / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=repo,
-        env={**os.environ, "DAGSTER_HOME": str(home), "VID_ASSETS_DATA": str(tmp_path)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    shots = repo / "test-artifacts"
+    shots = Path(__file__).resolve().parent.parent / "test-artifacts"
     shots.mkdir(exist_ok=True)
-    try:
-        wait_http(base + "/server_info", web)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"{base}/assets/decoded_frames?view=partitions&partition={key}")
-            page.get_by_text("[Show Markdown]").wait_for(timeout=90_000)
-            skip = page.get_by_role("button", name="Skip")  # the first-visit community dialog
-            if skip.count():
-                skip.click()
-            page.get_by_text("[Show Markdown]").click()
-            img = page.locator("img[src^='data:image/jpeg;base64,']")
-            img.first.wait_for(timeout=20_000)
-            width, height, complete = img.first.evaluate("e => [e.naturalWidth, e.naturalHeight, e.complete]")
-            page.screenshot(path=str(shots / "dagster_contact_sheet.png"))
-            browser.close()
-    finally:
-        web.terminate()
-        web.wait(30)
+    with dagster_webserver(run["instance"].root_directory, tmp_path) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{base}/assets/decoded_frames?view=partitions&partition={key}")
+        page.get_by_text("[Show Markdown]").wait_for(timeout=90_000)
+        skip = page.get_by_role("button", name="Skip")  # the first-visit community dialog
+        if skip.count():
+            skip.click()
+        page.get_by_text("[Show Markdown]").click()
+        img = page.locator("img[src^='data:image/jpeg;base64,']")
+        img.first.wait_for(timeout=20_000)
+        width, height, complete = img.first.evaluate("e => [e.naturalWidth, e.naturalHeight, e.complete]")
+        page.screenshot(path=str(shots / "dagster_contact_sheet.png"))
+        browser.close()
     # 16 thumbnails at most, 4 per row, 72 px high; clip_a has 6 sampled frames -> 2 rows
     assert complete and (width, height) == (4 * 96, 2 * 72)
 

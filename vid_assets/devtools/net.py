@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -39,3 +45,31 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 1
                 err = proc.stderr.read() if proc is not None and proc.stderr and proc.poll() is not None else ""
                 raise RuntimeError(f"{url} did not come up\n{err}") from None
             time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def dagster_webserver(home: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -> Iterator[str]:
+    """A real ``dagster-webserver`` on loopback over the instance in ``home`` (this repo's code
+    location, data paths under ``data_dir``); yields its base URL and stops it on exit. Its log goes
+    to a temporary file (a pipe nobody reads could fill and stall it) and is shown if it fails to start."""
+    port = free_port()
+    exe = Path(sys.executable).parent / "dagster-webserver"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "VID_ASSETS_DATA": str(data_dir)}
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [str(exe), "-m", "vid_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_http(base + "/server_info", proc)
+            except RuntimeError as e:
+                log.seek(0)
+                raise RuntimeError(f"{e}\n{log.read().decode(errors='replace')[-3000:]}") from None
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(30)

@@ -188,6 +188,12 @@ def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, round(width * short_side / height)), short_side
 
 
+def _reformat(frame: av.VideoFrame, w: int, h: int, fmt: str, reformatter: VideoReformatter | None) -> av.VideoFrame:
+    """swscale scale + convert, single-threaded, through the caller's per-video context."""
+    rf = reformatter or VideoReformatter()
+    return rf.reformat(frame, width=w, height=h, format=fmt, interpolation="BILINEAR", threads=1)
+
+
 def to_rgb(frame: av.VideoFrame, short_side: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
     """FFmpeg scales + converts to RGB in one pass; display rotation is applied after.
 
@@ -197,8 +203,7 @@ def to_rgb(frame: av.VideoFrame, short_side: int, reformatter: VideoReformatter 
     one thread here: decoders and the model already keep the other cores busy.
     """
     w, h = scaled_size(frame.width, frame.height, short_side)
-    rf = reformatter or VideoReformatter()
-    img = rf.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR", threads=1).to_ndarray()
+    img = _reformat(frame, w, h, "rgb24", reformatter).to_ndarray()
     rotation = getattr(frame, "rotation", 0) or 0  # display-matrix rotation, degrees counter-clockwise
     if rotation % 360:
         img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
@@ -218,8 +223,7 @@ def to_yuv420(
     w, h = size
     native = frame.format.name == "yuv420p" and frame.width == w and frame.height == h
     if not native:
-        rf = reformatter or VideoReformatter()
-        frame = rf.reformat(frame, width=w, height=h, format="yuv420p", interpolation="BILINEAR", threads=1)
+        frame = _reformat(frame, w, h, "yuv420p", reformatter)
     info = YuvInfo(
         height=h,
         width=w,

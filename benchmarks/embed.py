@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vid_assets.clips import ClipSpec  # noqa: E402
 from vid_assets.clips.device import to_device_clips  # noqa: E402
 from vid_assets.clips.stream import iter_clip_batches  # noqa: E402
-from vid_assets.extractors import create_extractor, embed_clips  # noqa: E402
+from vid_assets.extractors import create_extractor, iter_pipelined, submit_clips  # noqa: E402
 from vid_assets.media import SamplingPlan  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
 
@@ -64,6 +64,7 @@ def pipeline(
     device_convert: bool = False,
     feed_device: str = "cpu",
     decoder_threads: int | None = None,
+    depth: int = 1,
 ) -> dict:
     """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver.
     ``device_convert``: decoders hand over YUV planes; conversion/resize/crop run on the device."""
@@ -84,15 +85,24 @@ def pipeline(
         decoder_threads=decoder_threads,
     )
     device = ext.device if ext is not None else torch.device(feed_device)
-    for b in stream:
-        if b.error:
-            raise RuntimeError(b.error)
-        pixels = to_device_clips(b, spec, plan.short_side, device) if device_convert else b.pixels
+
+    def prepared():
+        for b in stream:
+            if b.error:
+                raise RuntimeError(b.error)
+            yield to_device_clips(b, spec, plan.short_side, device) if device_convert else b.pixels
+
+    def submit(pixels):
         if ext is not None:
-            out = embed_clips(ext, pixels)
-            assert np.isfinite(out.features).all()
-        elif device_convert:
+            return submit_clips(ext, pixels)
+        if device_convert:
             sync(device)
+        return None
+
+    # ``depth`` batches stay queued on the device while the host receives the next one
+    for pixels, pending in iter_pipelined(prepared(), submit, depth=depth):
+        if pending is not None:
+            assert np.isfinite(pending.result().features).all()
         n = int(pixels.shape[0] * pixels.shape[1] * pixels.shape[2])
         images += n
         if t_first is None:
@@ -137,6 +147,7 @@ def main() -> None:
     )
     ap.add_argument("--no-pin", action="store_true", help="do not page-lock batches (CUDA)")
     ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
+    ap.add_argument("--depth", type=int, default=1, help="batches queued on the device ahead of the host (0 = wait)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -193,6 +204,7 @@ def main() -> None:
                 not args.no_pin,
                 args.device_convert,
                 decoder_threads=args.decoder_threads,
+                depth=args.depth,
             )
         )
     bare_ips = float(np.median(bares))
@@ -210,6 +222,7 @@ def main() -> None:
         "workers": args.workers,
         "backend": args.backend,
         "decoder_threads": args.decoder_threads,
+        "depth": args.depth,
         "pinned": not args.no_pin,
         "device_convert": args.device_convert,
         "video": f"{args.videos} x {args.seconds_per_video:.0f} s {args.size} H.264 30 fps, sampled at {args.fps} fps",

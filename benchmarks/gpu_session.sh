@@ -39,21 +39,32 @@ step() {
         bench feed_processes14_devconv --feed-only --workers 14 --backend processes --device-convert
         ;;
     vit)  # target: ViT-B/16 >= 10,000 img/s and pipeline_vs_bare >= 0.9
-        bench vitb16_compile_p14 --workers 14 --backend processes \
-            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         bench vitb16_compile_p14_devconv --workers 14 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
+        bench vitb16_compile_p14 --workers 14 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     effnet)
-        bench effnet_p14 --workers 14 --backend processes --rounds 2
         bench effnet_p14_devconv --workers 14 --backend processes --rounds 2 --device-convert
+        bench effnet_p14 --workers 14 --backend processes --rounds 2
+        ;;
+    depth0)  # the same without queuing the next batch before waiting for this one (session 3's loop)
+        bench vitb16_compile_p14_devconv_depth0 --workers 14 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert --depth 0
+        ;;
+    profile)  # where one CPU-path decoder's time goes on this host (inline, cProfile)
+        timeout "${STEP_TIMEOUT:-290}" "$PY" -m cProfile -s tottime benchmarks/embed.py --video-dir "$VIDEOS" \
+            --videos 6 --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch 300 --feed-only --workers 0 --decoder-threads 1 \
+            --device cpu >"$OUT/profile_inline.log" 2>&1
+        echo "== profile rc=$?"
+        head -32 "$OUT/profile_inline.log"
         ;;
     threads)  # is `backend="auto"` (processes on CUDA) still the right default?
         bench vitb16_compile_t14 --workers 14 --backend threads \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

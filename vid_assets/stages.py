@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vid_assets.clips import Clip, ClipSpec, iter_clips
-from vid_assets.extractors import ClipFeatures, Extractor, embed_clips
+from vid_assets.extractors import ClipFeatures, Extractor, PendingClipFeatures, embed_clips, submit_clips
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
@@ -194,14 +194,19 @@ def embed_videos(
     results: dict[str, dict] = {}
     pending: list[_Chunk] = []
 
-    def flush() -> None:
-        t0 = time.perf_counter()
-        batch = torch.cat([c.pixels for c in pending]) if len(pending) > 1 else pending[0].pixels
-        out = embed_clips(extractor, batch, crop_reduce=pending[0].reduce)
+    inflight: list[tuple[list[_Chunk], PendingClipFeatures]] = []
+    last_done = [time.perf_counter()]
+
+    def finish() -> None:
+        """Write out the oldest queued batch once the device has finished it."""
+        done, queued = inflight.pop(0)
+        out = queued.result()
         top = _top_k(out.logits, top_k)
-        share = (time.perf_counter() - t0) / len(batch)
+        now = time.perf_counter()  # device time per clip: between consecutive finished batches
+        share = (now - last_done[0]) / max(1, sum(len(c.pixels) for c in done))
+        last_done[0] = now
         offset = 0
-        for c in pending:
+        for c in done:
             sl = slice(offset, offset + len(c.pixels))
             offset = sl.stop
             w = writers[c.key]
@@ -219,7 +224,17 @@ def embed_videos(
                     "clips_per_s": w.clips / max(w.seconds, 1e-9),
                     "images_per_s": w.clips * c.frames / max(w.seconds, 1e-9),
                 }
+
+    def flush() -> None:
+        """Queue the pending chunks as one pass, then write out the batch before it: on an
+        accelerator the host writes batch i while the device computes batch i + 1."""
+        batch = torch.cat([c.pixels for c in pending]) if len(pending) > 1 else pending[0].pixels
+        if not inflight:
+            last_done[0] = time.perf_counter()
+        inflight.append((list(pending), submit_clips(extractor, batch, crop_reduce=pending[0].reduce)))
         pending.clear()
+        if len(inflight) > 1:
+            finish()
 
     try:
         for chunk in prefetch(chunks(), depth=3):
@@ -232,6 +247,8 @@ def embed_videos(
             pending.append(chunk)
         if pending:
             flush()
+        while inflight:
+            finish()
     except BaseException as e:
         for w in writers.values():
             w.abort(e)

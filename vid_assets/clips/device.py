@@ -90,13 +90,17 @@ def clips_from_yuv(
     frames = rgb.clamp_(0, 255).round_().to(torch.uint8)  # the CPU path's frames are uint8 too
     frames = frames.reshape(n, t, 3, *frames.shape[-2:])
     out = torch.empty((n, t, spec.num_crops, s, s, 3), dtype=torch.uint8, device=device)
-    for i in range(n):
-        boxes = crop_boxes(frames.shape[-2], frames.shape[-1], spec, first_clip + i)
-        for c, (top, left, flip) in enumerate(boxes):
-            crop = frames[i, :, :, top : top + s, left : left + s]
+    height, width = frames.shape[-2:]
+    # boxes depend on the clip index only for random crops; otherwise one copy per crop serves the
+    # whole batch (a per-clip loop here cost ~15 ms of host time per 300-clip batch on the H100 host)
+    per_clip = spec.crop == "random"
+    groups = [(slice(i, i + 1), first_clip + i) for i in range(n)] if per_clip else [(slice(None), first_clip)]
+    for rows, clip_index in groups:
+        for c, (top, left, flip) in enumerate(crop_boxes(height, width, spec, clip_index)):
+            crop = frames[rows, :, :, top : top + s, left : left + s]
             if flip:
                 crop = crop.flip(-1)
-            out[i, :, c] = crop.permute(0, 2, 3, 1)
+            out[rows, :, c] = crop.permute(0, 1, 3, 4, 2)
     return out
 
 

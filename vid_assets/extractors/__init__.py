@@ -7,7 +7,15 @@ per-process cached instance so a model is loaded once and reused across partitio
 from vid_assets.extractors import efficientnet as _efficientnet  # noqa: F401  (registers factories)
 from vid_assets.extractors import timm_models as _timm_models  # noqa: F401
 from vid_assets.extractors import torchvision_models as _torchvision_models  # noqa: F401
-from vid_assets.extractors.base import ClipFeatures, Extractor, embed_clips, resolve_device
+from vid_assets.extractors.base import (
+    ClipFeatures,
+    Extractor,
+    PendingClipFeatures,
+    embed_clips,
+    iter_pipelined,
+    resolve_device,
+    submit_clips,
+)
 from vid_assets.extractors.registry import (
     DEFAULT_EXTRACTOR,
     ENTRY_POINT_GROUP,
@@ -23,11 +31,14 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ClipFeatures",
     "Extractor",
+    "PendingClipFeatures",
     "create_extractor",
     "embed_clips",
     "get_extractor",
+    "iter_pipelined",
     "list_extractors",
     "register_extractor",
     "register_prefix",
     "resolve_device",
+    "submit_clips",
 ]

@@ -11,14 +11,20 @@ extractor's device, so the host only moves bytes (4x less than float32).
 
 from __future__ import annotations
 
+import collections
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from vid_assets.memory import tune_malloc
+
+T = TypeVar("T")
+P = TypeVar("P")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -38,6 +44,40 @@ class ClipFeatures:
 
     features: np.ndarray
     logits: np.ndarray | None = None
+
+
+class PendingFeatures:
+    """Features whose device passes are queued: :meth:`result` waits for them as float32 ``[N, D]``.
+
+    On CUDA the copy back goes into page-locked host memory without blocking, and an event marks
+    its end, so a caller can queue the next batch before this one is done (``iter_pipelined``).
+    Elsewhere the work has already finished when this is made.
+    """
+
+    def __init__(self, host: torch.Tensor, event: torch.cuda.Event | None = None) -> None:
+        self._host, self._event = host, event
+
+    @classmethod
+    def of(cls, parts: list[torch.Tensor], dim: int, device: torch.device) -> PendingFeatures:
+        if not parts:
+            return cls(torch.zeros((0, dim), dtype=torch.float32))
+        feats = torch.cat(parts) if len(parts) > 1 else parts[0]
+        if device.type != "cuda":
+            return cls(feats.cpu())
+        host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
+        host.copy_(feats, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return cls(host, event)
+
+    def done(self) -> bool:
+        return self._event is None or self._event.query()
+
+    def result(self) -> np.ndarray:
+        if self._event is not None:
+            self._event.synchronize()
+            self._event = None
+        return self._host.numpy()
 
 
 @dataclass(eq=False)
@@ -143,20 +183,26 @@ class Extractor:
         return out.reshape(*feats.shape[:-1], -1)
 
     @torch.inference_mode()
-    def embed_frames(self, pixels: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        """Frame models: uint8 ``[N, H, W, 3]`` -> features ``[N, D]`` float32 and logits (or None)."""
+    def submit_frames(self, pixels: np.ndarray | torch.Tensor) -> PendingFeatures:
+        """Queue frame-model passes over uint8 ``[N, H, W, 3]``; ``.result()`` waits for ``[N, D]``.
+
+        On an accelerator the passes and the copy of the features back to (pinned) host memory are
+        only enqueued, so the caller can prepare the next batch while the device computes this one.
+        """
         if self.input_kind != "frame":
             raise TypeError(f"{self.name} takes clips of {self.num_frames} frames; use embed_clips")
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
-        out = [
-            self._features(self.preprocess(t[i : i + self.batch_size])).cpu() for i in range(0, len(t), self.batch_size)
-        ]
-        feats = torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+        out = [self._features(self.preprocess(t[i : i + self.batch_size])) for i in range(0, len(t), self.batch_size)]
+        return PendingFeatures.of(out, self.dim, self.device)
+
+    def embed_frames(self, pixels: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """Frame models: uint8 ``[N, H, W, 3]`` -> features ``[N, D]`` float32 and logits (or None)."""
+        feats = self.submit_frames(pixels).result()
         return feats, self.logits_from_features(feats)
 
     @torch.inference_mode()
-    def embed_video_clips(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Clip models: uint8 ``[N, T, H, W, 3]`` -> features ``[N, D]`` float32."""
+    def submit_video_clips(self, pixels: np.ndarray | torch.Tensor) -> PendingFeatures:
+        """Clip models: queue passes over uint8 ``[N, T, H, W, 3]``; ``.result()`` waits for ``[N, D]``."""
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
         n, frames = t.shape[:2]
         if frames != self.num_frames:
@@ -170,8 +216,12 @@ class Extractor:
             chunk = t[i : i + step]
             x = self.preprocess(chunk.reshape(-1, *chunk.shape[2:]))  # [b*T, 3, S, S]
             x = x.reshape(len(chunk), frames, 3, *x.shape[-2:]).permute(0, 2, 1, 3, 4).contiguous()
-            out.append(self._features(x).cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+            out.append(self._features(x))
+        return PendingFeatures.of(out, self.dim, self.device)
+
+    def embed_video_clips(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Clip models: uint8 ``[N, T, H, W, 3]`` -> features ``[N, D]`` float32."""
+        return self.submit_video_clips(pixels).result()
 
     def top_k(self, logits: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
         """Softmax top-k ``(label, probability)`` per row of ``logits [N, C]``."""
@@ -185,6 +235,41 @@ class Extractor:
         ]
 
 
+class PendingClipFeatures:
+    """What :func:`submit_clips` queued; :meth:`result` waits and returns :class:`ClipFeatures`."""
+
+    def __init__(self, extractor: Extractor, pending: PendingFeatures, shape: tuple[int, int, int], reduce: str):
+        self.extractor, self.pending, self.shape, self.reduce = extractor, pending, shape, reduce
+
+    def result(self) -> ClipFeatures:
+        b, t, c = self.shape
+        feats = self.pending.result()
+        if self.extractor.input_kind == "frame":
+            feats = feats.reshape(b, t, c, -1).mean(axis=1)
+        else:
+            feats = feats.reshape(b, c, -1)
+        if self.reduce == "mean":
+            feats = feats.mean(axis=1, keepdims=True)
+        return ClipFeatures(features=feats, logits=self.extractor.logits_from_features(feats))
+
+
+def submit_clips(
+    extractor: Extractor, clip_pixels: np.ndarray | torch.Tensor, crop_reduce: str = "none"
+) -> PendingClipFeatures:
+    """Queue :func:`embed_clips`' device work and return at once (on CPU the work is done here).
+
+    ``.result()`` gives the :class:`ClipFeatures`. Queuing batch *i + 1* before asking for batch
+    *i*'s result keeps an accelerator busy while the host prepares batches (``iter_pipelined``).
+    """
+    b, t, c = clip_pixels.shape[:3]
+    if extractor.input_kind == "frame":
+        pending = extractor.submit_frames(clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:]))
+    else:
+        per_crop = clip_pixels.transpose(1, 2) if isinstance(clip_pixels, torch.Tensor) else clip_pixels.swapaxes(1, 2)
+        pending = extractor.submit_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:]))
+    return PendingClipFeatures(extractor, pending, (b, t, c), crop_reduce)
+
+
 def embed_clips(
     extractor: Extractor, clip_pixels: np.ndarray | torch.Tensor, crop_reduce: str = "none"
 ) -> ClipFeatures:
@@ -194,14 +279,20 @@ def embed_clips(
     frames (temporal mean pooling); clip models see each crop's ``T`` frames at once. Logits are the
     head applied to the final features (for a linear head, identical to averaging logits).
     """
-    b, t, c = clip_pixels.shape[:3]
-    if extractor.input_kind == "frame":
-        frames = clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:])
-        feats, _ = extractor.embed_frames(frames)
-        feats = feats.reshape(b, t, c, -1).mean(axis=1)
-    else:
-        per_crop = clip_pixels.transpose(1, 2) if isinstance(clip_pixels, torch.Tensor) else clip_pixels.swapaxes(1, 2)
-        feats = extractor.embed_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:])).reshape(b, c, -1)
-    if crop_reduce == "mean":
-        feats = feats.mean(axis=1, keepdims=True)
-    return ClipFeatures(features=feats, logits=extractor.logits_from_features(feats))
+    return submit_clips(extractor, clip_pixels, crop_reduce).result()
+
+
+def iter_pipelined(items: Iterable[T], submit: Callable[[T], P], depth: int = 1) -> Iterator[tuple[T, P]]:
+    """``(item, submit(item))`` pairs, yielded ``depth`` submissions late.
+
+    With ``submit`` = :func:`submit_clips`, batch *i + depth* is already queued on the device when
+    the caller waits for batch *i*'s ``.result()``: host work (receiving, converting, storing
+    results) overlaps device compute instead of alternating with it.
+    """
+    window: collections.deque[tuple[T, P]] = collections.deque()
+    for item in items:
+        window.append((item, submit(item)))
+        if len(window) > depth:
+            yield window.popleft()
+    while window:
+        yield window.popleft()

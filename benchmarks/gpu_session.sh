@@ -48,6 +48,10 @@ step() {
         bench effnet_p14_devconv --workers 14 --backend processes --rounds 2 --device-convert
         bench effnet_p14 --workers 14 --backend processes --rounds 2
         ;;
+    w12)  # fewer decoders: does the model's process need more of the 16 vCPUs?
+        bench vitb16_compile_p12_devconv --workers 12 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
+        ;;
     depth0)  # the same without queuing the next batch before waiting for this one (session 3's loop)
         bench vitb16_compile_p14_devconv_depth0 --workers 14 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert --depth 0
@@ -64,7 +68,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | w12 | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

@@ -22,43 +22,76 @@ import torch.nn.functional as F
 
 from vid_assets.clips.build import ClipSpec, crop_boxes
 from vid_assets.media.decode import YuvInfo, scaled_size
+from vid_assets.transfer import upload
 
 # (Kr, Kb) luma coefficients per matrix; RGB = Y + [Cr*2(1-Kr), -Cb*2Kb(1-Kb)/Kg - Cr*2Kr(1-Kr)/Kg, Cb*2(1-Kb)]
 _K = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}
 
 
+_aa_half_unsupported: set[str] = set()  # device types whose antialiased resize lacks float16
+
+
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(x.shape[-2:]) == size:
         return x
+    if x.dtype in (torch.float16, torch.bfloat16) and x.device.type not in _aa_half_unsupported:
+        try:
+            return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        except (NotImplementedError, RuntimeError):  # some builds implement it for float32 only
+            _aa_half_unsupported.add(x.device.type)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def yuv420_to_rgb(planes: torch.Tensor, info: YuvInfo, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """uint8 packed planes ``[N, H*3/2, W]`` -> float RGB ``[N, 3, h, w]`` in 0..255 (unclamped).
+def yuv_to_rgb_matrix(info: YuvInfo, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M [3, 3], b [3])`` with ``rgb = M @ (y, u, v) + b`` for 8-bit planes, range scaling and the
+    chroma offset of 128 folded in (``offset`` is added to every channel, e.g. 0.5 before truncating)."""
+    kr, kb = _K.get(info.matrix, _K["bt601"])
+    kg = 1.0 - kr - kb
+    a = torch.tensor(
+        [
+            [1.0, 0.0, 2.0 * (1.0 - kr)],
+            [1.0, -2.0 * kb * (1.0 - kb) / kg, -2.0 * kr * (1.0 - kr) / kg],
+            [1.0, 2.0 * (1.0 - kb), 0.0],
+        ],
+        dtype=torch.float64,
+    )
+    if info.full_range:
+        scale, y0 = torch.ones(3, dtype=torch.float64), 0.0
+    else:  # limited ("MPEG") range: Y 16..235, C 16..240
+        scale, y0 = torch.tensor([255 / 219, 255 / 224, 255 / 224], dtype=torch.float64), 16.0
+    m = a * scale
+    b = offset - m @ torch.tensor([y0, 128.0, 128.0], dtype=torch.float64)
+    return m.float(), b.float()
+
+
+def yuv420_to_rgb(
+    planes: torch.Tensor,
+    info: YuvInfo,
+    size: tuple[int, int] | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    offset: float = 0.0,
+) -> torch.Tensor:
+    """uint8 packed planes ``[N, H*3/2, W]`` -> RGB ``[N, 3, h, w]`` in 0..255 (unclamped, ``dtype``).
 
     Like swscale: planes are scaled to the output ``size`` (default: the luma size) first, then
     converted; at the same size chroma samples are replicated over their 2x2 luma block (swscale's
-    unscaled converters do the same; measured within 1-2 levels of it).
+    unscaled converters do the same; measured within 1-2 levels of it). The conversion is one 1x1
+    convolution (matrix, range and offsets folded), so the device makes ~6 passes over the pixels,
+    not ~20 elementwise ones.
     """
     n, h, w = planes.shape[0], info.height, info.width
     size = size or (h, w)
-    x = planes.float()
-    y = _resize(x[:, None, :h], size)[:, 0]
-    chroma = x[:, h:].reshape(n, 2, h // 2, w // 2)  # U plane then V plane, each (h/2) x (w/2)
-    if size == (h, w):
-        chroma = chroma.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    else:
-        chroma = _resize(chroma, size)
-    u, v = chroma[:, 0] - 128.0, chroma[:, 1] - 128.0
-    if not info.full_range:  # limited ("MPEG") range: Y 16..235, C 16..240
-        y = (y - 16.0) * (255.0 / 219.0)
-        u, v = u * (255.0 / 224.0), v * (255.0 / 224.0)
-    kr, kb = _K.get(info.matrix, _K["bt601"])
-    kg = 1.0 - kr - kb
-    r = y + 2.0 * (1.0 - kr) * v
-    b = y + 2.0 * (1.0 - kb) * u
-    g = y - (2.0 * kb * (1.0 - kb) / kg) * u - (2.0 * kr * (1.0 - kr) / kg) * v
-    return torch.stack((r, g, b), dim=1)
+    y = _resize(planes[:, None, :h].to(dtype), size)
+    chroma = planes[:, h:].reshape(n, 2, h // 2, w // 2).to(dtype)  # U plane then V plane
+    same = size == (h, w)
+    chroma = F.interpolate(chroma, scale_factor=2, mode="nearest") if same else _resize(chroma, size)
+    m, b = yuv_to_rgb_matrix(info, offset)
+    return F.conv2d(
+        torch.cat((y, chroma), dim=1), m.to(planes.device, dtype)[..., None, None], b.to(planes.device, dtype)
+    )
 
 
 def clips_from_yuv(
@@ -69,10 +102,12 @@ def clips_from_yuv(
     *,
     first_clip: int = 0,
     device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """uint8 ``[n, T, H*3/2, W]`` (a batch of one video's clips) -> uint8 ``[n, T, crops, S, S, 3]``
     on ``device`` (default: where ``planes`` are). ``first_clip`` numbers the clips for random
-    crops, so boxes equal the CPU path's for the same clip index."""
+    crops, so boxes equal the CPU path's for the same clip index. ``dtype``: arithmetic precision
+    (default float16 on CUDA, float32 elsewhere)."""
     device = torch.device(device) if device is not None else planes.device
     n, t = planes.shape[:2]
     # scale before rotating: a quarter turn swaps which side is the short one
@@ -80,19 +115,22 @@ def clips_from_yuv(
     disp_w, disp_h = (info.height, info.width) if quarter else (info.width, info.height)
     new_w, new_h = scaled_size(disp_w, disp_h, short_side)
     size = (new_w, new_h) if quarter else (new_h, new_w)
-    rgb = yuv420_to_rgb(planes.to(device, non_blocking=True).reshape(n * t, *planes.shape[2:]), info, size)
+    # half precision on CUDA halves the bytes of every pass (within a level of fp32, checked by
+    # benchmarks/device_convert.py); +0.5 is folded in so the uint8 cast of each crop rounds
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    planes = upload(planes, device)
+    rgb = yuv420_to_rgb(planes.reshape(n * t, *planes.shape[2:]), info, size, dtype=dtype, offset=0.5)
     if info.rotation:
         rgb = torch.rot90(rgb, k=(info.rotation // 90) % 4, dims=(-2, -1))
     s = spec.crop_size
     if new_h < s or new_w < s:  # edge-pad small frames, centred (as build.pad_to)
         ph, pw = max(0, s - new_h), max(0, s - new_w)
         rgb = F.pad(rgb, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), mode="replicate")
-    frames = rgb.clamp_(0, 255).round_().to(torch.uint8)  # the CPU path's frames are uint8 too
-    frames = frames.reshape(n, t, 3, *frames.shape[-2:])
+    frames = rgb.clamp_(0, 255).reshape(n, t, 3, *rgb.shape[-2:])  # the copies below cast to uint8
     out = torch.empty((n, t, spec.num_crops, s, s, 3), dtype=torch.uint8, device=device)
     height, width = frames.shape[-2:]
     # boxes depend on the clip index only for random crops; otherwise one copy per crop serves the
-    # whole batch (a per-clip loop here cost ~15 ms of host time per 300-clip batch on the H100 host)
+    # whole batch instead of one per clip (fewer, larger kernels)
     per_clip = spec.crop == "random"
     groups = [(slice(i, i + 1), first_clip + i) for i in range(n)] if per_clip else [(slice(None), first_clip)]
     for rows, clip_index in groups:
@@ -108,5 +146,5 @@ def to_device_clips(batch, spec: ClipSpec, short_side: int, device: torch.device
     """A :class:`~vid_assets.clips.stream.ClipBatch` as uint8 ``[n, T, crops, S, S, 3]`` on ``device``:
     converted there when it holds YUV planes, else just moved."""
     if batch.color is None:
-        return batch.pixels.to(device, non_blocking=True)
+        return upload(batch.pixels, device)
     return clips_from_yuv(batch.pixels, batch.color, spec, short_side, first_clip=batch.first_clip, device=device)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vid_assets.memory import tune_malloc
+from vid_assets.transfer import upload
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -163,7 +164,7 @@ class Extractor:
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
         # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy until .float()
-        x = pixels.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x = upload(pixels, self.device).permute(0, 3, 1, 2).float()
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
         x.mul_(self._scale).add_(self._shift)

@@ -28,3 +28,31 @@ def test_batches_equal_the_sequential_clips(media_dir, backend, workers):
         stamps = np.concatenate([b.timestamps for b in batches])
         np.testing.assert_array_equal(pixels, np.stack([c.pixels for c in expected]))
         np.testing.assert_allclose(stamps, [(c.start_s, c.end_s) for c in expected])
+
+
+def test_pipelined_embedding_queues_ahead_and_keeps_order(media_dir):
+    """The README's bulk loop: batch i + 1 is submitted before batch i's result is read, and the
+    features equal embedding each batch on its own."""
+    from vid_assets.clips.device import to_device_clips
+    from vid_assets.extractors import embed_clips, get_extractor, iter_pipelined, submit_clips
+
+    ex = get_extractor("efficientnet_lite0", device="cpu")
+    plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(crop_size=112)
+    sources = [str(media_dir / "clip_a.mp4"), str(media_dir / "clip_b.mp4")]
+    batches = [
+        (b, to_device_clips(b, spec, plan.short_side, ex.device))
+        for b in iter_clip_batches(sources, plan, spec, batch_clips=2, num_workers=0, device_convert=True)
+    ]
+    assert len(batches) >= 3
+    submitted: list[int] = []
+
+    def submit(item):
+        submitted.append(id(item[0]))
+        return submit_clips(ex, item[1])
+
+    seen = []
+    for i, ((batch, clips), pending) in enumerate(iter_pipelined(batches, submit, depth=1)):
+        assert len(submitted) == min(i + 2, len(batches))  # the next batch is already queued
+        seen.append(id(batch))
+        np.testing.assert_allclose(pending.result().features, embed_clips(ex, clips).features, rtol=1e-5, atol=1e-6)
+    assert seen == [id(b) for b, _ in batches]

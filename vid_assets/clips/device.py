@@ -84,14 +84,26 @@ def yuv420_to_rgb(
     """
     n, h, w = planes.shape[0], info.height, info.width
     size = size or (h, w)
-    y = _resize(planes[:, None, :h].to(dtype), size)
-    chroma = planes[:, h:].reshape(n, 2, h // 2, w // 2).to(dtype)  # U plane then V plane
+    x = planes.to(dtype)  # one contiguous float copy; the planes below are views of it
+    y = _resize(x[:, None, :h], size)
+    chroma = x[:, h:].reshape(n, 2, h // 2, w // 2)  # U plane then V plane
     same = size == (h, w)
     chroma = F.interpolate(chroma, scale_factor=2, mode="nearest") if same else _resize(chroma, size)
     m, b = yuv_to_rgb_matrix(info, offset)
-    return F.conv2d(
-        torch.cat((y, chroma), dim=1), m.to(planes.device, dtype)[..., None, None], b.to(planes.device, dtype)
-    )
+    if planes.device.type == "cuda":  # cuDNN's 1x1 convolution: one pass (3.0 ms per 300 frames, H100)
+        yuv = torch.cat((y, chroma), dim=1)
+        return F.conv2d(yuv, m.to(planes.device, dtype)[..., None, None], b.to(planes.device, dtype))
+    # on the CPU oneDNN's 3-channel 1x1 convolution is ~200x slower; per-plane multiply-adds that
+    # skip the matrix's zeros (no U in R, no V in B) are fastest there
+    rgb = torch.empty((n, 3, *size), dtype=dtype, device=planes.device)
+    luma = y[:, 0] * float(m[0, 0])  # the same luma weight in all three rows
+    u, v = chroma[:, 0], chroma[:, 1]
+    for c in range(3):
+        out = torch.add(luma, u, alpha=float(m[c, 1]), out=rgb[:, c]) if m[c, 1] else rgb[:, c].copy_(luma)
+        if m[c, 2]:
+            out.add_(v, alpha=float(m[c, 2]))
+        out.add_(float(b[c]))
+    return rgb
 
 
 def clips_from_yuv(

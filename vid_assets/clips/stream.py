@@ -1,12 +1,13 @@
 """Decode -> clips for many videos in parallel, as uint8 batches ready for the device.
 
-``iter_clip_batches`` shards the video list over ``num_workers`` decoder *threads* (default) or
-worker *processes*. Threads are the fast path: PyAV releases the GIL while FFmpeg decodes and
-scales, and each thread writes its clips straight into a (pinned, for CUDA) batch tensor, so pixels
-are copied once and never pickled between processes. Measured on a 2-core VM, moving 224 px uint8
-frames between DataLoader processes alone costs ~0.2-0.4 ms/frame, as much as decoding them; see
-benchmarks/RESULTS.md. The process backend (a ``torch.utils.data.DataLoader``) remains for
-decoders that hold the GIL.
+``iter_clip_batches`` shards the video list over ``num_workers`` decoder *threads* or worker
+*processes* (``backend="auto"``: processes on CUDA hosts, threads elsewhere, as measured). Threads
+write their clips straight into a (pinned, for CUDA) batch tensor: pixels are copied once and never
+leave the process, which wins on few cores. Processes (a ``torch.utils.data.DataLoader``, which
+owns their start, sharding and failures) escape the GIL on many-core GPU hosts; they write each
+batch into one of a few shared-memory slots that are reused (``_Slots``), so no batch pays for a
+fresh mapping, and the main process copies it out (page-locked for CUDA). See
+benchmarks/RESULTS.md.
 
 Batches never mix videos, so every batch carries one video's clip metadata. Errors are not raised
 across the boundary: a video that fails to decode yields one ``ClipBatch`` with ``error`` set, and

@@ -220,27 +220,11 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(feed, indent=2))
         return
+
     # This host's speed drifts between runs (shared VM), so bare and pipeline alternate for
     # ``--rounds`` rounds and the medians are compared.
-    bares, pipes = [], []
-    for _ in range(args.rounds):
-        bares.append(bare(ext, args.batch, args.bare_seconds))
-        pipes.append(
-            pipeline(
-                ext,
-                sources,
-                args.batch,
-                args.workers,
-                args.fps,
-                args.backend,
-                not args.no_pin,
-                args.device_convert,
-                decoder_threads=args.decoder_threads,
-                depth=args.depth,
-            )
-        )
-    if args.profile:
-        pipeline(
+    def run_pipeline(profile_to: str | None = None) -> dict:
+        return pipeline(
             ext,
             sources,
             args.batch,
@@ -251,8 +235,15 @@ def main() -> None:
             args.device_convert,
             decoder_threads=args.decoder_threads,
             depth=args.depth,
-            profile_to=args.profile,
+            profile_to=profile_to,
         )
+
+    bares, pipes = [], []
+    for _ in range(args.rounds):
+        bares.append(bare(ext, args.batch, args.bare_seconds))
+        pipes.append(run_pipeline())
+    if args.profile:
+        run_pipeline(args.profile)
     bare_ips = float(np.median(bares))
     steady = [p["images_per_s_steady"] for p in pipes]
     pipe = pipes[int(np.argsort(steady)[len(steady) // 2])]

@@ -81,3 +81,20 @@ def test_process_workers_reuse_shared_slots_even_when_videos_fail_midway(media_d
     np.testing.assert_array_equal(
         np.concatenate([b.pixels.numpy() for b in good]), np.stack([c.pixels for c in expected])
     )
+
+
+def test_batches_larger_than_a_slot_still_arrive_from_processes(tmp_path):
+    """Slots are sized for the clip spec's RGB crops; YUV planes of a larger video do not fit one,
+    so those batches travel the DataLoader's own way, unchanged."""
+    from vid_assets.samples import write_synthetic_video
+
+    src = str(write_synthetic_video(tmp_path / "wide.mp4", seconds=2, fps=12, size=(640, 480), seed=4))
+    plan, spec = SamplingPlan(fps=6.0, short_side=128), ClipSpec(frames_per_clip=1, stride=1, crop_size=64)
+    kw = {"batch_clips": 4, "num_workers": 1, "device_convert": True}
+    by_process = list(iter_clip_batches([src], plan, spec, backend="processes", **kw))
+    by_thread = list(iter_clip_batches([src], plan, spec, backend="threads", **kw))
+    assert by_process[0].pixels.shape[1:] == (1, 720, 640)  # 460 KB a frame: over the 12 KB slot share
+    assert len(by_process) == len(by_thread) >= 2
+    for a, b in zip(by_process, by_thread, strict=True):
+        assert a.error is None and a.first_clip == b.first_clip
+        np.testing.assert_array_equal(a.pixels.numpy(), b.pixels.numpy())

@@ -17,9 +17,11 @@ the other videos go on.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from vid_assets.clips.build import ClipSpec, iter_clips
 from vid_assets.media.decode import VideoDecodeError, YuvInfo, iter_frames
 from vid_assets.media.plan import SamplingPlan
 from vid_assets.prefetch import prefetch as prefetch_items
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -153,6 +157,14 @@ def _threaded(
 
 
 # -- process backend ------------------------------------------------------------------------------
+def _shm_free_bytes() -> int | None:
+    """Free bytes where torch puts shared memory on Linux (None where there is no /dev/shm)."""
+    try:
+        return shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return None
+
+
 class _Slots:
     """Batch buffers in shared memory, made once and reused by every batch.
 
@@ -280,7 +292,19 @@ def iter_clip_batches(
     ctx = torch.multiprocessing.get_context("spawn")
     # a slot for every batch a worker may have in flight (prefetch each) plus the one being copied
     frame_bytes = spec.frames_per_clip * spec.num_crops * spec.crop_size * spec.crop_size * 3
-    slots = _Slots(num_workers * prefetch + 2, batch_clips * frame_bytes, ctx)
+    count, nbytes = num_workers * prefetch + 2, batch_clips * frame_bytes
+    free = _shm_free_bytes()
+    # the slots are written once up front; where /dev/shm is small (64 MB in a default Docker
+    # container) that would crash with SIGBUS, so batches then travel the DataLoader's own way
+    slots = _Slots(count, nbytes, ctx) if free is None or count * nbytes <= free // 2 else None
+    if slots is None:
+        log.warning(
+            "shared memory too small for %d decoder slots of %.0f MB (%.0f MB free in /dev/shm): "
+            "decoders hand batches over one by one instead (slower; raise --shm-size)",
+            count,
+            nbytes / 1e6,
+            free / 1e6,
+        )
     loader = DataLoader(
         _ClipDataset(sources, plan, spec, batch_clips, decoder_threads, device_convert, slots),
         batch_size=None,
@@ -291,7 +315,7 @@ def iter_clip_batches(
 
     def received() -> Iterator[ClipBatch]:
         for b in loader:
-            if b.slot is not None:
+            if b.slot is not None and slots is not None:
                 b.pixels, b.slot = slots.copy_out(b.slot, pin), None
             elif pin and b.pixels.numel():
                 b.pixels = b.pixels.pin_memory()

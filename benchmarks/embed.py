@@ -180,15 +180,10 @@ def main() -> None:
     ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
     ap.add_argument("--depth", type=int, default=1, help="batches queued on the device ahead of the host (0 = wait)")
     ap.add_argument("--profile", default=None, help="after the rounds, profile one pass into this text file")
+    ap.add_argument("--prepare-only", action="store_true", help="only encode the test videos (--video-dir)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    kw = {"device": args.device, "precision": args.precision, "compile": args.compile, "batch_size": args.batch}
-    if args.weights_none:
-        kw["pretrained" if args.extractor.startswith("timm:") else "weights"] = (
-            False if args.extractor.startswith("timm:") else None
-        )
-    ext = create_extractor(args.extractor, **kw)
     w, h = map(int, args.size.split("x"))
     folder = Path(args.video_dir or tempfile.mkdtemp(prefix="vid_assets_bench_"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -199,6 +194,15 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:  # encode test videos in parallel, once
         list(pool.map(_make_video, [j for j in jobs if not j[0].exists()]))
     sources = [str(j[0]) for j in jobs]
+    if args.prepare_only:
+        print(f"{len(sources)} videos in {folder}")
+        return
+    kw = {"device": args.device, "precision": args.precision, "compile": args.compile, "batch_size": args.batch}
+    if args.weights_none:
+        kw["pretrained" if args.extractor.startswith("timm:") else "weights"] = (
+            False if args.extractor.startswith("timm:") else None
+        )
+    ext = create_extractor(args.extractor, **kw)
     if args.feed_only:
         feed_device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         r = pipeline(

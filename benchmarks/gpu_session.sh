@@ -48,10 +48,12 @@ bench() {  # bench <name> <embed.py args...>
 
 step() {
     case $1 in
-    feed)  # the CPU feed alone: did one swscale context per video lift the ~1.9k img/s ceiling?
+    feed)  # the CPU feed alone; shared slots (session 4, after the GPU time) vs the DataLoader's hand-over
         bench feed_processes14 --feed-only --workers 14 --backend processes
+        bench feed_processes14_noslots --feed-only --workers 14 --backend processes --no-slots
         bench feed_threads14 --feed-only --workers 14 --backend threads
         bench feed_processes14_devconv --feed-only --workers 14 --backend processes --device-convert
+        bench feed_processes14_devconv_noslots --feed-only --workers 14 --backend processes --device-convert --no-slots
         ;;
     vit)  # target: ViT-B/16 >= 10,000 img/s and pipeline_vs_bare >= 0.9
         bench vitb16_compile_p14_devconv --workers 14 --backend processes \

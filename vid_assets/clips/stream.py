@@ -261,6 +261,7 @@ def iter_clip_batches(
     prefetch: int = 2,
     decoder_threads: int | None = None,
     device_convert: bool = False,
+    shared_slots: bool = True,
 ) -> Iterator[ClipBatch]:
     """Clip batches from ``sources``; ``num_workers`` decoders (0 = decode inline, in order).
 
@@ -270,8 +271,9 @@ def iter_clip_batches(
     ``decoder_threads`` is FFmpeg's thread count per decoder; by default the cores are shared out
     (cores // workers, at least 1) so parallel decoders do not oversubscribe the machine.
     ``backend="auto"`` takes processes on CUDA hosts and threads elsewhere, as measured (RESULTS.md):
-    on the 16-core H100 host 14 processes fed 1.9k img/s vs 1.0k for 14 threads; on the 2-core VM
-    2 threads fed 2.2k img/s vs 0.9k for 2 processes.
+    on the 16-core H100 host 14 processes fed 6.2k img/s vs 3.0k for 14 threads; on the 2-core VM
+    2 threads fed 3.8k img/s vs 1.3k for 2 processes. ``shared_slots=False`` makes processes hand
+    batches over the DataLoader's own way (see ``_Slots``), for comparison.
     """
     pin = pin_memory and torch.cuda.is_available()
     if decoder_threads is None:
@@ -293,11 +295,11 @@ def iter_clip_batches(
     # a slot for every batch a worker may have in flight (prefetch each) plus the one being copied
     frame_bytes = spec.frames_per_clip * spec.num_crops * spec.crop_size * spec.crop_size * 3
     count, nbytes = num_workers * prefetch + 2, batch_clips * frame_bytes
-    free = _shm_free_bytes()
+    free = _shm_free_bytes() if shared_slots else 0
     # the slots are written once up front; where /dev/shm is small (64 MB in a default Docker
     # container) that would crash with SIGBUS, so batches then travel the DataLoader's own way
     slots = _Slots(count, nbytes, ctx) if free is None or count * nbytes <= free // 2 else None
-    if slots is None:
+    if slots is None and shared_slots:
         log.warning(
             "shared memory too small for %d decoder slots of %.0f MB (%.0f MB free in /dev/shm): "
             "decoders hand batches over one by one instead (slower; raise --shm-size)",

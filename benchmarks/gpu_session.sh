@@ -6,7 +6,7 @@
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
 # Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Next in
-# line, about 7-8 minutes in one device call (cuda = vid_assets_tests/test_cuda.py, not yet run on
+# line, about 8-9 minutes in one device call (drop w12 if it runs long) (cuda = vid_assets_tests/test_cuda.py, not yet run on
 # a GPU; feed = the shared-slot hand-over, not yet measured on a GPU):
 #
 #     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \

@@ -6,8 +6,9 @@
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
 # Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Next in
-# line, about 8-9 minutes in one device call (drop w12 if it runs long) (cuda = vid_assets_tests/test_cuda.py, not yet run on
-# a GPU; feed = the shared-slot hand-over, not yet measured on a GPU):
+# line, about 8-9 minutes in one device call (drop w12 if it runs long). cuda runs
+# vid_assets_tests/test_cuda.py (never yet on a GPU); feed compares the shared-slot hand-over
+# with the DataLoader's (--no-slots), also never yet measured on a GPU:
 #
 #     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 560 \

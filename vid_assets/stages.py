@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vid_assets.clips import Clip, ClipSpec, iter_clips
-from vid_assets.extractors import ClipFeatures, Extractor, PendingClipFeatures, embed_clips, submit_clips
+from vid_assets.extractors import ClipFeatures, Extractor, embed_clips, iter_pipelined, submit_clips
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
@@ -192,69 +192,61 @@ def embed_videos(
     attrs = {"extractor": extractor.describe()}
     writers: dict[str, _EmbeddingsWriter] = {}
     results: dict[str, dict] = {}
-    pending: list[_Chunk] = []
 
-    inflight: list[tuple[list[_Chunk], PendingClipFeatures]] = []
-    last_done = [time.perf_counter()]
-
-    def finish() -> None:
-        """Write out the oldest queued batch once the device has finished it."""
-        done, queued = inflight.pop(0)
-        out = queued.result()
-        top = _top_k(out.logits, top_k)
-        now = time.perf_counter()  # device time per clip: between consecutive finished batches
-        share = (now - last_done[0]) / max(1, sum(len(c.pixels) for c in done))
-        last_done[0] = now
-        offset = 0
-        for c in done:
-            sl = slice(offset, offset + len(c.pixels))
-            offset = sl.stop
-            w = writers[c.key]
-            w.add(out.features[sl], None if top is None else (top[0][sl], top[1][sl]))
-            w.seconds += share * len(c.pixels)
-            if c.last:
-                captioned = _caption_attrs(artifacts, c.key, w, text_model)
-                shape = writers.pop(c.key).commit({**attrs, **captioned})
-                results[c.key] = {
-                    "clips": w.clips,
-                    "feature_shape": shape,
-                    "extractor": extractor.id,
-                    "device": str(extractor.device),
-                    "seconds": w.seconds,
-                    "clips_per_s": w.clips / max(w.seconds, 1e-9),
-                    "images_per_s": w.clips * c.frames / max(w.seconds, 1e-9),
-                }
-
-    def flush() -> None:
-        """Queue the pending chunks as one pass, then write out the batch before it: on an
-        accelerator the host writes batch i while the device computes batch i + 1."""
-        if len(pending) == 1:
-            batch = pending[0].pixels
-        else:  # clips of several videos in one pass; keep the batch page-locked for the upload
-            parts = [c.pixels for c in pending]
-            pinned = parts[0].is_pinned()
-            batch = torch.empty((sum(map(len, parts)), *parts[0].shape[1:]), dtype=parts[0].dtype, pin_memory=pinned)
-            torch.cat(parts, out=batch)
-        if not inflight:
-            last_done[0] = time.perf_counter()
-        inflight.append((list(pending), submit_clips(extractor, batch, crop_reduce=pending[0].reduce)))
-        pending.clear()
-        if len(inflight) > 1:
-            finish()
-
-    try:
+    def passes() -> Iterator[list[_Chunk]]:
+        """Consecutive chunks (of one or more videos) that fill one forward pass."""
+        pending: list[_Chunk] = []
         for chunk in prefetch(chunks(), depth=3):
             capacity = max(1, extractor.batch_size // chunk.frames)
             queued = sum(len(c.pixels) for c in pending)
             if pending and (queued + len(chunk.pixels) > capacity or pending[0].reduce != chunk.reduce):
-                flush()
+                yield pending
+                pending = []
             if chunk.key not in writers:
                 writers[chunk.key] = _EmbeddingsWriter(artifacts, chunk.key)
             pending.append(chunk)
         if pending:
-            flush()
-        while inflight:
-            finish()
+            yield pending
+
+    def submit(group: list[_Chunk]):
+        if len(group) == 1:
+            batch = group[0].pixels
+        else:  # clips of several videos in one pass; keep the batch page-locked for the upload
+            parts = [c.pixels for c in group]
+            batch = torch.empty(
+                (sum(map(len, parts)), *parts[0].shape[1:]), dtype=torch.uint8, pin_memory=parts[0].is_pinned()
+            )
+            torch.cat(parts, out=batch)
+        return submit_clips(extractor, batch, crop_reduce=group[0].reduce)
+
+    try:
+        # on an accelerator the host writes batch i while the device computes batch i + 1
+        last_done = time.perf_counter()
+        for group, queued in iter_pipelined(passes(), submit):
+            out = queued.result()
+            top = _top_k(out.logits, top_k)
+            now = time.perf_counter()  # time per clip: between consecutive finished passes
+            share = (now - last_done) / max(1, sum(len(c.pixels) for c in group))
+            last_done = now
+            offset = 0
+            for c in group:
+                sl = slice(offset, offset + len(c.pixels))
+                offset = sl.stop
+                w = writers[c.key]
+                w.add(out.features[sl], None if top is None else (top[0][sl], top[1][sl]))
+                w.seconds += share * len(c.pixels)
+                if c.last:
+                    captioned = _caption_attrs(artifacts, c.key, w, text_model)
+                    shape = writers.pop(c.key).commit({**attrs, **captioned})
+                    results[c.key] = {
+                        "clips": w.clips,
+                        "feature_shape": shape,
+                        "extractor": extractor.id,
+                        "device": str(extractor.device),
+                        "seconds": w.seconds,
+                        "clips_per_s": w.clips / max(w.seconds, 1e-9),
+                        "images_per_s": w.clips * c.frames / max(w.seconds, 1e-9),
+                    }
     except BaseException as e:
         for w in writers.values():
             w.abort(e)

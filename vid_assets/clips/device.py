@@ -38,14 +38,15 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         # enlarging: the antialiased kernel computes the same weights as plain bilinear (within
         # 1e-4 of 255) but runs ~2x slower on the CPU; chroma is always enlarged, luma usually is
         return F.interpolate(x, size=size, mode="bilinear", antialias=False, align_corners=False)
-    if x.dtype in (torch.float16, torch.bfloat16) and x.device.type not in _aa_half_unsupported:
+    half = x.dtype in (torch.float16, torch.bfloat16)
+    if not half or x.device.type not in _aa_half_unsupported:
         try:
             return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         except (NotImplementedError, RuntimeError):  # some builds implement it for float32 only
+            if not half:
+                raise
             _aa_half_unsupported.add(x.device.type)
-    if x.dtype in (torch.float16, torch.bfloat16):
-        return F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
 
 
 def yuv_to_rgb_matrix(info: YuvInfo, offset: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,9 +83,8 @@ def yuv420_to_rgb(
 
     Like swscale: planes are scaled to the output ``size`` (default: the luma size) first, then
     converted; at the same size chroma samples are replicated over their 2x2 luma block (swscale's
-    unscaled converters do the same; measured within 1-2 levels of it). The conversion is one 1x1
-    convolution (matrix, range and offsets folded), so the device makes ~6 passes over the pixels,
-    not ~20 elementwise ones.
+    unscaled converters do the same; measured within 1-2 levels of it). Matrix, range and offsets
+    are folded into one ``M @ yuv + b`` (``yuv_to_rgb_matrix``): on CUDA a single 1x1 convolution.
     """
     n, h, w = planes.shape[0], info.height, info.width
     size = size or (h, w)

@@ -49,11 +49,6 @@ class ClipBatch:
     color: YuvInfo | None = None  # set when ``pixels`` are YUV planes (see ``clips.device``)
     slot: tuple[int, tuple[int, ...]] | None = None  # process backend: pixels wait in this shared slot
 
-    def pin_memory(self) -> ClipBatch:
-        """Called by the DataLoader's pinning thread (``pin_memory=True``)."""
-        self.pixels = self.pixels.pin_memory()
-        return self
-
 
 def iter_video_batches(
     source: str,
@@ -182,15 +177,33 @@ class _Slots:
         self.free = ctx.Queue()
         for i in range(count):
             self.free.put(i)
+        self.held: dict[int, int] = {}  # in a worker: data_ptr of a handed-out buffer -> its slot
 
-    def acquire(self, shape: tuple[int, ...]) -> tuple[int, torch.Tensor] | None:
+    def acquire(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """A worker's batch buffer in a free slot (waits for one); None if the batch is too big."""
         n = math.prod(shape)
         if n > self.nbytes:
             return None
         i = self.free.get()
-        return i, self.buffers[i][:n].view(shape)
+        buf = self.buffers[i][:n].view(shape)
+        self.held[buf.data_ptr()] = i
+        return buf
+
+    def send(self, b: ClipBatch) -> ClipBatch:
+        """In a worker: a batch whose pixels sit in a slot travels as the slot number only."""
+        slot = self.held.pop(b.pixels.data_ptr(), None) if b.pixels.numel() else None
+        if slot is not None:
+            b.slot, b.pixels = (slot, tuple(b.pixels.shape)), torch.empty(0, dtype=torch.uint8)
+        return b
+
+    def release_held(self) -> None:
+        """In a worker: free the slots of batches a decode error abandoned half-filled."""
+        for slot in self.held.values():
+            self.free.put(slot)
+        self.held.clear()
 
     def copy_out(self, slot: tuple[int, tuple[int, ...]], pin: bool) -> torch.Tensor:
+        """In the main process: the pixels of a slot (page-locked for CUDA); the slot is freed."""
         i, shape = slot
         out = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
         out.copy_(self.buffers[i][: math.prod(shape)].view(shape))
@@ -219,15 +232,6 @@ class _ClipDataset(IterableDataset):
             torch.set_num_threads(1)  # decoding workers must not fight the model for cores
             with contextlib.suppress(OSError):
                 os.nice(5)
-        held: dict[int, int] = {}  # data_ptr of a batch buffer -> its slot
-
-        def alloc(shape: tuple[int, ...]) -> torch.Tensor | None:
-            got = self.slots.acquire(shape) if self.slots is not None else None
-            if got is None:
-                return None
-            held[got[1].data_ptr()] = got[0]
-            return got[1]
-
         for v in range(wid, len(self.sources), nworkers):
             batches = iter_video_batches(
                 self.sources[v],
@@ -237,16 +241,14 @@ class _ClipDataset(IterableDataset):
                 self.batch_clips,
                 decoder_threads=self.decoder_threads,
                 device_convert=self.device_convert,
-                alloc=alloc,
+                alloc=self.slots.acquire if self.slots is not None else None,
             )
+            if self.slots is None:
+                yield from batches
+                continue
             for b in batches:
-                slot = held.pop(b.pixels.data_ptr(), None) if b.pixels.numel() else None
-                if slot is not None:
-                    b.slot, b.pixels = (slot, tuple(b.pixels.shape)), torch.empty(0, dtype=torch.uint8)
-                yield b
-            for slot in held.values():  # a batch abandoned by a decode error
-                self.slots.free.put(slot)
-            held.clear()
+                yield self.slots.send(b)
+            self.slots.release_held()
 
 
 def iter_clip_batches(
@@ -295,18 +297,21 @@ def iter_clip_batches(
     # a slot for every batch a worker may have in flight (prefetch each) plus the one being copied
     frame_bytes = spec.frames_per_clip * spec.num_crops * spec.crop_size * spec.crop_size * 3
     count, nbytes = num_workers * prefetch + 2, batch_clips * frame_bytes
-    free = _shm_free_bytes() if shared_slots else 0
-    # the slots are written once up front; where /dev/shm is small (64 MB in a default Docker
-    # container) that would crash with SIGBUS, so batches then travel the DataLoader's own way
-    slots = _Slots(count, nbytes, ctx) if free is None or count * nbytes <= free // 2 else None
-    if slots is None and shared_slots:
-        log.warning(
-            "shared memory too small for %d decoder slots of %.0f MB (%.0f MB free in /dev/shm): "
-            "decoders hand batches over one by one instead (slower; raise --shm-size)",
-            count,
-            nbytes / 1e6,
-            free / 1e6,
-        )
+    slots = None
+    if shared_slots:
+        # the slots are written once up front; where /dev/shm is small (64 MB in a default Docker
+        # container) that would crash with SIGBUS, so batches then travel the DataLoader's own way
+        free = _shm_free_bytes()
+        if free is None or count * nbytes <= free // 2:
+            slots = _Slots(count, nbytes, ctx)
+        else:
+            log.warning(
+                "shared memory too small for %d decoder slots of %.0f MB (%.0f MB free in /dev/shm): "
+                "decoders hand batches over one by one instead (slower; raise --shm-size)",
+                count,
+                nbytes / 1e6,
+                free / 1e6,
+            )
     loader = DataLoader(
         _ClipDataset(sources, plan, spec, batch_clips, decoder_threads, device_convert, slots),
         batch_size=None,
@@ -317,7 +322,7 @@ def iter_clip_batches(
 
     def received() -> Iterator[ClipBatch]:
         for b in loader:
-            if b.slot is not None and slots is not None:
+            if b.slot is not None:
                 b.pixels, b.slot = slots.copy_out(b.slot, pin), None
             elif pin and b.pixels.numel():
                 b.pixels = b.pixels.pin_memory()

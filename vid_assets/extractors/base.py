@@ -71,9 +71,6 @@ class PendingFeatures:
         event.record()
         return cls(host, event)
 
-    def done(self) -> bool:
-        return self._event is None or self._event.query()
-
     def result(self) -> np.ndarray:
         if self._event is not None:
             self._event.synchronize()

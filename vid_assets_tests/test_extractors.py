@@ -244,6 +244,16 @@ def test_batchnorm_folding_is_verified_and_exact_enough():
     x = torch.randn(3, 3, 96, 96)  # other inputs than the probe, other size
     with torch.no_grad():
         assert torch.allclose(model(x), folded(x), rtol=1e-4, atol=1e-4)
+    # The folded parameters must be ordinary tensors: usable outside inference mode and at one
+    # thread (a different conv path), e.g. in a 1-core container or a process of the executor.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            assert torch.allclose(model(x), folded(x), rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(model(x), folded(x), rtol=1e-4, atol=1e-4)
 
     class Tricky(nn.Module):
         """Registers conv then bn, but normalises the input, not the conv's output."""

@@ -49,7 +49,7 @@ def _fold(parent: nn.Module) -> int:
     return count
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: its tensors would be unusable outside it (and at 1 thread)
 def fold_batchnorm(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-4) -> tuple[nn.Module, int]:
     """``(model, n)``: a folded copy of eval-mode ``model`` if its output on ``probe`` matches the
     original's (max abs diff <= rtol * max |output|), with the number of folded layers; else the

@@ -121,8 +121,11 @@ def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):
 
 
 def _reference_rgb(path, frames, short_side):
-    """PyAV's per-frame ``to_ndarray`` of the frames ``iter_frames`` kept (matched by pts)."""
+    """The frames ``iter_frames`` kept (matched by pts), made the way a hand-written script makes
+    them: PyAV's per-frame ``to_ndarray(format="rgb24")``, then torchvision's antialiased resize."""
     import av
+    import torch
+    from torchvision.transforms.v2 import functional as TF
 
     from vid_assets.media.decode import scaled_size
 
@@ -134,7 +137,8 @@ def _reference_rgb(path, frames, short_side):
         for fr in c.decode(s):
             if fr.pts is not None and round(float((fr.pts - start) * s.time_base), 6) in wanted:
                 w, h = scaled_size(fr.width, fr.height, short_side)
-                out.append(fr.to_ndarray(width=w, height=h, format="rgb24", interpolation="BILINEAR"))
+                chw = torch.from_numpy(fr.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                out.append(TF.resize(chw, [h, w], antialias=True).permute(1, 2, 0).numpy())
     return out
 
 

@@ -4,7 +4,8 @@
   ``index / nominal_fps``, so variable-frame-rate files are timed right; every kept frame carries
   its pts in seconds (from the stream start).
 - **Fast.** Every frame the codec needs is decoded (FFmpeg frame threads), but only kept frames are
-  converted, and conversion + resize to ``short_side`` happen in FFmpeg (swscale), not numpy. When
+  converted: to RGB by FFmpeg (swscale) at the source size, then resized to ``short_side`` by
+  torch's uint8 antialiased bilinear kernel (see :func:`to_rgb`), not numpy. When
   the next sample lies more than two GOPs ahead, we seek to the key frame before it instead of
   decoding through; both paths return the same frames (tested).
 - **Bounded.** Frames are pulled one at a time; memory is one decoded frame plus one output frame
@@ -29,6 +30,8 @@ from typing import IO
 
 import av
 import numpy as np
+import torch
+import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
 from vid_assets.media.plan import SamplingPlan, Target
@@ -194,16 +197,32 @@ def _reformat(frame: av.VideoFrame, w: int, h: int, fmt: str, reformatter: Video
     return rf.reformat(frame, width=w, height=h, format=fmt, interpolation="BILINEAR", threads=1)
 
 
-def to_rgb(frame: av.VideoFrame, short_side: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
-    """FFmpeg scales + converts to RGB in one pass; display rotation is applied after.
+# How kept frames become RGB at the plan's short side; stored with the frames and the features.
+RGB_RESIZE = "swscale rgb24 at source size, then bilinear antialiased resize (torch; as torchvision/PIL)"
 
-    Pass one ``reformatter`` per video: ``frame.to_ndarray(width=...)`` builds a new swscale
-    context (filter tables, and a thread pool by default) for every frame, which cost more than
-    the conversion itself (cpu2, 320x240 -> 341x256: 0.75 vs 0.33 ms per frame). swscale runs on
-    one thread here: decoders and the model already keep the other cores busy.
+
+def to_rgb(frame: av.VideoFrame, short_side: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """RGB at the source size (swscale), resized to ``short_side`` with torch's antialiased bilinear
+    filter; display rotation is applied after.
+
+    Why two steps and not swscale's scale+convert in one: swscale's unscaled YUV->RGB path is SIMD
+    and nearly free (0.03 ms for 320x240 on cpu2), torch's uint8 resize has an AVX2 path, and
+    together they ran 1.4-2.3x faster than a scaled swscale conversion on every size measured
+    (320x240 up to 1920x1080; benchmarks/RESULTS.md). The pixels are then exactly those of
+    torchvision's ``Resize(antialias=True)`` / PIL's bilinear on the decoded RGB frame, the
+    preprocessing most models were trained with, rather than swscale's own filter.
+
+    Pass one ``reformatter`` per video: ``frame.to_ndarray(...)`` would build a new swscale
+    context (filter tables, and a thread pool by default) for every frame. swscale runs on one
+    thread here: decoders and the model already keep the other cores busy.
     """
+    img = _reformat(frame, frame.width, frame.height, "rgb24", reformatter).to_ndarray()
     w, h = scaled_size(frame.width, frame.height, short_side)
-    img = _reformat(frame, w, h, "rgb24", reformatter).to_ndarray()
+    if (w, h) != (frame.width, frame.height):
+        # a proper channels_last view (batch dim first, then permute) takes torch's uint8 fast path
+        x = torch.from_numpy(np.ascontiguousarray(img)).unsqueeze(0).permute(0, 3, 1, 2)
+        y = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        img = y[0].permute(1, 2, 0).numpy()
     rotation = getattr(frame, "rotation", 0) or 0  # display-matrix rotation, degrees counter-clockwise
     if rotation % 360:
         img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))

@@ -21,7 +21,7 @@ from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
 from vid_assets.media.contact import ContactSheet
-from vid_assets.media.decode import DecodeStats
+from vid_assets.media.decode import RGB_RESIZE, DecodeStats
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
 FRAMES, CLIPS, EMBEDDINGS = "frames", "clips", "embeddings"
@@ -53,7 +53,13 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         images.close()
         g.create_array("pts", data=np.asarray(pts, dtype=np.float64))
         g.update_attributes(
-            {"source": ref.to_dict(), "info": info.to_dict(), "plan": plan.to_dict(), "decode": stats.to_dict()}
+            {
+                "source": ref.to_dict(),
+                "info": info.to_dict(),
+                "plan": plan.to_dict(),
+                "decode": stats.to_dict(),
+                "resize": RGB_RESIZE,
+            }
         )
         shape = list(images.array.shape)
     jpeg = sheet.jpeg()
@@ -287,6 +293,7 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         "duration_s": frames_g.attrs["info"]["duration_s"],
         "video_info": frames_g.attrs["info"],
         "sampling_plan": frames_g.attrs["plan"],
+        "frame_resize": frames_g.attrs.get("resize"),
         "clip_spec": clips_g.attrs["clip"],
         "extractor": emb_g.attrs["extractor"]["id"],
         "extractor_config": emb_g.attrs["extractor"],

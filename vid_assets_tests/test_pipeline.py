@@ -107,6 +107,7 @@ def test_store_contents(run):
         assert np.all(np.diff(v.timestamps[:, 0]) > 0) and np.all(v.timestamps[:, 1] > v.timestamps[:, 0])
         assert v.attrs["extractor"].startswith("timm/tf_efficientnet_lite0@")
         assert v.attrs["sampling_plan"] == {"mode": "fps", "fps": 2.0, "short_side": 256, "start_s": 0.0, "end_s": None}
+        assert v.attrs["frame_resize"].startswith("swscale rgb24 at source size, then bilinear antialiased")
         assert v.attrs["clip_spec"]["frames_per_clip"] == 2
         assert v.attrs["content_hash"] and v.attrs["source"].endswith(".mp4")
     cos = (a.features[0, 0].astype(np.float32) @ b.features[0, 0].astype(np.float32)) / (

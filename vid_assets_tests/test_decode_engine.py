@@ -19,6 +19,7 @@ from vid_assets.media import (
     probe,
     register_stream_processor,
 )
+from vid_assets.media.decode import resize_rgb
 from vid_assets.media.sources import unregister_stream_processor
 from vid_assets.samples import remux, write_synthetic_video, write_vfr_video
 
@@ -116,8 +117,12 @@ def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):
     assert frames[0].image.dtype == np.uint8 and min(frames[0].image.shape[:2]) == 64
     seeked = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64), seek="always"))
     assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, seeked, strict=True))
-    # the shared swscale context gives exactly what PyAV's own per-frame conversion gives
+    # the shared swscale context + resize give exactly what PyAV's conversion + torchvision give
     assert all(np.array_equal(f.image, r) for f, r in zip(frames, _reference_rgb(p, frames, 64), strict=True))
+    # split in two (read-ahead decodes on a helper thread, the caller resizes): same pixels
+    raw = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64), convert="rgb-source"))
+    assert [r.pts_s for r in raw] == [f.pts_s for f in frames]
+    assert all(np.array_equal(resize_rgb(r.image, 64, r.rotation), f.image) for r, f in zip(raw, frames, strict=True))
 
 
 def _reference_rgb(path, frames, short_side):
@@ -186,6 +191,10 @@ def test_rotation_metadata_is_applied(tmp_path):
     if probe(rotated).rotation == 0 and frame.image.shape[:2] == (48, 80):
         pytest.skip("this PyAV/FFmpeg build cannot write display-matrix rotation")
     assert frame.image.shape[:2] == (80, 48)  # portrait after rotation
+    # decoding and resizing split in two (as read-ahead does it) gives the very same pixels
+    raw = next(iter_frames(rotated, SamplingPlan.at_fps(1, short_side=48), convert="rgb-source"))
+    assert raw.rotation == 90 and raw.image.shape[:2] == (96, 160)
+    np.testing.assert_array_equal(resize_rgb(raw.image, 48, raw.rotation), frame.image)
 
 
 # -- bad and damaged inputs -----------------------------------------------------------------------------------

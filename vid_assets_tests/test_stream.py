@@ -8,13 +8,18 @@ from vid_assets.clips.stream import iter_clip_batches
 from vid_assets.media import SamplingPlan, iter_frames
 
 
-@pytest.mark.parametrize(("backend", "workers"), [("threads", 0), ("threads", 2), ("processes", 2)])
-def test_batches_equal_the_sequential_clips(media_dir, backend, workers):
+@pytest.mark.parametrize(
+    ("backend", "workers", "read_ahead"), [("threads", 0, 0), ("threads", 0, 2), ("threads", 2, 0), ("processes", 2, 0)]
+)
+def test_batches_equal_the_sequential_clips(media_dir, backend, workers, read_ahead):
     plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(frames_per_clip=2, stride=2, crop_size=112)
     sources = [str(media_dir / "clip_a.mp4"), str(media_dir / "empty.mp4"), str(media_dir / "clip_b.mp4")]
     got: dict[int, list] = {}
     errors = {}
-    for b in iter_clip_batches(sources, plan, spec, batch_clips=4, num_workers=workers, backend=backend):
+    batches = iter_clip_batches(
+        sources, plan, spec, batch_clips=4, num_workers=workers, backend=backend, read_ahead=read_ahead
+    )
+    for b in batches:
         if b.error:
             errors[b.video] = b.error
             continue

@@ -91,6 +91,7 @@ class DecodedFrame:
     segment: int = -1  # segments mode: which segment this frame belongs to
     key_frame: bool = False
     color: YuvInfo | None = None  # convert="yuv420p": how to turn ``image`` into RGB (on the device)
+    rotation: int = 0  # convert="rgb-source": display rotation still to apply (``resize_rgb``)
 
 
 @dataclass(frozen=True)
@@ -216,15 +217,29 @@ def to_rgb(frame: av.VideoFrame, short_side: int, reformatter: VideoReformatter 
     context (filter tables, and a thread pool by default) for every frame. swscale runs on one
     thread here: decoders and the model already keep the other cores busy.
     """
-    img = _reformat(frame, frame.width, frame.height, "rgb24", reformatter).to_ndarray()
-    w, h = scaled_size(frame.width, frame.height, short_side)
-    if (w, h) != (frame.width, frame.height):
+    return resize_rgb(rgb_at_source(frame, reformatter), short_side, frame_rotation(frame))
+
+
+def rgb_at_source(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """The frame as uint8 RGB ``[H, W, 3]`` at its coded size, not rotated (first half of ``to_rgb``)."""
+    return np.ascontiguousarray(_reformat(frame, frame.width, frame.height, "rgb24", reformatter).to_ndarray())
+
+
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Display-matrix rotation in degrees counter-clockwise (0, 90, 180 or 270)."""
+    return int(getattr(frame, "rotation", 0) or 0) % 360
+
+
+def resize_rgb(img: np.ndarray, short_side: int, rotation: int = 0) -> np.ndarray:
+    """Second half of ``to_rgb``: resize to ``short_side`` (antialiased bilinear), then rotate."""
+    h0, w0 = img.shape[:2]
+    w, h = scaled_size(w0, h0, short_side)
+    if (w, h) != (w0, h0):
         # a proper channels_last view (batch dim first, then permute) takes torch's uint8 fast path
-        x = torch.from_numpy(np.ascontiguousarray(img)).unsqueeze(0).permute(0, 3, 1, 2)
+        x = torch.from_numpy(img).unsqueeze(0).permute(0, 3, 1, 2)
         y = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
         img = y[0].permute(1, 2, 0).numpy()
-    rotation = getattr(frame, "rotation", 0) or 0  # display-matrix rotation, degrees counter-clockwise
-    if rotation % 360:
+    if rotation:
         img = np.ascontiguousarray(np.rot90(img, k=(rotation // 90) % 4))
     return img
 
@@ -416,7 +431,9 @@ def iter_frames(
     ``seek``: ``auto`` (seek when the next sample is > 2 GOPs ahead), ``never`` or ``always``.
     ``threads`` caps FFmpeg's decoder threads (0 = FFmpeg's choice); many parallel decoders want 1.
     ``convert=False`` skips pixel conversion (timestamps only, e.g. ``vid-assets inspect``);
-    ``convert="yuv420p"`` returns packed YUV planes at the stream size for device-side conversion.
+    ``convert="yuv420p"`` returns packed YUV planes at the stream size for device-side conversion;
+    ``convert="rgb-source"`` returns RGB at the coded size, not yet resized or rotated (the caller
+    finishes with ``resize_rgb(image, plan.short_side, frame.rotation)``, e.g. on another thread).
     ``open_options``: extra ``av.open`` arguments, e.g. ``{"format": "mpegts", "options":
     {"analyzeduration": "500000"}}`` for a live pipe, where probing would otherwise wait for 5 s of input.
     """
@@ -470,11 +487,14 @@ def iter_frames(
         try:
             for frame, pts, segment in raw():
                 color = None
+                rotation = 0
                 if convert == "yuv420p":
                     image, color = to_yuv420(frame, yuv_size, reformatter)
+                elif convert == "rgb-source":
+                    image, rotation = rgb_at_source(frame, reformatter), frame_rotation(frame)
                 else:
                     image = to_rgb(frame, plan.short_side, reformatter) if convert else None
-                yield DecodedFrame(stats.kept, pts, image, segment, bool(frame.key_frame), color)
+                yield DecodedFrame(stats.kept, pts, image, segment, bool(frame.key_frame), color, rotation)
                 stats.kept += 1
         except av.FFmpegError as e:
             at = f" at {stats.end_pts_s:.1f} s" if stats.end_pts_s >= 0 else ""

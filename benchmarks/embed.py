@@ -70,6 +70,7 @@ def stream_factory(
     feed_device: str = "cpu",
     decoder_threads: int | None = None,
     shared_slots: bool = True,
+    read_ahead: int | None = None,
 ):
     """A function that starts a pass over ``sources``: uint8 clip batches on the model's device."""
     plan = SamplingPlan(fps=fps, short_side=256)
@@ -88,6 +89,7 @@ def stream_factory(
             device_convert=device_convert,
             decoder_threads=decoder_threads,
             shared_slots=shared_slots,
+            read_ahead=read_ahead,
         )
         for b in stream:
             if b.error:
@@ -111,6 +113,7 @@ def pipeline(
     depth: int = 1,
     profile_to: str | None = None,
     shared_slots: bool = True,
+    read_ahead: int | None = None,
 ) -> dict:
     """One pass over ``sources``. ``ext=None``: the decode feed alone (no model), to see what the
     decoders can deliver. ``device_convert``: decoders hand over YUV planes; conversion, resize and
@@ -119,7 +122,18 @@ def pipeline(
     t_first = None
     images = images_after_first = 0
     make = stream_factory(
-        ext, sources, batch, workers, fps, backend, pin, device_convert, feed_device, decoder_threads, shared_slots
+        ext,
+        sources,
+        batch,
+        workers,
+        fps,
+        backend,
+        pin,
+        device_convert,
+        feed_device,
+        decoder_threads,
+        shared_slots,
+        read_ahead,
     )
     device = ext.device if ext is not None else torch.device(feed_device)
 
@@ -254,6 +268,8 @@ def _describe(args, ext, decode_batch: int) -> dict:
         "workers": args.workers,
         "backend": args.backend,
         "decoder_threads": args.decoder_threads,
+        "read_ahead": args.read_ahead,
+        "gomp_spincount": os.environ.get("GOMP_SPINCOUNT"),
         "depth": args.depth,
         "shared_slots": not args.no_slots,
         "pinned": not args.no_pin,
@@ -290,6 +306,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0, help="decoders (0 = decode inline)")
     ap.add_argument("--backend", default="auto", choices=["auto", "threads", "processes"])
     ap.add_argument("--decoder-threads", type=int, default=None, help="FFmpeg threads per decoder (default: shared)")
+    ap.add_argument("--read-ahead", type=int, default=None, help="inline: frames a helper thread decodes ahead")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--fps", type=float, default=30.0, help="sampling rate (source videos are 30 fps)")
@@ -351,6 +368,7 @@ def main() -> None:
             feed_device,
             args.decoder_threads,
             shared_slots=not args.no_slots,
+            read_ahead=args.read_ahead,
         )
         feed = {"backend": args.backend, "workers": args.workers, "batch": decode_batch, "cpu_count": os.cpu_count()}
         feed |= {"device_convert": args.device_convert, "feed_device": feed_device, "shared_slots": not args.no_slots}
@@ -376,6 +394,7 @@ def main() -> None:
             depth=args.depth,
             profile_to=profile_to,
             shared_slots=not args.no_slots,
+            read_ahead=args.read_ahead,
         )
 
     if args.segment_seconds > 0:
@@ -390,6 +409,7 @@ def main() -> None:
             args.device_convert,
             decoder_threads=args.decoder_threads,
             shared_slots=not args.no_slots,
+            read_ahead=args.read_ahead,
         )
         r = interleaved(ext, make, args.batch, args.segment_seconds, args.rounds, depth=args.depth)
         ratios = sorted(p / b for b, p in r["pairs"])

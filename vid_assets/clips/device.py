@@ -1,8 +1,9 @@
 """Clips from YUV frames on the accelerator: colour conversion, resize and crops on the device.
 
-The CPU path (``decode.to_rgb`` + ``build.crop_frames``) has FFmpeg's swscale scale and convert
-every kept frame to RGB on the host. On the lent H100 host that step ran at ~220 frames/s per core
-(decoding itself ~2,000): 14 decoders could not feed the GPU (benchmarks/RESULTS.md). Here the host
+The CPU path (``decode.to_rgb`` + ``build.crop_frames``) converts every kept frame to RGB on the
+host (swscale at the source size, then torch's uint8 resize). On the lent H100 host the older
+scale-and-convert in swscale ran at ~220 frames/s per core (decoding itself ~2,000) and 14 decoders
+could not feed the GPU (benchmarks/RESULTS.md). Here the host
 only decodes and copies the 4:2:0 planes (1.5 bytes per pixel, at the stream's size); this module
 does the rest as a few batched tensor ops, on whatever device the model is on:
 

@@ -283,7 +283,8 @@ def iter_clip_batches(
     ``clips.device.to_device_clips`` on the model's device to get the usual uint8 clip tensor.
 
     ``decoder_threads`` is FFmpeg's thread count per decoder; by default the cores are shared out
-    (cores // workers, at least 1) so parallel decoders do not oversubscribe the machine.
+    (cores // workers, at least 1) so parallel decoders do not oversubscribe the machine; inline,
+    FFmpeg's choice on CUDA hosts and 1 elsewhere (a CPU model needs the other cores).
     ``backend="auto"`` takes processes on CUDA hosts and threads elsewhere, as measured (RESULTS.md):
     on the 16-core H100 host 14 processes fed 6.2k img/s vs 3.0k for 14 threads; on the 2-core VM
     2 threads fed 3.8k img/s vs 1.3k for 2 processes. ``shared_slots=False`` makes processes hand
@@ -297,17 +298,20 @@ def iter_clip_batches(
     2-core VM's pipeline ~3 % slower, while the feed alone ran 0.33 -> 0.22 ms per frame.
     """
     pin = pin_memory and torch.cuda.is_available()
+    cuda = torch.cuda.is_available()
     if decoder_threads is None:
-        decoder_threads = 0 if num_workers == 0 else max(1, (os.cpu_count() or 1) // num_workers)
+        # inline next to a CPU model, FFmpeg's frame threads would decode on in the background
+        # during its passes (2-core VM: pipeline_vs_bare 0.875 with them, 0.891 with one thread)
+        decoder_threads = (0 if cuda else 1) if num_workers == 0 else max(1, (os.cpu_count() or 1) // num_workers)
     if num_workers == 0:
-        ahead = (2 if torch.cuda.is_available() else 0) if read_ahead is None else read_ahead
+        ahead = (2 if cuda else 0) if read_ahead is None else read_ahead
         for v, src in enumerate(sources):
             yield from iter_video_batches(
                 src, v, plan, spec, batch_clips, pin, decoder_threads, device_convert, read_ahead=ahead
             )
         return
     if backend == "auto":
-        backend = "processes" if torch.cuda.is_available() else "threads"
+        backend = "processes" if cuda else "threads"
     if backend == "threads":
         yield from _threaded(
             sources, plan, spec, batch_clips, num_workers, pin, prefetch, decoder_threads, device_convert

@@ -5,14 +5,16 @@
 #
 #     bash benchmarks/gpu_session.sh feed vit effnet          # or: all
 #
-# Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Next in
-# line, about 8-9 minutes in one device call (drop w12 if it runs long). cuda runs
-# vid_assets_tests/test_cuda.py (never yet on a GPU); feed compares the shared-slot hand-over
-# with the DataLoader's (--no-slots), also never yet measured on a GPU:
+# Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Session 5
+# (no GPU) made the CPU's RGB path 1.8-3.5x cheaper per frame (`to_rgb`: swscale at the source size,
+# then torch's uint8 resize; benchmarks/frame_convert.py), which should lift the 14-process RGB
+# feed well above session 4's 6.2k img/s and may make --device-convert unnecessary. Next in line,
+# two device calls of ~8 minutes each:
 #
 #     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 560 \
-#       bash benchmarks/gpu_session.sh cuda gaps convert feed w12; tar czf $OUT/g.tgz -C /tmp g
+#       bash benchmarks/gpu_session.sh cuda frames feed; tar czf $OUT/g.tgz -C /tmp g
+#     (same, with: vit effnet)
 #
 # (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
@@ -43,7 +45,7 @@ bench() {  # bench <name> <embed.py args...>
     timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/embed.py "${COMMON[@]}" "$@" --json "$OUT/$name.json" \
         >"$OUT/$name.log" 2>&1
     echo "== $name rc=$?"
-    grep -E "feed_images_per_s|bare_images_per_s|pipeline_images_per_s |pipeline_vs_bare|rounds_ratio" \
+    grep -E "feed_images_per_s|bare_images_per_s|pipeline_images_per_s |pipeline_vs_bare|rounds_ratio|pair_ratio" \
         "$OUT/$name.log" || tail -5 "$OUT/$name.log"
 }
 
@@ -91,6 +93,12 @@ step() {
         bench vitb16_compile_p14_devconv_depth0 --workers 14 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert --depth 0
         ;;
+    frames)  # per-frame RGB conversion on this host's CPU: swscale scale+convert vs to_rgb (session 5)
+        timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/frame_convert.py --json "$OUT/frame_convert.json" \
+            >"$OUT/frame_convert.log" 2>&1
+        echo "== frames rc=$?"
+        cat "$OUT/frame_convert.log"
+        ;;
     profile)  # where one CPU-path decoder's time goes on this host (inline, cProfile)
         timeout "${STEP_TIMEOUT:-290}" "$PY" -m cProfile -s tottime benchmarks/embed.py --video-dir "$VIDEOS" \
             --videos 6 --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch 300 --feed-only --workers 0 --decoder-threads 1 \
@@ -103,7 +111,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | w12 | cuda | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | w12 | cuda | frames | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

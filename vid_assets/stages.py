@@ -27,6 +27,7 @@ from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 FRAMES, CLIPS, EMBEDDINGS = "frames", "clips", "embeddings"
 FRAME_CHUNK = 16
 CLIP_CHUNK = 8
+READ_IMAGES = 32  # embed stage: images per artifact read, at least (CPU passes are 8)
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,9 @@ def embed_videos(
             g = artifacts.open(CLIPS, key)
             pixels, reduce = g["pixels"], g.attrs["clip"].get("crop_reduce", "none")
             frames = int(pixels.shape[1] * pixels.shape[2])
-            step = max(1, extractor.batch_size // frames)
+            # read at least READ_IMAGES images at a time: the extractor splits them into passes,
+            # and fewer, larger reads cost less host time beside a CPU model (RESULTS.md)
+            step = max(1, max(extractor.batch_size, READ_IMAGES) // frames)
             for start in range(0, pixels.shape[0], step):
                 block = to_pinned(pixels[start : start + step], extractor.device)
                 yield _Chunk(key, reduce, frames, block, start + len(block) == pixels.shape[0])

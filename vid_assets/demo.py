@@ -33,21 +33,32 @@ def register_videos(instance: dg.DagsterInstance, defs: dg.Definitions, paths: l
     return refs
 
 
+def outdated(instance: dg.DagsterInstance, defs: dg.Definitions, keys: list[str]) -> dict[str, str]:
+    """Keys whose stored features are missing or stale (a config or code version changed since,
+    see ``pipeline.status.stale_partitions``), with which of the two."""
+    from vid_assets.pipeline.status import stale_partitions
+
+    done = instance.get_materialized_partitions(STORED)
+    stale = set().union(*stale_partitions(instance, defs).values())
+    return {k: "missing" if k not in done else "stale" for k in keys if k not in done or k in stale}
+
+
 def materialize_missing(
     instance: dg.DagsterInstance, defs: dg.Definitions, keys: list[str], console: Console
 ) -> dict[str, str]:
-    """Run the embed job for every key without a stored_features materialization."""
-    done = instance.get_materialized_partitions(STORED)
+    """Run the embed job for every key whose stored features are missing or stale."""
+    todo = outdated(instance, defs, keys)
     job = defs.resolve_job_def("embed_videos")
     outcome: dict[str, str] = {}
     for key in keys:
-        if key in done:
+        if key not in todo:
             outcome[key] = "already materialized"
             continue
         t0 = time.perf_counter()
         result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, run_config=QUIET)
         if result.success:
-            outcome[key] = f"materialized in {time.perf_counter() - t0:.1f} s (run {result.run_id[:8]})"
+            again = "re-materialized (was stale)" if todo[key] == "stale" else "materialized"
+            outcome[key] = f"{again} in {time.perf_counter() - t0:.1f} s (run {result.run_id[:8]})"
         else:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             reason = failure.step_failure_data.error.message.strip() if failure else "run failed"
@@ -106,7 +117,8 @@ def run_demo(videos_dir: str | None = None) -> int:
     last = instance.get_latest_materialization_event(dg.AssetKey("hub_dataset"))
     published = last.asset_materialization.metadata["num_videos"].value if last else -1
     stored = len(store.list_videos())
-    if stored != published:  # a training-view + publish run only when the store changed
+    refreshed = any(v.startswith("re-materialized") for v in outcome.values())
+    if stored != published or refreshed:  # a training-view + publish run only when the store changed
         run = defs.resolve_job_def("publish_dataset").execute_in_process(
             instance=instance, run_config=QUIET, raise_on_error=False
         )

@@ -285,6 +285,13 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
     assert [c["stale"] for c in now["assets"].values()] == [0, 0, 0, 0]
     changed = progress(run["instance"], catalog, defs=other)
     assert [(c["done"], c["stale"]) for c in changed["assets"].values()] == [(2, 2)] * 4
+    # `make demo` re-materializes what is stale, not only what is missing
+    from vid_assets.demo import outdated
+
+    good = [run["keys"]["clip_a.mp4"], run["keys"]["clip_b.mp4"]]
+    assert outdated(run["instance"], run["defs"], good) == {}
+    assert outdated(run["instance"], other, good) == dict.fromkeys(good, "stale")
+    assert outdated(run["instance"], run["defs"], [run["keys"]["broken.mp4"]]) == {run["keys"]["broken.mp4"]: "missing"}
 
 
 def test_batch_run_embeds_many_partitions_with_one_model_load(run):

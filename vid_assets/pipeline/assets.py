@@ -67,10 +67,14 @@ def _decode_metadata(meta: dict) -> dict:
     partitions_def=videos_partitions,
     group_name=GROUP,
     kinds={"pyav", "zarr"},
-    code_version="1",
+    # 2: RGB at the source size, then torch's antialiased resize (was swscale's scaled conversion)
+    code_version="2",
     retry_policy=RETRY,
     backfill_policy=BATCHED,
-    description="Frames sampled at the configured fps (uint8 RGB, short side scaled by FFmpeg) with pts.",
+    description=(
+        "Frames sampled at the configured fps with pts: uint8 RGB, converted by FFmpeg at the source"
+        " size, short side resized by torch's antialiased bilinear filter (as torchvision's Resize)."
+    ),
 )
 def decoded_frames(
     context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource

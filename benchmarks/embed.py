@@ -99,43 +99,13 @@ def stream_factory(
     return make
 
 
-def pipeline(
-    ext,
-    sources: list[str],
-    batch: int,
-    workers: int,
-    fps: float,
-    backend: str,
-    pin: bool = True,
-    device_convert: bool = False,
-    feed_device: str = "cpu",
-    decoder_threads: int | None = None,
-    depth: int = 1,
-    profile_to: str | None = None,
-    shared_slots: bool = True,
-    read_ahead: int | None = None,
-) -> dict:
-    """One pass over ``sources``. ``ext=None``: the decode feed alone (no model), to see what the
-    decoders can deliver. ``device_convert``: decoders hand over YUV planes; conversion, resize and
-    crops run on the device."""
+def pipeline(ext, make, device: torch.device, device_convert: bool, depth: int = 1, profile_to=None) -> dict:
+    """One pass of ``make()`` (see ``stream_factory``). ``ext=None``: the decode feed alone (no
+    model), to see what the decoders can deliver. ``device_convert``: decoders hand over YUV
+    planes; conversion, resize and crops run on the device."""
     t_start = time.perf_counter()
     t_first = None
     images = images_after_first = 0
-    make = stream_factory(
-        ext,
-        sources,
-        batch,
-        workers,
-        fps,
-        backend,
-        pin,
-        device_convert,
-        feed_device,
-        decoder_threads,
-        shared_slots,
-        read_ahead,
-    )
-    device = ext.device if ext is not None else torch.device(feed_device)
 
     def submit(pixels):
         if ext is not None:
@@ -354,22 +324,23 @@ def main() -> None:
             False if args.extractor.startswith("timm:") else None
         )
     ext = create_extractor(args.extractor, **kw)
+    feed_device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    make = stream_factory(
+        None if args.feed_only else ext,
+        sources,
+        decode_batch,
+        args.workers,
+        args.fps,
+        args.backend,
+        args.feed_only or not args.no_pin,
+        args.device_convert,
+        feed_device,
+        args.decoder_threads,
+        not args.no_slots,
+        args.read_ahead,
+    )
     if args.feed_only:
-        feed_device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-        r = pipeline(
-            None,
-            sources,
-            decode_batch,
-            args.workers,
-            args.fps,
-            args.backend,
-            True,
-            args.device_convert,
-            feed_device,
-            args.decoder_threads,
-            shared_slots=not args.no_slots,
-            read_ahead=args.read_ahead,
-        )
+        r = pipeline(None, make, torch.device(feed_device), args.device_convert)
         feed = {"backend": args.backend, "workers": args.workers, "batch": decode_batch, "cpu_count": os.cpu_count()}
         feed |= {"device_convert": args.device_convert, "feed_device": feed_device, "shared_slots": not args.no_slots}
         feed |= {"feed_images_per_s": round(r["images_per_s_steady"], 1), "startup_s": round(r["startup_s"], 2)}
@@ -381,36 +352,9 @@ def main() -> None:
     # This host's speed drifts between runs (shared VM), so bare and pipeline alternate for
     # ``--rounds`` rounds and the medians are compared.
     def run_pipeline(profile_to: str | None = None) -> dict:
-        return pipeline(
-            ext,
-            sources,
-            decode_batch,
-            args.workers,
-            args.fps,
-            args.backend,
-            not args.no_pin,
-            args.device_convert,
-            decoder_threads=args.decoder_threads,
-            depth=args.depth,
-            profile_to=profile_to,
-            shared_slots=not args.no_slots,
-            read_ahead=args.read_ahead,
-        )
+        return pipeline(ext, make, ext.device, args.device_convert, args.depth, profile_to)
 
     if args.segment_seconds > 0:
-        make = stream_factory(
-            ext,
-            sources,
-            decode_batch,
-            args.workers,
-            args.fps,
-            args.backend,
-            not args.no_pin,
-            args.device_convert,
-            decoder_threads=args.decoder_threads,
-            shared_slots=not args.no_slots,
-            read_ahead=args.read_ahead,
-        )
         r = interleaved(ext, make, args.batch, args.segment_seconds, args.rounds, depth=args.depth)
         ratios = sorted(p / b for b, p in r["pairs"])
         q = lambda f: round(ratios[min(len(ratios) - 1, int(f * len(ratios)))], 3)  # noqa: E731

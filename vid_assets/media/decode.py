@@ -30,8 +30,6 @@ from typing import IO
 
 import av
 import numpy as np
-import torch
-import torch.nn.functional as F
 from av.video.reformatter import VideoReformatter
 
 from vid_assets.media.plan import SamplingPlan, Target
@@ -235,6 +233,9 @@ def resize_rgb(img: np.ndarray, short_side: int, rotation: int = 0) -> np.ndarra
     h0, w0 = img.shape[:2]
     w, h = scaled_size(w0, h0, short_side)
     if (w, h) != (w0, h0):
+        import torch  # here, not at module level: `vid_assets.media` alone stays light (~2 s less)
+        import torch.nn.functional as F
+
         # a proper channels_last view (batch dim first, then permute) takes torch's uint8 fast path
         x = torch.from_numpy(img).unsqueeze(0).permute(0, 3, 1, 2)
         y = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)

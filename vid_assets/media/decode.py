@@ -206,8 +206,8 @@ def to_rgb(frame: av.VideoFrame, short_side: int, reformatter: VideoReformatter 
 
     Why two steps and not swscale's scale+convert in one: swscale's unscaled YUV->RGB path is SIMD
     and nearly free (0.03 ms for 320x240 on cpu2), torch's uint8 resize has an AVX2 path, and
-    together they ran 1.4-2.3x faster than a scaled swscale conversion on every size measured
-    (320x240 up to 1920x1080; benchmarks/RESULTS.md). The pixels are then exactly those of
+    together they ran 1.8-3.5x faster than a scaled swscale conversion on every size measured
+    (176x144 up to 1920x1080; benchmarks/frame_convert.py, RESULTS.md). The pixels are then exactly those of
     torchvision's ``Resize(antialias=True)`` / PIL's bilinear on the decoded RGB frame, the
     preprocessing most models were trained with, rather than swscale's own filter.
 

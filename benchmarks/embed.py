@@ -44,18 +44,30 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare(ext, batch: int, seconds: float) -> float:
+def bare_input(ext, batch: int) -> torch.Tensor:
+    """A pre-made, normalised batch on the device, the model run three times on it (warm-up)."""
     x = ext.preprocess(torch.randint(0, 255, (batch, ext.input_size, ext.input_size, 3), dtype=torch.uint8))
     with torch.inference_mode():
         for _ in range(3):
             ext._features(x)
-        sync(ext.device)
+    sync(ext.device)
+    return x
+
+
+def forward_for(ext, x: torch.Tensor, seconds: float) -> tuple[int, float]:
+    """``(images, elapsed s)``: the bare forward on ``x``, repeated for ``seconds``."""
+    with torch.inference_mode():
         n, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             ext._features(x)
-            n += batch
+            n += len(x)
         sync(ext.device)
-    return n / (time.perf_counter() - t0)
+    return n, time.perf_counter() - t0
+
+
+def bare(ext, batch: int, seconds: float) -> float:
+    n, elapsed = forward_for(ext, bare_input(ext, batch), seconds)
+    return n / elapsed
 
 
 def stream_factory(
@@ -140,6 +152,16 @@ def pipeline(ext, make, device: torch.device, device_convert: bool, depth: int =
     }
 
 
+def _finish(window: collections.deque, keep: int) -> int:
+    """Read queued results until ``keep`` passes are left; the number of images finished."""
+    images = 0
+    while len(window) > keep:
+        px, pending = window.popleft()
+        assert np.isfinite(pending.result().features).all()
+        images += int(px.shape[0] * px.shape[1] * px.shape[2])
+    return images
+
+
 def interleaved(ext, make_stream, batch: int, segment_s: float, pairs: int, depth: int = 1) -> dict:
     """Alternate ``segment_s`` of the bare forward with ``segment_s`` of the pipeline, ``pairs`` times.
 
@@ -147,30 +169,17 @@ def interleaved(ext, make_stream, batch: int, segment_s: float, pairs: int, dept
     first batch after each start is not counted), so both sides see the same seconds-scale drift
     of a shared host, which a bare pass followed by a whole pipeline pass does not. Queued passes
     are drained inside their own segment: every counted image is finished within it."""
-    x = ext.preprocess(torch.randint(0, 255, (batch, ext.input_size, ext.input_size, 3), dtype=torch.uint8))
-    with torch.inference_mode():
-        for _ in range(3):
-            ext._features(x)
-    sync(ext.device)
+    x = bare_input(ext, batch)
     stream, fresh = make_stream(), True
     rows = []
     for _ in range(pairs):
-        with torch.inference_mode():
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < segment_s:
-                ext._features(x)
-                n += batch
-            sync(ext.device)
-        bare_s = time.perf_counter() - t0
+        n, bare_s = forward_for(ext, x, segment_s)
         imgs, window, t0, skipped = 0, collections.deque(), None, 0.0
         while t0 is None or time.perf_counter() - t0 - skipped < segment_s:
             ts = time.perf_counter()
             pixels = next(stream, None)
             if pixels is None or fresh:
-                while window:  # finish what is queued before the clock stops
-                    px, pending = window.popleft()
-                    pending.result()
-                    imgs += int(px.shape[0] * px.shape[1] * px.shape[2])
+                imgs += _finish(window, 0)  # what is queued is finished before the clock stops
                 # a pass's first batch (start-up: opening, worker spawn, first pass) is not counted
                 ts = time.perf_counter()
                 if pixels is None:
@@ -184,14 +193,8 @@ def interleaved(ext, make_stream, batch: int, segment_s: float, pairs: int, dept
             if t0 is None:
                 t0 = ts
             window.append((pixels, submit_clips(ext, pixels)))
-            while len(window) > depth:
-                px, pending = window.popleft()
-                assert np.isfinite(pending.result().features).all()
-                imgs += int(px.shape[0] * px.shape[1] * px.shape[2])
-        while window:
-            px, pending = window.popleft()
-            pending.result()
-            imgs += int(px.shape[0] * px.shape[1] * px.shape[2])
+            imgs += _finish(window, depth)
+        imgs += _finish(window, 0)
         rows.append((n, bare_s, imgs, time.perf_counter() - t0 - skipped))
     return {
         "bare_images_per_s": sum(r[0] for r in rows) / sum(r[1] for r in rows),

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from embed import bare_input, forward_for  # noqa: E402  (benchmarks/embed.py: the same bare loop)
 
 from vid_assets import stages  # noqa: E402
 from vid_assets.clips import ClipSpec  # noqa: E402
@@ -56,19 +57,11 @@ def main() -> None:
         stages.build_clips(ref.key, spec, art)
         keys.append(ref.key)
 
-    x = ext.preprocess(torch.randint(0, 255, (args.batch, ext.input_size, ext.input_size, 3), dtype=torch.uint8))
+    x = bare_input(ext, args.batch)
 
     def bare() -> float:
-        with torch.inference_mode():
-            for _ in range(2):
-                ext._features(x)
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < args.bare_seconds:
-                ext._features(x)
-                n += args.batch
-            if ext.device.type == "cuda":
-                torch.cuda.synchronize(ext.device)
-        return n / (time.perf_counter() - t0)
+        n, elapsed = forward_for(ext, x, args.bare_seconds)
+        return n / elapsed
 
     stages.embed_videos(keys, ext, art)  # warm-up (first pass, allocator)
     rows = []

@@ -203,7 +203,8 @@ def embed_videos(
     results: dict[str, dict] = {}
 
     def passes() -> Iterator[list[_Chunk]]:
-        """Consecutive chunks (of one or more videos) that fill one forward pass."""
+        """Consecutive chunks (of one or more videos) that fill one forward pass; a chunk larger
+        than a pass (``READ_IMAGES`` on the CPU) goes alone and the extractor splits it."""
         pending: list[_Chunk] = []
         for chunk in prefetch(chunks(), depth=3):
             capacity = max(1, extractor.batch_size // chunk.frames)

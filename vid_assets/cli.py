@@ -200,7 +200,13 @@ def inspect(
         "rotation",
         "has_audio",
     ):
-        typer.echo(f"{k:>12}: {out[k]}")
+        note = ""
+        if k == "rotation" and out[k]:
+            w, h = out["width"], out["height"]
+            if out[k] in (90, 270):
+                w, h = h, w
+            note = f" (display matrix, counter-clockwise; frames are turned upright: {w}x{h})"
+        typer.echo(f"{k:>12}: {out[k]}{note}")
     typer.echo(f"{'plan':>12}: {out['plan']}")
     typer.echo(
         f"{'samples':>12}: {len(samples)} (decoded {stats.decoded} frames, {stats.seeks} seeks, {stats.seconds:.2f} s)"

@@ -46,8 +46,15 @@ def write_synthetic_video(
     pix_fmt: str = "yuv420p",
     gop: int | None = None,
     preset: str | None = None,
+    threads: int = 1,
 ) -> Path:
-    """A moving-pattern video with real keyframes and pts, encoded by PyAV (deterministic per seed)."""
+    """A moving-pattern video with real keyframes and pts, encoded by PyAV.
+
+    The bytes depend only on the arguments: the encoder runs ``threads`` threads (x264's default,
+    one and a half per CPU, gives each machine its own bitstream, so a test that damages bytes at a
+    fixed offset would hit different frames on a CI runner). Pass 0 for the encoder's own choice
+    where only speed matters.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -58,7 +65,7 @@ def write_synthetic_video(
     with av.open(str(path), mode="w") as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        opts = {}
+        opts = {"threads": str(threads)}
         if codec in ("libx264", "libx265"):
             opts["g"] = str(gop or fps)
             if preset:
@@ -125,12 +132,23 @@ def ensure_sample_videos(folder: str | Path) -> list[Path]:
     return paths
 
 
-def remux(src: str | Path, dst: str | Path, format: str, options: dict | None = None) -> Path:
+def remux(
+    src: str | Path,
+    dst: str | Path,
+    format: str | None = None,
+    options: dict | None = None,
+    rotation: int | None = None,
+) -> Path:
     """Copy the video stream of ``src`` into another container without re-encoding (e.g. MPEG-TS
-    for a live upload, ``hls`` for a playlist + segments). Packets without dts are dropped."""
+    for a live upload, ``hls`` for a playlist + segments). Packets without dts are dropped.
+
+    ``rotation``: write a display matrix (degrees counter-clockwise, as ``VideoFrame.rotation``
+    reads it back) the way phones store portrait video: -90 is a phone held upright."""
     dst = Path(dst)
     with av.open(str(src)) as inp, av.open(str(dst), "w", format=format, options=options or {}) as out:
         s_out = out.add_stream_from_template(inp.streams.video[0])
+        if rotation is not None:
+            s_out.set_display_rotation(rotation)
         for packet in inp.demux(inp.streams.video[0]):
             if packet.dts is not None:
                 packet.stream = s_out

@@ -79,6 +79,7 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         "frames_decoded": stats.decoded,
         "seeks": stats.seeks,
         "corrupt_frames": stats.corrupt,
+        "missing_frames": stats.missing,
         "seconds": time.perf_counter() - t0,
         "decode_fps": len(pts) / max(time.perf_counter() - t0, 1e-9),
     }

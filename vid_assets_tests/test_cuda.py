@@ -72,3 +72,19 @@ def test_fp16_device_conversion_is_within_a_level_of_the_cpu(videos):
     gpu = clips_from_yuv(b.pixels, b.color, spec, plan.short_side, device="cuda").cpu().numpy().astype(int)
     diff = np.abs(gpu - cpu)
     assert diff.max() <= 2 and diff.mean() < 0.3, (diff.max(), diff.mean())
+
+
+def test_compiled_extractor_probes_eagerly_and_compiles_once():
+    """The memory probe runs the eager module; the runs after it use one compiled graph."""
+    import torch._dynamo
+
+    from vid_assets.extractors.feed import probe_batch_size
+
+    torch._dynamo.reset()
+    ext = create_extractor("timm:resnet18", pretrained=False, device="cuda", compile=True)
+    ext.batch_size = probe_batch_size(ext, cap=64)
+    assert ext.batch_size == 64
+    frames = np.random.default_rng(1).integers(0, 255, size=(100, 224, 224, 3), dtype=np.uint8)
+    with torch._dynamo.config.patch(error_on_recompile=True):  # 64 + a padded tail of 36
+        feats = ext.embed_frames(frames)[0]
+    assert feats.shape == (100, 512) and np.isfinite(feats).all()

@@ -69,8 +69,10 @@ def test_plan_targets():
 def test_variable_frame_rate_uses_real_pts(tmp_path):
     times = [0.0, 0.1, 0.15, 0.9, 1.0, 2.2, 2.25, 2.3]
     p = write_vfr_video(tmp_path / "vfr.mp4", times)
-    every = [f.pts_s for f in iter_frames(p, SamplingPlan.every_n(1))]
+    stats = DecodeStats()
+    every = [f.pts_s for f in iter_frames(p, SamplingPlan.every_n(1), stats=stats)]
     assert every == pytest.approx(times[: len(every)], abs=1e-6) and len(every) >= 7
+    assert stats.missing == 0  # gaps in variable-rate video are not holes
     # nearest frame to 0, .5, 1, 1.5, 2 -> 0, .15, 1.0, (1.0 again: skipped), 2.2
     assert [f.pts_s for f in iter_frames(p, SamplingPlan.at_fps(2))] == pytest.approx([0.0, 0.15, 1.0, 2.2])
     seg = list(iter_frames(p, SamplingPlan.segments(1.0, 4)))
@@ -102,6 +104,7 @@ def test_seek_path_returns_exactly_the_sequential_frames(long_video, plan):
         assert [f.pts_s for f in frames] == [f.pts_s for f in base]
         assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, base, strict=True))
     assert runs["never"][1].seeks == 0 and runs["always"][1].seeks > 0
+    assert all(stats.missing == 0 for _, stats in runs.values())  # a seek is not a hole
     if plan.mode == "fps" and plan.fps < 1:  # sparse: auto seeks and decodes far fewer frames
         assert runs["auto"][1].seeks > 0 and runs["auto"][1].decoded < runs["never"][1].decoded / 5
 
@@ -175,26 +178,25 @@ def test_resolution_change_mid_stream(tmp_path):
 
 
 def test_rotation_metadata_is_applied(tmp_path):
-    import av
-
+    """A portrait phone video (display matrix -90: turn the coded frame clockwise) decodes upright."""
     src = write_synthetic_video(tmp_path / "src.mp4", seconds=1, fps=10, size=(160, 96))
-    rotated = tmp_path / "rotated.mp4"
-    with av.open(str(src)) as inp, av.open(str(rotated), "w") as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        s_out.metadata["rotate"] = "90"  # the mp4 muxer turns this into a display matrix where supported
-        for packet in inp.demux(s_in):
-            if packet.dts is not None:
-                packet.stream = s_out
-                out.mux(packet)
-    frame = next(iter_frames(rotated, SamplingPlan.at_fps(1, short_side=48)))
-    if probe(rotated).rotation == 0 and frame.image.shape[:2] == (48, 80):
-        pytest.skip("this PyAV/FFmpeg build cannot write display-matrix rotation")
-    assert frame.image.shape[:2] == (80, 48)  # portrait after rotation
+    rotated = remux(src, tmp_path / "rotated.mp4", rotation=-90)
+    plan = SamplingPlan.at_fps(1, short_side=48)
+    assert probe(src).rotation == 0 and probe(rotated).rotation == 270
+    frame = next(iter_frames(rotated, plan))
+    upright = next(iter_frames(src, plan))
+    assert upright.image.shape[:2] == (48, 80) and frame.image.shape[:2] == (80, 48)  # portrait
+    np.testing.assert_array_equal(frame.image, np.rot90(upright.image, k=-1))  # clockwise
     # decoding and resizing split in two (as read-ahead does it) gives the very same pixels
-    raw = next(iter_frames(rotated, SamplingPlan.at_fps(1, short_side=48), convert="rgb-source"))
-    assert raw.rotation == 90 and raw.image.shape[:2] == (96, 160)
+    raw = next(iter_frames(rotated, plan, convert="rgb-source"))
+    assert raw.rotation == 270 and raw.image.shape[:2] == (96, 160)
     np.testing.assert_array_equal(resize_rgb(raw.image, 48, raw.rotation), frame.image)
+    # a 180-degree matrix keeps the shape and turns the picture upside down
+    flipped = next(iter_frames(remux(src, tmp_path / "r180.mp4", rotation=180), plan))
+    np.testing.assert_array_equal(flipped.image, np.rot90(upright.image, k=2))
+    shown = _cli(rotated)
+    assert shown.returncode == 0, shown.stderr
+    assert "rotation: 270 (display matrix, counter-clockwise; frames are turned upright: 96x160)" in shown.stdout
 
 
 # -- bad and damaged inputs -----------------------------------------------------------------------------------
@@ -217,7 +219,10 @@ def test_corrupted_middle(tmp_path):
     err, _ = results["mp4"]
     assert isinstance(err, VideoDecodeError) and "decode error at" in str(err)
     kept, stats = results["mkv"]
-    assert 10 <= kept <= 12 and stats.corrupt >= 1
+    # whether FFmpeg flags a concealed frame differs between machines (seen: 1 here, none on a CI
+    # runner); the frames it dropped show as a hole in the 24 fps timeline on both (about 1.1 s)
+    assert 10 <= kept <= 12 and stats.missing >= 20
+    assert stats.decoded + stats.missing == round(stats.end_pts_s * 24) + 1  # every frame up to the end accounted for
     # allow_partial keeps what decoded and records why it stopped
     stats = DecodeStats()
     part = list(iter_frames(tmp_path / "bad.mp4", SamplingPlan.at_fps(2), allow_partial=True, stats=stats, threads=1))

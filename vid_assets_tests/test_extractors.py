@@ -285,3 +285,21 @@ def test_extractor_folds_its_batchnorms_and_keeps_its_features(extractor):
     with torch.no_grad():
         theirs = reference.forward_head(reference.forward_features(x), pre_logits=True).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+def test_compiled_model_pads_tail_passes_instead_of_recompiling(hub_folder):
+    """``compile=True``: 10 frames in passes of 4 run as 4, 4 and a zero-padded 4 (no second graph)."""
+    import torch._dynamo
+
+    folder, _ = hub_folder
+    eager = create_extractor(f"local-dir:{folder}", device="cpu", batch_size=4)
+    compiled = create_extractor(f"local-dir:{folder}", device="cpu", batch_size=4, compile=True)
+    frames = np.random.default_rng(3).integers(0, 255, size=(10, 64, 64, 3), dtype=np.uint8)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):  # a tail pass of 2 would raise here
+        got = compiled.embed_frames(frames)[0]
+        again = compiled.embed_frames(frames[:3])[0]
+    want = eager.embed_frames(frames)[0]
+    assert got.shape == (10, 192) and again.shape == (3, 192)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(again, want[:3], rtol=1e-4, atol=1e-4)

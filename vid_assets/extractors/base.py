@@ -172,9 +172,20 @@ class Extractor:
         x.mul_(self._scale).add_(self._shift)
         return x.contiguous(memory_format=torch.channels_last)
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor, pass_size: int | None = None) -> torch.Tensor:
+        """Features of one pass. ``pass_size``: the caller's full pass; a compiled model gets a
+        shorter (tail) pass zero-padded to it, because its graph is specialised to the batch size
+        and a new one costs a recompilation (~20 s for EfficientNet-Lite0 on cpu2, once per
+        process) and then a slower dynamic-shape graph."""
+        n = x.shape[0]
+        if self.compile and pass_size is not None and n < pass_size:
+            fmt = torch.channels_last if x.dim() == 4 and self.device.type != "mps" else torch.contiguous_format
+            padded = torch.empty((pass_size, *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=fmt)
+            padded[:n] = x
+            padded[n:] = 0
+            x = padded
         with self._autocast():
-            return self._forward(x).float()
+            return self._forward(x).float()[:n]
 
     def logits_from_features(self, feats: np.ndarray) -> np.ndarray | None:
         """Apply the (linear) head to pooled features ``[..., D]`` -> ``[..., C]``; None if headless."""
@@ -195,7 +206,8 @@ class Extractor:
         if self.input_kind != "frame":
             raise TypeError(f"{self.name} takes clips of {self.num_frames} frames; use embed_clips")
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
-        out = [self._features(self.preprocess(t[i : i + self.batch_size])) for i in range(0, len(t), self.batch_size)]
+        bs = self.batch_size
+        out = [self._features(self.preprocess(t[i : i + bs]), bs) for i in range(0, len(t), bs)]
         return PendingFeatures.of(out, self.dim, self.device)
 
     def embed_frames(self, pixels: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
@@ -219,7 +231,7 @@ class Extractor:
             chunk = t[i : i + step]
             x = self.preprocess(chunk.reshape(-1, *chunk.shape[2:]))  # [b*T, 3, S, S]
             x = x.reshape(len(chunk), frames, 3, *x.shape[-2:]).permute(0, 2, 1, 3, 4).contiguous()
-            out.append(self._features(x))
+            out.append(self._features(x, step))
         return PendingFeatures.of(out, self.dim, self.device)
 
     def embed_video_clips(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -35,7 +35,10 @@ def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> in
         return max(floor, min(cap, 64))
     size = 1 << (max(cap, 1).bit_length() - 1)
     frames = extractor.num_frames if extractor.input_kind == "clip" else 1
-    saved = extractor.batch_size
+    saved, compiled = extractor.batch_size, extractor._forward
+    # probe on the eager module: every size tried would otherwise be compiled, and from the
+    # second size on torch.compile turns the batch dimension dynamic for good (a slower graph)
+    extractor._forward = extractor.model
     try:
         while size >= floor:
             extractor.batch_size = size * frames
@@ -52,7 +55,7 @@ def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> in
                 size //= 2
         return floor
     finally:
-        extractor.batch_size = saved
+        extractor.batch_size, extractor._forward = saved, compiled
 
 
 def load_extractor(

@@ -11,7 +11,8 @@
 - **Bounded.** Frames are pulled one at a time; memory is one decoded frame plus one output frame
   whatever the length.
 - **Clear failures.** Unreadable input raises :class:`VideoDecodeError` with what is wrong. Damaged
-  files: frames FFmpeg conceals are kept and counted (``DecodeStats.corrupt``); a hard decode error
+  files: frames FFmpeg conceals are kept and counted (``DecodeStats.corrupt``), frames it drops show
+  as holes in a constant-rate timeline (``DecodeStats.missing``); a hard decode error
   or a stream that ends well before its declared duration fails the video (``allow_partial=True``
   keeps the decodable part instead and records where it stopped). A per-video time budget stops
   hangs.
@@ -71,6 +72,7 @@ class DecodeStats:
     kept: int = 0  # frames returned
     seeks: int = 0
     corrupt: int = 0  # frames FFmpeg flagged as concealed/damaged (kept)
+    missing: int = 0  # holes in a constant-rate timeline: damage the demuxer skipped, or frames the recorder dropped
     end_pts_s: float = -1.0  # pts of the last decoded frame
     partial: str | None = None  # why decoding stopped early, when allow_partial kept the rest
     seconds: float = 0.0
@@ -151,19 +153,26 @@ def _duration_s(container, stream) -> float:
     return float("nan")
 
 
-def _rotation(stream) -> int:
+def _rotation(container, stream, max_packets: int = 64) -> int:
+    """Display rotation in degrees counter-clockwise (0, 90, 180 or 270), as ``frame_rotation``.
+
+    PyAV 18 exposes the display matrix only on decoded frames (``VideoFrame.rotation``; a phone's
+    portrait video reads -90 there), not on the stream, so this decodes the first frame, giving up
+    after ``max_packets`` packets (a stream that yields nothing that early reports 0).
+    """
     try:
-        for sd in stream.side_data or []:
-            rot = getattr(sd, "rotation", None)
-            if rot is not None:
-                return int(round(rot))
-    except Exception:
+        for n, packet in enumerate(container.demux(stream)):
+            for frame in packet.decode():
+                return frame_rotation(frame)
+            if n >= max_packets:
+                break
+    except (av.FFmpegError, ValueError):
         pass
     return 0
 
 
 def probe(source, timeout_s: float | None = 30.0) -> VideoInfo:
-    """Container-level facts without decoding pixels."""
+    """Container-level facts; only the first frame is decoded (for its display rotation)."""
     container, desc = _open(source, timeout_s)
     with container:
         stream = _video_stream(container, desc)
@@ -180,7 +189,7 @@ def probe(source, timeout_s: float | None = 30.0) -> VideoInfo:
             container=container.format.name,
             frames=int(stream.frames or 0),
             bit_rate=int(container.bit_rate or 0),
-            rotation=_rotation(stream),
+            rotation=_rotation(container, stream),
         )
 
 
@@ -224,8 +233,9 @@ def rgb_at_source(frame: av.VideoFrame, reformatter: VideoReformatter | None = N
 
 
 def frame_rotation(frame: av.VideoFrame) -> int:
-    """Display-matrix rotation in degrees counter-clockwise (0, 90, 180 or 270)."""
-    return int(getattr(frame, "rotation", 0) or 0) % 360
+    """Display-matrix rotation in degrees counter-clockwise (0, 90, 180 or 270): the matrix's angle
+    rounded to a quarter turn (a float matrix can read -89.99)."""
+    return round(float(frame.rotation or 0) / 90) * 90 % 360
 
 
 def resize_rgb(img: np.ndarray, short_side: int, rotation: int = 0) -> np.ndarray:
@@ -264,7 +274,7 @@ def to_yuv420(
         width=w,
         matrix=_MATRIX.get(int(frame.colorspace or 2), "bt601"),
         full_range=native and int(frame.color_range or 0) == 2,
-        rotation=int(getattr(frame, "rotation", 0) or 0) % 360,
+        rotation=frame_rotation(frame),
     )
     return frame.to_ndarray(), info
 
@@ -282,6 +292,10 @@ class _Reader:
         self.last_key_s: float | None = None
         self.gop_s: float | None = None  # observed key-frame spacing
         self.exhausted = False  # the stream ended (as opposed to: every sample was served)
+        # FFmpeg flags only some damaged frames; a hole in the timestamps shows the rest. Only for a
+        # stream whose mean rate is its timestamp rate: in variable-rate video, gaps are normal.
+        avg, guessed = stream.average_rate, stream.guessed_rate
+        self.step_s = 1 / float(avg) if avg and guessed and abs(float(avg / guessed) - 1) < 0.01 else None
 
     def __iter__(self):
         return self
@@ -311,6 +325,8 @@ class _Reader:
                 self.last_key_s = pts_s
             if pts_s <= self.last_pts_s:  # duplicate / out-of-order timestamps: keep time monotonic
                 continue
+            if self.step_s and self.last_pts_s > -math.inf:  # not across a seek
+                self.stats.missing += max(round((pts_s - self.last_pts_s) / self.step_s) - 1, 0)
             self.last_pts_s = pts_s
             self.stats.end_pts_s = pts_s
             return pts_s, frame

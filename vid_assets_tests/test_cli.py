@@ -52,3 +52,22 @@ def test_dagster_asset_materialize_one_partition(tmp_path, media_dir):
     store = FeatureStore(tmp_path / "data" / "features.zarr")
     assert store.list_videos() == [key]
     assert store.read_video(key).features.shape == (3, 1, 1280)
+
+
+def test_step_processes_do_not_import_model_libraries_until_a_model_is_built():
+    """Every Dagster step runs in a fresh process that imports the definitions; timm and torchvision
+    (seconds to import) load only where a model is built, not for a label name (the storage step,
+    the demo), and Dagster's beta warning is not printed."""
+    code = (
+        "import sys, vid_assets.definitions\n"
+        "from vid_assets.extractors.labels import label_names\n"
+        "assert label_names('imagenet-1k')[0] == 'tench' and label_names('kinetics-400')[0] == 'abseiling'\n"
+        "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))\n"
+        "from vid_assets.extractors import create_extractor\n"
+        "create_extractor('timm:resnet18', pretrained=False)\n"
+        "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "['timm', 'torchvision']"]
+    assert "BetaWarning" not in proc.stderr

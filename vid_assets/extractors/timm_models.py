@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import timm
 import torch
 
 from vid_assets.extractors.base import Extractor
@@ -29,8 +28,18 @@ class TimmBackbone(torch.nn.Module):
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
 
+def create_timm_model(name: str, **kwargs) -> torch.nn.Module:
+    """``timm.create_model``, importing timm only now: timm and the torchvision it pulls in take
+    ~5 s to import, which every Dagster step process (decode, clips, storage) would pay."""
+    import timm
+
+    return timm.create_model(name, **kwargs)
+
+
 def from_timm(model: torch.nn.Module, *, name: str, id: str, labels: str | None = None, **kwargs) -> Extractor:
     """Wrap a built timm model; preprocessing comes from its pretrained config."""
+    import timm
+
     cfg = timm.data.resolve_model_data_config(model)
     head = model.get_classifier() if getattr(model, "num_classes", 0) else None
     if isinstance(head, torch.nn.Identity):
@@ -74,7 +83,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     """``timm:<arch>``: pretrained weights via timm's default source (the HF Hub cache offline)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
     try:
-        model = timm.create_model(arch, pretrained=pretrained, **model_kw)
+        model = create_timm_model(arch, pretrained=pretrained, **model_kw)
     except Exception as e:  # offline without a cached copy, unknown arch, ...
         raise RuntimeError(
             f"could not build timm model {arch!r} (pretrained={pretrained}): {e}. Offline, pretrained "
@@ -89,7 +98,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
 def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     """``hf-hub:<org>/<name>[@revision]`` via timm's hub loader (honours HF_HUB_OFFLINE / the cache)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
-    model = timm.create_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
+    model = create_timm_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
     repo_id, _, revision = repo.partition("@")
     if not revision:
         revision = _cached_revision(repo_id) or "main"
@@ -116,7 +125,7 @@ def timm_local_dir(path: str, **kwargs) -> Extractor:
     folder = Path(path).expanduser().resolve()
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"{folder} has no config.json (expected a timm hub-format folder)")
-    model = timm.create_model(f"local-dir:{folder}", pretrained=True, **model_kw)
+    model = create_timm_model(f"local-dir:{folder}", pretrained=True, **model_kw)
     return from_timm(
         model,
         name=f"local-dir:{folder.name}",

@@ -9,8 +9,6 @@ pretrained weights need torchvision's cache (``$TORCH_HOME``) to hold them alrea
 from __future__ import annotations
 
 import torch
-import torchvision
-from torchvision.models import get_model, get_model_weights
 
 from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_extractor, register_prefix
@@ -52,6 +50,8 @@ def _split_head(model: torch.nn.Module, attr: str) -> tuple[torch.nn.Module, int
 
 
 def _weights(name: str, weights):
+    from torchvision.models import get_model_weights  # imported when used: torchvision takes seconds
+
     if weights is None:
         return None, "random-init"
     enum = get_model_weights(name)
@@ -60,6 +60,9 @@ def _weights(name: str, weights):
 
 
 def _build(name: str, weights, kind: str, num_frames: int, attr: str, **kwargs) -> Extractor:
+    import torchvision
+    from torchvision.models import get_model, get_model_weights
+
     w, rev = _weights(name, weights)
     try:
         model = get_model(name, weights=w)
@@ -106,6 +109,8 @@ for _name, (_frames, _attr) in VIDEO_MODELS.items():
 @register_prefix("tv")
 def torchvision_image(name: str, weights="DEFAULT", **kwargs) -> Extractor:
     """``tv:<name>``: a torchvision image classifier (resnet50, convnext_tiny, vit_b_16, ...)."""
+    from torchvision.models import get_model
+
     model_probe = get_model(name, weights=None)
     attr = next(a for a in ("fc", "classifier", "heads", "head") if hasattr(model_probe, a))
     return _build(name, weights, "frame", 1, attr, **kwargs)

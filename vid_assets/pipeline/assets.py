@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +33,9 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 # a batch still fails only its own partition (see ``decoded_frames``).
 BATCH = int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "32")
 BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
+# `backfill_policy` is still marked beta in Dagster 1.13; we chose it knowingly, so its warning (four
+# copies, one per asset, in every step process and CLI call) is silenced here and nowhere else.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 CHECKS = {
     "features_finite": "No NaN/inf in the stored features.",
     "shape_as_declared": "Feature array shape equals the declared shape and the extractor's dim.",

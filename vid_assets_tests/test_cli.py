@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vid_assets.media import VideoRef
 from vid_assets.store import FeatureStore
 
@@ -71,3 +73,14 @@ def test_step_processes_do_not_import_model_libraries_until_a_model_is_built():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["[]", "['timm', 'torchvision']"]
     assert "BetaWarning" not in proc.stderr
+
+
+def test_local_executor_start_method(monkeypatch):
+    from vid_assets.pipeline.definitions import build_definitions, local_executor
+
+    assert build_definitions().executor.name == "multiprocess_forkserver"
+    monkeypatch.setenv("VID_ASSETS_STEP_START", "spawn")
+    assert build_definitions().executor.name == "multiprocess_spawn"
+    monkeypatch.setenv("VID_ASSETS_STEP_START", "fork")
+    with pytest.raises(ValueError, match="forkserver or spawn, not 'fork'"):
+        local_executor()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import dagster as dg
 
@@ -25,14 +26,27 @@ from vid_assets.pipeline.resources import (
 )
 from vid_assets.pipeline.sensors import build_publish_sensor, build_resume_sensor, build_videos_sensor
 
-# One process per step, forked from a server that imported this module (torch, PyAV, zarr, Dagster;
-# it builds no Definitions, so a user's own definitions module is not second-guessed) once per run:
-# a spawned step re-imports them all, ~5 s per step on a 2-core machine (a one-video run of all six
-# assets: 50 s -> 26 s). Importing torch starts neither its thread pool nor CUDA, so forking is safe.
-LOCAL_EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions"]}}},
-    name="multiprocess_forkserver",
-)
+
+def local_executor(start_method: str | None = None) -> dg.ExecutorDefinition:
+    """The multiprocess executor, one process per step, started by ``start_method``
+    (default ``$VID_ASSETS_STEP_START`` or ``forkserver``).
+
+    ``forkserver``: steps fork from a server that imported this module (torch, PyAV, zarr, Dagster;
+    it builds no Definitions, so a user's own definitions module is not second-guessed) once per run;
+    a spawned step re-imports them all, ~5 s per step on a 2-core machine (a one-video run of all six
+    assets: 50 s -> 22 s). Importing torch starts neither its thread pool nor CUDA, so forking is
+    safe. A forkserver keeps the environment it started with: in a process that runs jobs one after
+    another (``execute_job`` in a notebook), ``VID_ASSETS_*`` changes after the first run reach no
+    step. ``spawn`` serves both cases, and a library that misbehaves after a fork.
+    """
+    method = start_method or os.environ.get("VID_ASSETS_STEP_START") or "forkserver"
+    if method == "forkserver":
+        config = {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions"]}}
+    elif method == "spawn":
+        config = {"spawn": {}}
+    else:
+        raise ValueError(f"VID_ASSETS_STEP_START must be forkserver or spawn, not {method!r}")
+    return dg.multiprocess_executor.configured({"start_method": config}, name=f"multiprocess_{method}")
 
 
 def _short_hash(obj) -> str:
@@ -89,5 +103,5 @@ def build_definitions(
         },
         # Local default: one process per step, runs queued by the instance. Swap for
         # dagster_celery / dagster_k8s executors to scale out (see README).
-        executor=executor or LOCAL_EXECUTOR,
+        executor=executor or local_executor(),
     )

@@ -19,7 +19,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vid_assets.clips import ClipSpec  # noqa: E402
 from vid_assets.clips.device import to_device_clips  # noqa: E402
 from vid_assets.clips.stream import iter_clip_batches  # noqa: E402
+from vid_assets.devtools.host import cpu_model  # noqa: E402
 from vid_assets.extractors import create_extractor, iter_pipelined, submit_clips  # noqa: E402
 from vid_assets.media import SamplingPlan  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
@@ -231,7 +231,8 @@ def _describe(args, ext, decode_batch: int) -> dict:
     return {
         "extractor": ext.id,
         "device": str(ext.device),
-        "device_name": torch.cuda.get_device_name(ext.device) if ext.device.type == "cuda" else platform.processor(),
+        "device_name": torch.cuda.get_device_name(ext.device) if ext.device.type == "cuda" else cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "precision": ext._dtype_name(),
@@ -277,7 +278,7 @@ def main() -> None:
         help="clips per decoded batch (0 = max(--batch, 32)); the extractor splits it into --batch passes",
     )
     ap.add_argument("--workers", type=int, default=0, help="decoders (0 = decode inline)")
-    ap.add_argument("--backend", default="auto", choices=["auto", "threads", "processes"])
+    ap.add_argument("--backend", default="auto", choices=["auto", "lockstep", "threads", "processes"])
     ap.add_argument("--decoder-threads", type=int, default=None, help="FFmpeg threads per decoder (default: shared)")
     ap.add_argument("--read-ahead", type=int, default=None, help="inline: frames a helper thread decodes ahead")
     ap.add_argument("--precision", default="auto")

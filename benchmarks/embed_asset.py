@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from embed import bare_input, forward_for  # noqa: E402  (benchmarks/embed.py: t
 
 from vid_assets import stages  # noqa: E402
 from vid_assets.clips import ClipSpec  # noqa: E402
+from vid_assets.devtools.host import cpu_model  # noqa: E402
 from vid_assets.extractors import create_extractor  # noqa: E402
 from vid_assets.media import SamplingPlan, VideoRef  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
     result = {
         "extractor": ext.id,
         "device": str(ext.device),
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_model(),
         "batch": args.batch,
         "videos": f"{args.videos} x {args.seconds_per_video:g} s 320x240, every frame, centre crop",
         "bare_images_per_s": round(float(np.median([b for b, _ in rows])), 1),

@@ -96,6 +96,24 @@ def test_preprocessing_matches_a_hand_written_reference(extractor):
     assert extractor.preprocess(torch.from_numpy(img[:, :200, :180])).shape == (2, 3, 224, 224)
 
 
+def test_preprocessing_normalises_each_channel_with_its_own_constants():
+    """ImageNet constants differ per channel, so a mix-up of R, G and B shows (the CPU path works on
+    rows of interleaved RGB); a strided crop view goes in as it is, and the result is channels_last."""
+    from vid_assets.extractors.base import Extractor
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    ex = Extractor("tiny", "tiny@test", model, input_size=32, mean=mean, std=std, dim=4, device="cpu", batch_size=4)
+    big = np.random.default_rng(2).integers(0, 255, size=(3, 40, 48, 3), dtype=np.uint8)
+    crop = torch.from_numpy(big)[:, 4:36, 8:40]  # [3, 32, 32, 3], not contiguous
+    ref = (crop.permute(0, 3, 1, 2).float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(
+        1, 3, 1, 1
+    )
+    out = ex.preprocess(crop)
+    torch.testing.assert_close(out, ref)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+
+
 # -- crops ----------------------------------------------------------------------------------------------
 def _frames(n, h=256, w=320):
     rng = np.random.default_rng(5)

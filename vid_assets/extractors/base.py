@@ -121,6 +121,7 @@ class Extractor:
         mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._scale, self._shift = 1.0 / (255.0 * std), -mean / std
+        self._rows: tuple[int, torch.Tensor | None, torch.Tensor | None] = (0, None, None)
         self._forward = torch.compile(self.model) if self.compile else self.model
 
     # -- facts ----------------------------------------------------------------------------------
@@ -160,17 +161,28 @@ class Extractor:
     # -- compute --------------------------------------------------------------------------------
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
-        # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy until .float()
-        v = upload(pixels, self.device).permute(0, 3, 1, 2)
-        if v.shape[-2:] == (self.input_size, self.input_size) and self.device.type == "cpu":
+        t = upload(pixels, self.device)
+        n, h, w = t.shape[:3]
+        if (h, w) == (self.input_size, self.input_size) and self.device.type == "cpu":
             # one pass instead of three (cast, multiply, add): uint8 * scale + shift promotes to
-            # float32 and keeps channels_last; ~0.5 ms less per batch of 8 at 224 px on cpu2
-            return torch.addcmul(self._shift, v, self._scale)
-        x = v.float()
+            # float32. Done over rows of W*3 interleaved RGB values with the per-channel constants
+            # repeated along the row: broadcasting [1, 3, 1, 1] over a channels_last tensor leaves
+            # an inner loop of 3 elements that does not vectorise (0.86-1.0 vs 0.13 ms per batch
+            # of 8 at 224 px on cpu2, bit-identical). The NCHW view of the result is channels_last.
+            scale, shift = self._row_constants(w)
+            rows = t.reshape(n * h, w * 3)
+            return torch.addcmul(shift, rows, scale).view(n, h, w, 3).permute(0, 3, 1, 2)
+        x = t.permute(0, 3, 1, 2).float()  # NHWC permuted to NCHW: channels_last, no copy until .float()
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
         x.mul_(self._scale).add_(self._shift)
         return x.contiguous(memory_format=torch.channels_last)
+
+    def _row_constants(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``scale`` and ``shift`` repeated along one row of ``width`` RGB pixels (CPU preprocess)."""
+        if self._rows[0] != width:
+            self._rows = (width, self._scale.view(3).repeat(width), self._shift.view(3).repeat(width))
+        return self._rows[1], self._rows[2]
 
     def _features(self, x: torch.Tensor, pass_size: int | None = None) -> torch.Tensor:
         """Features of one pass. ``pass_size``: the caller's full pass; a compiled model gets a

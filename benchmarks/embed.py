@@ -9,8 +9,9 @@ pinned on CUDA) -> device-side conversion/normalisation -> the same forward in p
 ``--batch`` images, features copied back to the host.
 ``pipeline_vs_bare`` = the median over rounds of (pipeline images/s / bare images/s), each round a
 bare pass followed by a pipeline pass (steady state, after the first batch), so the host's drift
-cancels within a round. On the 2-core VM use short rounds, e.g.
-``--batch 8 --videos 2 --seconds-per-video 10 --bare-seconds 3 --rounds 9``.
+cancels within a round. On the 2-core VM interleave short segments, e.g.
+``--batch 8 --videos 2 --seconds-per-video 10 --segment-seconds 2 --rounds 20``.
+``benchmarks/decode_backends.py`` compares decoder backends within one process.
 """
 
 from __future__ import annotations
@@ -265,6 +266,17 @@ def _make_video(job) -> None:
     write_synthetic_video(path, seconds=seconds, fps=30, size=size, seed=seed)
 
 
+def prepare_videos(video_dir: str | None, videos: int, seconds: float, size: str) -> list[str]:
+    """Synthetic 30 fps H.264 test videos, encoded in parallel once (kept in ``video_dir``)."""
+    w, h = map(int, size.split("x"))
+    folder = Path(video_dir or tempfile.mkdtemp(prefix="vid_assets_bench_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(folder / f"v{i}_{size}_{seconds:g}s.mp4", seconds, (w, h), i) for i in range(videos)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(_make_video, [j for j in jobs if not j[0].exists()]))
+    return [str(j[0]) for j in jobs]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--extractor", default="efficientnet_lite0")
@@ -278,7 +290,7 @@ def main() -> None:
         help="clips per decoded batch (0 = max(--batch, 32)); the extractor splits it into --batch passes",
     )
     ap.add_argument("--workers", type=int, default=0, help="decoders (0 = decode inline)")
-    ap.add_argument("--backend", default="auto", choices=["auto", "lockstep", "threads", "processes"])
+    ap.add_argument("--backend", default="auto", choices=["auto", "threads", "processes"])
     ap.add_argument("--decoder-threads", type=int, default=None, help="FFmpeg threads per decoder (default: shared)")
     ap.add_argument("--read-ahead", type=int, default=None, help="inline: frames a helper thread decodes ahead")
     ap.add_argument("--precision", default="auto")
@@ -308,19 +320,10 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    w, h = map(int, args.size.split("x"))
     decode_batch = args.decode_batch or max(args.batch, 32)
-    folder = Path(args.video_dir or tempfile.mkdtemp(prefix="vid_assets_bench_"))
-    folder.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (folder / f"v{i}_{args.size}_{args.seconds_per_video:g}s.mp4", args.seconds_per_video, (w, h), i)
-        for i in range(args.videos)
-    ]
-    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:  # encode test videos in parallel, once
-        list(pool.map(_make_video, [j for j in jobs if not j[0].exists()]))
-    sources = [str(j[0]) for j in jobs]
+    sources = prepare_videos(args.video_dir, args.videos, args.seconds_per_video, args.size)
     if args.prepare_only:
-        print(f"{len(sources)} videos in {folder}")
+        print(f"{len(sources)} videos in {Path(sources[0]).parent}")
         return
     kw = {"device": args.device, "precision": args.precision, "compile": args.compile, "batch_size": args.batch}
     if args.weights_none:

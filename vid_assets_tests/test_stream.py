@@ -9,8 +9,7 @@ from vid_assets.media import SamplingPlan, iter_frames
 
 
 @pytest.mark.parametrize(
-    ("backend", "workers", "read_ahead"),
-    [("threads", 0, 0), ("threads", 0, 2), ("threads", 2, 0), ("lockstep", 2, 0), ("processes", 2, 0)],
+    ("backend", "workers", "read_ahead"), [("threads", 0, 0), ("threads", 0, 2), ("threads", 2, 0), ("processes", 2, 0)]
 )
 def test_batches_equal_the_sequential_clips(media_dir, backend, workers, read_ahead):
     plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(frames_per_clip=2, stride=2, crop_size=112)
@@ -104,30 +103,3 @@ def test_batches_larger_than_a_slot_still_arrive_from_processes(tmp_path):
     for a, b in zip(by_process, by_thread, strict=True):
         assert a.error is None and a.first_clip == b.first_clip
         np.testing.assert_array_equal(a.pixels.numpy(), b.pixels.numpy())
-
-
-def test_lockstep_decoders_take_turns_by_rounds(media_dir, tmp_path):
-    """Each round every worker hands over the next batch of its own videos, in worker order, so a
-    consumer that stops asking stops all decoding; a worker whose videos are done drops out."""
-    from vid_assets.samples import write_synthetic_video
-
-    long = str(write_synthetic_video(tmp_path / "long.mp4", seconds=6, fps=24, seed=5))
-    sources = [str(media_dir / "clip_b.mp4"), long, str(media_dir / "not_a_video.mp4")]
-    plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(frames_per_clip=1, stride=1, crop_size=112)
-    got = [
-        (b.video, b.error is not None)
-        for b in iter_clip_batches(sources, plan, spec, batch_clips=4, num_workers=2, backend="lockstep")
-    ]
-    # worker 0: clip_b (10 clips: 3 batches), then the broken file (1 error batch); worker 1: long (6 batches)
-    assert got == [
-        (0, False),
-        (1, False),
-        (0, False),
-        (1, False),
-        (0, False),
-        (1, False),
-        (2, True),
-        (1, False),
-        (1, False),
-        (1, False),
-    ]

@@ -1,10 +1,9 @@
 """Decode -> clips for many videos in parallel, as uint8 batches ready for the device.
 
 ``iter_clip_batches`` shards the video list over ``num_workers`` decoder *threads* or worker
-*processes* (``backend="auto"``: processes on CUDA hosts, lockstep threads elsewhere, as measured).
-Threads write their clips straight into a (pinned, for CUDA) batch tensor: pixels are copied once
-and never leave the process, which wins on few cores; *lockstep* threads decode only while the
-consumer waits for a batch, so they never compete with a CPU model for its cores. Processes (a ``torch.utils.data.DataLoader``, which
+*processes* (``backend="auto"``: processes on CUDA hosts, threads elsewhere, as measured). Threads
+write their clips straight into a (pinned, for CUDA) batch tensor: pixels are copied once and never
+leave the process, which wins on few cores. Processes (a ``torch.utils.data.DataLoader``, which
 owns their start, sharding and failures) escape the GIL on many-core GPU hosts; they write each
 batch into one of a few shared-memory slots that are reused (``_Slots``), so no batch pays for a
 fresh mapping, and the main process copies it out (page-locked for CUDA). See
@@ -18,7 +17,6 @@ the other videos go on.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 import os
@@ -26,7 +24,6 @@ import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -165,37 +162,6 @@ def _threaded(
                 t.join(timeout=0.01)
 
 
-# -- lockstep backend -----------------------------------------------------------------------------
-def _lockstep(
-    sources: Sequence[str],
-    plan: SamplingPlan,
-    spec: ClipSpec,
-    batch_clips: int,
-    workers: int,
-    pin: bool,
-    decoder_threads: int,
-    device_convert: bool = False,
-) -> Iterator[ClipBatch]:
-    """Decoder threads that work only while the consumer waits: each round, every worker makes the
-    next batch of its own videos at the same time, and the round's batches are yielded in worker
-    order. Next to a CPU model nothing decodes during its passes (free-running decoder threads
-    preempt its OpenMP threads, and every op waits for its slowest thread), yet the host work
-    between passes spreads over the cores instead of running on one. On the 2-core VM: 0.68 ms of
-    host work per image against 1.05 inline, pipeline_vs_bare 0.93 vs 0.89 (RESULTS.md)."""
-    shares = [
-        itertools.chain.from_iterable(
-            iter_video_batches(sources[v], v, plan, spec, batch_clips, pin, decoder_threads, device_convert)
-            for v in range(wid, len(sources), workers)
-        )
-        for wid in range(workers)
-    ]
-    with ThreadPoolExecutor(workers, thread_name_prefix="vid_assets-lockstep") as pool:
-        while shares:
-            made = list(pool.map(lambda share: next(share, None), shares))
-            shares = [share for share, b in zip(shares, made, strict=True) if b is not None]
-            yield from (b for b in made if b is not None)
-
-
 # -- process backend ------------------------------------------------------------------------------
 def _shm_free_bytes() -> int | None:
     """Free bytes where torch puts shared memory on Linux (None where there is no /dev/shm)."""
@@ -319,13 +285,10 @@ def iter_clip_batches(
     ``decoder_threads`` is FFmpeg's thread count per decoder; by default the cores are shared out
     (cores // workers, at least 1) so parallel decoders do not oversubscribe the machine; inline,
     FFmpeg's choice on CUDA hosts and 1 elsewhere (a CPU model needs the other cores).
-    ``backend="auto"`` takes processes on CUDA hosts and lockstep threads elsewhere, as measured
-    (RESULTS.md): on the 16-core H100 host 14 processes fed 6.2k img/s vs 3.0k for 14 threads; on
-    the 2-core VM 2 threads fed 3.8k img/s vs 1.3k for 2 processes, and next to a CPU model
-    ``"lockstep"`` threads (they decode only while the consumer waits, see ``_lockstep``) beat both
-    inline decoding and free-running ``"threads"``, which preempt the model's OpenMP threads.
-    ``shared_slots=False`` makes processes hand batches over the DataLoader's own way (see
-    ``_Slots``), for comparison.
+    ``backend="auto"`` takes processes on CUDA hosts and threads elsewhere, as measured (RESULTS.md):
+    on the 16-core H100 host 14 processes fed 6.2k img/s vs 3.0k for 14 threads; on the 2-core VM
+    2 threads fed 3.8k img/s vs 1.3k for 2 processes. ``shared_slots=False`` makes processes hand
+    batches over the DataLoader's own way (see ``_Slots``), for comparison.
 
     ``read_ahead`` (inline only): a helper thread decodes up to that many frames ahead while the
     caller's thread resizes and assembles (``iter_video_batches``), so inline decoding uses a
@@ -348,17 +311,14 @@ def iter_clip_batches(
             )
         return
     if backend == "auto":
-        backend = "processes" if cuda else "lockstep"
-    if backend == "lockstep":
-        yield from _lockstep(sources, plan, spec, batch_clips, num_workers, pin, decoder_threads, device_convert)
-        return
+        backend = "processes" if cuda else "threads"
     if backend == "threads":
         yield from _threaded(
             sources, plan, spec, batch_clips, num_workers, pin, prefetch, decoder_threads, device_convert
         )
         return
     if backend != "processes":
-        raise ValueError(f"backend must be 'auto', 'lockstep', 'threads' or 'processes', got {backend!r}")
+        raise ValueError(f"backend must be 'auto', 'threads' or 'processes', got {backend!r}")
     ctx = torch.multiprocessing.get_context("spawn")
     # a slot for every batch a worker may have in flight (prefetch each) plus the one being copied
     frame_bytes = spec.frames_per_clip * spec.num_crops * spec.crop_size * spec.crop_size * 3

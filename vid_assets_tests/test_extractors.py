@@ -112,6 +112,14 @@ def test_preprocessing_normalises_each_channel_with_its_own_constants():
     out = ex.preprocess(crop)
     torch.testing.assert_close(out, ref)
     assert out.is_contiguous(memory_format=torch.channels_last)
+    # another size is resized to the model's (normalised first on the CPU: same up to rounding)
+    resized = ex.preprocess(torch.from_numpy(big))
+    ref_resized = torch.nn.functional.interpolate(
+        torch.from_numpy(big).permute(0, 3, 1, 2).float(), size=(32, 32), mode="bilinear", antialias=True
+    )
+    ref_resized = (ref_resized / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    torch.testing.assert_close(resized, ref_resized, rtol=1e-5, atol=1e-5)
+    assert resized.is_contiguous(memory_format=torch.channels_last)
 
 
 # -- crops ----------------------------------------------------------------------------------------------

@@ -163,18 +163,23 @@ class Extractor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
         t = upload(pixels, self.device)
         n, h, w = t.shape[:3]
-        if (h, w) == (self.input_size, self.input_size) and self.device.type == "cpu":
+        size = (self.input_size, self.input_size)
+        if self.device.type == "cpu":
             # one pass instead of three (cast, multiply, add): uint8 * scale + shift promotes to
             # float32. Done over rows of W*3 interleaved RGB values with the per-channel constants
             # repeated along the row: broadcasting [1, 3, 1, 1] over a channels_last tensor leaves
-            # an inner loop of 3 elements that does not vectorise (0.86-1.0 vs 0.13 ms per batch
-            # of 8 at 224 px on cpu2, bit-identical). The NCHW view of the result is channels_last.
+            # an inner loop of 3 elements that does not vectorise (0.67-1.1 vs 0.13 ms per batch
+            # of 8 at 224 px on the 2-core VM, bit-identical; benchmarks/preprocess.py). The NCHW
+            # view of the result is channels_last. Other sizes are resized after normalising
+            # (bilinear weights sum to 1, so the order only moves float rounding).
             scale, shift = self._row_constants(w)
-            rows = t.reshape(n * h, w * 3)
-            return torch.addcmul(shift, rows, scale).view(n, h, w, 3).permute(0, 3, 1, 2)
+            x = torch.addcmul(shift, t.reshape(n * h, w * 3), scale).view(n, h, w, 3).permute(0, 3, 1, 2)
+            if (h, w) != size:
+                x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
+            return x.contiguous(memory_format=torch.channels_last)
         x = t.permute(0, 3, 1, 2).float()  # NHWC permuted to NCHW: channels_last, no copy until .float()
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True)
+        if x.shape[-2:] != size:
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
         x.mul_(self._scale).add_(self._shift)
         return x.contiguous(memory_format=torch.channels_last)
 

@@ -14,7 +14,7 @@
 #     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 560 \
 #       bash benchmarks/gpu_session.sh cuda frames feed; tar czf $OUT/g.tgz -C /tmp g
-#     (same, with: vit effnet)
+#     (same, with: vit effnet preprocess)
 #
 # (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
@@ -106,12 +106,18 @@ step() {
         echo "== profile rc=$?"
         head -32 "$OUT/profile_inline.log"
         ;;
+    preprocess)  # session 8: the row-wise normalisation was 5-8x faster on the CPU; on CUDA too?
+        timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/preprocess.py --device cuda --batch 300 \
+            --json "$OUT/preprocess.json" >"$OUT/preprocess.log" 2>&1
+        echo "== preprocess rc=$?"
+        cat "$OUT/preprocess.log"
+        ;;
     threads)  # is `backend="auto"` (processes on CUDA) still the right default?
         bench vitb16_compile_t14 --workers 14 --backend threads \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | w12 | cuda | frames | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

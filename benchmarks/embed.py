@@ -253,7 +253,7 @@ def _describe(args, ext, decode_batch: int) -> dict:
     }
 
 
-def _report(result: dict, path: str | None) -> None:
+def report(result: dict, path: str | None) -> None:
     width = max(map(len, result))
     for k, v in result.items():
         print(f"{k:<{width}}  {v}")
@@ -374,7 +374,7 @@ def main() -> None:
             "pair_ratio_iqr": [q(0.25), q(0.75)],
             "pairs_bare_pipeline": r["pairs"],
         }
-        _report(result, args.json)
+        report(result, args.json)
         return
 
     bares, pipes = [], []
@@ -402,7 +402,7 @@ def main() -> None:
         "rounds_pipeline": [round(p, 1) for p in steady],
         "rounds_ratio": [round(r, 3) for r in ratios],
     }
-    _report(result, args.json)
+    report(result, args.json)
 
 
 if __name__ == "__main__":

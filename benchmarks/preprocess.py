@@ -14,7 +14,6 @@ and the largest difference between the two. On a GPU host, ``--batch 300`` match
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from embed import report  # noqa: E402  (benchmarks/embed.py: print the table, write the JSON)
 
 from vid_assets.devtools.host import describe_host  # noqa: E402
 from vid_assets.extractors import create_extractor  # noqa: E402
@@ -93,10 +94,7 @@ def main() -> None:
         "channels_last": new.is_contiguous(memory_format=torch.channels_last),
         "repeats_ms": [[round(float(x), 3) for x in r] for r in rows],
     }
-    for k, v in result.items():
-        print(f"{k:<26} {v}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    report(result, args.json)
 
 
 if __name__ == "__main__":

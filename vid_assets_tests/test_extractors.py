@@ -182,6 +182,21 @@ def test_video_models_take_clips_of_their_length(name, dim):
         embed_clips(ext, clips[:, :4])
 
 
+def test_tv_prefix_takes_video_models_as_clip_models_and_names_close_matches():
+    """``tv:r3d_18`` is the registered ``r3d_18`` (it used to build an image extractor and fail on
+    the 5-d weights); the video classifiers not registered by name come through ``tv:`` as well."""
+    ext = create_extractor("tv:r3d_18", weights=None, device="cpu")
+    assert (ext.input_kind, ext.num_frames, ext.id) == ("clip", 16, "torchvision/r3d_18@random-init")
+    mc3 = create_extractor("tv:mc3_18", weights=None, device="cpu")
+    clips = np.random.default_rng(1).integers(0, 255, (1, 16, 1, mc3.input_size, mc3.input_size, 3), dtype=np.uint8)
+    out = embed_clips(mc3, clips)
+    assert out.features.shape == (1, 1, 512) and out.logits.shape == (1, 1, 400)
+    with pytest.raises(ValueError, match="Did you mean 'tv:resnet50'"):
+        create_extractor("tv:resnt50")
+    with pytest.raises(ValueError, match="not an image or video classifier"):
+        create_extractor("tv:fasterrcnn_resnet50_fpn")
+
+
 def test_torchvision_weights_come_from_the_weight_enums():
     with pytest.raises(RuntimeError, match="R3D_18_Weights.KINETICS400_V1"):
         create_extractor("r3d_18", device="cpu")  # offline and not cached: a clear error names the weights

@@ -8,6 +8,8 @@ pretrained weights need torchvision's cache (``$TORCH_HOME``) to hold them alrea
 
 from __future__ import annotations
 
+import difflib
+
 import torch
 
 from vid_assets.extractors.base import Extractor
@@ -20,6 +22,13 @@ VIDEO_MODELS = {
     "s3d": (16, "classifier"),
     "mvit_v2_s": (16, "head"),
     "swin3d_t": (32, "head"),
+}
+# the rest of torchvision's video classifiers, reachable as ``tv:<name>``
+TV_VIDEO_MODELS = VIDEO_MODELS | {
+    "mc3_18": (16, "fc"),
+    "mvit_v1_b": (16, "head"),
+    "swin3d_s": (32, "head"),
+    "swin3d_b": (32, "head"),
 }
 
 
@@ -107,10 +116,24 @@ for _name, (_frames, _attr) in VIDEO_MODELS.items():
 
 
 @register_prefix("tv")
-def torchvision_image(name: str, weights="DEFAULT", **kwargs) -> Extractor:
-    """``tv:<name>``: a torchvision image classifier (resnet50, convnext_tiny, vit_b_16, ...)."""
-    from torchvision.models import get_model
+def torchvision_model(name: str, weights="DEFAULT", **kwargs) -> Extractor:
+    """``tv:<name>``: a torchvision classifier. Image models (resnet50, convnext_tiny, vit_b_16, ...)
+    take frames; video models (``tv:r3d_18`` is ``r3d_18``; also mc3_18, mvit_v1_b, swin3d_s/b)
+    take clips of the length they were trained on."""
+    import torchvision.models as tvm
 
-    model_probe = get_model(name, weights=None)
+    if name in TV_VIDEO_MODELS:
+        frames, attr = TV_VIDEO_MODELS[name]
+        return _build(name, weights, "clip", frames, attr, **kwargs)
+    image = tvm.list_models(module=tvm)  # classification models only (not detection, segmentation...)
+    if name not in image:
+        close = difflib.get_close_matches(name, image + sorted(TV_VIDEO_MODELS), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr('tv:' + c) for c in close)}?" if close else ""
+        other = " It is a torchvision model, but not an image or video classifier." if name in tvm.list_models() else ""
+        raise ValueError(
+            f"unknown torchvision classifier {name!r}.{other}{hint} "
+            "See torchvision.models.list_models(module=torchvision.models)."
+        )
+    model_probe = tvm.get_model(name, weights=None)
     attr = next(a for a in ("fc", "classifier", "heads", "head") if hasattr(model_probe, a))
     return _build(name, weights, "frame", 1, attr, **kwargs)

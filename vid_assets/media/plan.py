@@ -15,8 +15,9 @@ Modes:
   than one segment gives one short segment: F frames spread uniformly over its duration.
 - ``keyframes``: only key frames (cheap thumbnails / shot-level sampling).
 
-``start_s`` / ``end_s`` trim every mode. ``short_side`` is the size FFmpeg scales each kept frame to
-(aspect kept) before it reaches numpy, so memory per frame is bounded whatever the resolution.
+``start_s`` / ``end_s`` trim every mode. ``short_side`` is the size each kept frame is resized to
+(aspect kept; antialiased bilinear, see ``decode.to_rgb``) as soon as it is decoded, so memory per
+frame is bounded whatever the resolution.
 """
 
 from __future__ import annotations

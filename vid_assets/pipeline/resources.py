@@ -57,7 +57,9 @@ class SamplingResource(dg.ConfigurableResource):
     max_segments: int = Field(default=0, ge=0, description="segments mode: cap, spread uniformly (0 = all).")
     start_s: float = Field(default=0.0, ge=0, description="Trim: start time.")
     end_s: float = Field(default=0.0, ge=0, description="Trim: end time (0 = to the end).")
-    short_side: int = Field(default=256, ge=16, description="FFmpeg scales frames to this short side.")
+    short_side: int = Field(
+        default=256, ge=16, description="Frames are resized to this short side (antialiased bilinear, as torchvision)."
+    )
     frames_per_clip: int = Field(default=2, ge=1)
     stride: int = Field(default=2, ge=1, description="Sampled frames between clip starts.")
     crop_size: int = Field(default=224, ge=16)

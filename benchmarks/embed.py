@@ -1,7 +1,7 @@
 """Extractor throughput: the bare model on pre-made tensors vs the same model fed from decoded video.
 
     python benchmarks/embed.py --json out.json [--extractor efficientnet_lite0] [--device auto]
-        [--batch 64] [--decode-batch 0] [--workers 1] [--precision auto] [--compile] [--fps 30]
+        [--batch 8 on CPU, 64] [--decode-batch 0] [--workers 0] [--precision auto] [--compile] [--fps 30]
 
 "bare": a batch of already-normalised tensors on the device, forward only (features), repeated.
 "pipeline": PyAV decode -> clips -> uint8 batches (inline, or from decoder threads/processes;
@@ -9,8 +9,9 @@ pinned on CUDA) -> device-side conversion/normalisation -> the same forward in p
 ``--batch`` images, features copied back to the host.
 ``pipeline_vs_bare`` = the median over rounds of (pipeline images/s / bare images/s), each round a
 bare pass followed by a pipeline pass (steady state, after the first batch), so the host's drift
-cancels within a round. On the 2-core VM interleave short segments, e.g.
-``--batch 8 --videos 2 --seconds-per-video 10 --segment-seconds 2 --rounds 20``.
+cancels within a round. On a CPU-only host the defaults interleave short segments instead
+(``--batch 8 --videos 2 --seconds-per-video 10 --segment-seconds 2 --rounds 20``), the
+configuration RESULTS.md records for the 2-core VM.
 ``benchmarks/decode_backends.py`` compares decoder backends within one process.
 """
 
@@ -266,6 +267,21 @@ def _make_video(job) -> None:
     write_synthetic_video(path, seconds=seconds, fps=30, size=size, seed=seed)
 
 
+def _cpu_defaults(args) -> None:
+    """Unset options: on a CPU-only run the configuration RESULTS.md records for the 2-core VM
+    (batch 8, 2 x 10 s videos, 20 interleaved pairs of 2 s), else whole-pass rounds at batch 64."""
+    cpu = args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
+    for name, on_cpu, other in [
+        ("batch", 8, 64),
+        ("videos", 2, 4),
+        ("seconds_per_video", 10.0, 20.0),
+        ("rounds", 20, 3),
+        ("segment_seconds", 2.0, 0.0),
+    ]:
+        if getattr(args, name) is None:
+            setattr(args, name, on_cpu if cpu and not args.feed_only else other)
+
+
 def prepare_videos(video_dir: str | None, videos: int, seconds: float, size: str) -> list[str]:
     """Synthetic 30 fps H.264 test videos, encoded in parallel once (kept in ``video_dir``)."""
     w, h = map(int, size.split("x"))
@@ -282,7 +298,7 @@ def main() -> None:
     ap.add_argument("--extractor", default="efficientnet_lite0")
     ap.add_argument("--weights-none", action="store_true", help="random init (timm:/tv: names)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--batch", type=int, default=64, help="images per forward pass (the model's batch)")
+    ap.add_argument("--batch", type=int, default=None, help="images per forward pass (default: 8 on CPU, 64)")
     ap.add_argument(
         "--decode-batch",
         type=int,
@@ -296,16 +312,22 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--fps", type=float, default=30.0, help="sampling rate (source videos are 30 fps)")
-    ap.add_argument("--videos", type=int, default=4)
-    ap.add_argument("--seconds-per-video", type=float, default=20.0)
+    ap.add_argument("--videos", type=int, default=None, help="default: 2 on CPU, 4")
+    ap.add_argument("--seconds-per-video", type=float, default=None, help="default: 10 on CPU, 20")
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--bare-seconds", type=float, default=10.0)
-    ap.add_argument("--rounds", type=int, default=3, help="bare/pipeline rounds (pairs with --segment-seconds)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="bare/pipeline rounds, or pairs with --segment-seconds (default 20 on CPU, 3)",
+    )
     ap.add_argument(
         "--segment-seconds",
         type=float,
-        default=0.0,
-        help="interleave bare and pipeline in segments this long (--rounds pairs) instead of whole passes",
+        default=None,
+        help="interleave bare and pipeline in segments this long (--rounds pairs) instead of whole passes "
+        "(default: 2 on CPU, 0 = whole passes)",
     )
     ap.add_argument("--feed-only", action="store_true", help="decoders alone, no model")
     ap.add_argument(
@@ -319,6 +341,7 @@ def main() -> None:
     ap.add_argument("--prepare-only", action="store_true", help="only encode the test videos (--video-dir)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    _cpu_defaults(args)
 
     decode_batch = args.decode_batch or max(args.batch, 32)
     sources = prepare_videos(args.video_dir, args.videos, args.seconds_per_video, args.size)

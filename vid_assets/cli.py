@@ -222,8 +222,10 @@ def serve(
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (0 = probe).")] = 0,
     fps: Annotated[float, typer.Option(help="Frames sampled per second of video.")] = 2.0,
-    frames_per_clip: Annotated[int, typer.Option(help="Sampled frames per clip.")] = 2,
-    stride: Annotated[int, typer.Option(help="Sampled frames between clip starts.")] = 2,
+    frames_per_clip: Annotated[
+        int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
+    ] = 0,
+    stride: Annotated[int, typer.Option(help="Sampled frames between clip starts (0: the clip length).")] = 0,
     crop: Annotated[str, typer.Option(help="center | five | ten | random.")] = "center",
     top_k: Annotated[int, typer.Option(help="Labels per clip.")] = 5,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 1024,
@@ -237,19 +239,16 @@ def serve(
 ):
     """Serve per-clip predictions as Server-Sent Events (see vid_assets/serve/app.py)."""
     from vid_assets import settings
-    from vid_assets.clips import ClipSpec
     from vid_assets.extractors import DEFAULT_EXTRACTOR
     from vid_assets.extractors.feed import load_extractor
     from vid_assets.media import SamplingPlan
     from vid_assets.serve import Limits, Predictor
     from vid_assets.serve.app import serve as run_server
-    from vid_assets.stages import PipelineConfig
+    from vid_assets.stages import PipelineConfig, clip_spec_for
 
     ext = load_extractor(extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size)
     config = PipelineConfig(
-        plan=SamplingPlan.at_fps(fps),
-        clip=ClipSpec(frames_per_clip=frames_per_clip, stride=stride, crop=crop),
-        top_k=top_k,
+        plan=SamplingPlan.at_fps(fps), clip=clip_spec_for(ext, frames_per_clip, stride, crop=crop), top_k=top_k
     )
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),

@@ -37,6 +37,14 @@ class PipelineConfig:
     top_k: int = 5
 
 
+def clip_spec_for(extractor: Extractor, frames_per_clip: int = 0, stride: int = 0, **kwargs: Any) -> ClipSpec:
+    """A clip spec that fits ``extractor``: crops at its input size, and (``0`` = the default) clips
+    of its ``num_frames`` for clip models or of 2 frames for frame models, starting every clip
+    length (no overlap). A video model fed 2-frame clips would fail every batch otherwise."""
+    frames = frames_per_clip or (extractor.num_frames if extractor.input_kind == "clip" else 2)
+    return ClipSpec(frames_per_clip=frames, stride=stride or frames, crop_size=extractor.input_size, **kwargs)
+
+
 # -- stage 1: decode ------------------------------------------------------------------------------
 def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, time_budget_s: float = 600) -> dict:
     """Sample frames from the source into ``frames/<key>.zarr`` (uint8 images + pts)."""

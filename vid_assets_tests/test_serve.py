@@ -447,3 +447,29 @@ def test_client_gone_right_after_the_upload_frees_everything(extractor, videos, 
     assert svc.active == 0 and svc.counters["disconnected"] == 1
     assert list(tmp_path.iterdir()) == []  # the spooled upload is gone
     assert not [t for t in threading.enumerate() if t.name.startswith("vid-assets-decode-")]
+
+
+def test_a_video_model_gets_clips_of_its_length_by_default(media_dir):
+    """``vid-assets serve --extractor <video model>`` builds its clip spec with ``clip_spec_for``:
+    clips of the model's length at its input size, so a video model works without flags (with the
+    old fixed 2-frame clips every request failed: "expects clips of 16 frames, got 2")."""
+    from vid_assets.extractors import create_extractor, get_extractor
+    from vid_assets.media import SamplingPlan
+    from vid_assets.serve import Predictor
+    from vid_assets.stages import PipelineConfig, clip_spec_for
+
+    image = clip_spec_for(get_extractor("efficientnet_lite0", device="cpu"), crop="five")
+    assert (image.frames_per_clip, image.stride, image.crop_size, image.crop) == (2, 2, 224, "five")
+    video = create_extractor("tv:mc3_18", weights=None, device="cpu")
+    spec = clip_spec_for(video)
+    assert (spec.frames_per_clip, spec.stride, spec.crop_size) == (16, 16, 112)
+    predictor = Predictor(video, PipelineConfig(plan=SamplingPlan.at_fps(12), clip=spec))
+    try:
+        events = list(predictor.events(str(media_dir / "clip_a.mp4")))  # 3 s at 12 fps: 36 frames
+    finally:
+        predictor.close()
+    names = [name for name, _ in events]
+    assert names[0] == "start" and names[-1] == "done", events[-1]
+    clips = [data for name, data in events if name == "clip"]
+    assert len(clips) == 3  # 36 frames in clips of 16: two whole, the tail padded
+    assert len(clips[0]["top_k"]) == 5

@@ -37,13 +37,6 @@ def per_channel_broadcast(ext, pixels: torch.Tensor) -> torch.Tensor:
     return v.float().mul_(ext._scale).add_(ext._shift)
 
 
-def row_pattern(ext, pixels: torch.Tensor) -> torch.Tensor:
-    """The constants repeated along rows of ``W * 3`` interleaved RGB values (``Extractor.preprocess``)."""
-    n, h, w = pixels.shape[:3]
-    scale, shift = ext._row_constants(w)
-    return torch.addcmul(shift, pixels.reshape(n * h, w * 3), scale).view(n, h, w, 3).permute(0, 3, 1, 2)
-
-
 def ms_per_call(fn, device: torch.device, seconds: float = 1.0) -> float:
     def sync() -> None:
         if device.type == "cuda":
@@ -71,13 +64,13 @@ def main() -> None:
     ext = create_extractor("efficientnet_lite0", device=args.device, batch_size=args.batch)
     s = ext.input_size
     px = torch.randint(0, 256, (args.batch, s, s, 3), dtype=torch.uint8, device=ext.device)
-    old, new = per_channel_broadcast(ext, px), row_pattern(ext, px)
+    old, new = per_channel_broadcast(ext, px), ext._normalise_rows(px)
     rows = []
     for _ in range(args.repeats):
         rows.append(
             (
                 ms_per_call(lambda: per_channel_broadcast(ext, px), ext.device),
-                ms_per_call(lambda: row_pattern(ext, px), ext.device),
+                ms_per_call(lambda: ext._normalise_rows(px), ext.device),
             )
         )
     a = np.asarray(rows)

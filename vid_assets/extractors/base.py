@@ -121,7 +121,9 @@ class Extractor:
         mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         self._scale, self._shift = 1.0 / (255.0 * std), -mean / std
-        self._rows: tuple[int, torch.Tensor | None, torch.Tensor | None] = (0, None, None)
+        # the same constants repeated along one row of input_size RGB pixels (``_normalise_rows``)
+        self._row_scale = self._scale.view(3).repeat(self.input_size)
+        self._row_shift = self._shift.view(3).repeat(self.input_size)
         self._forward = torch.compile(self.model) if self.compile else self.model
 
     # -- facts ----------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ class Extractor:
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
         t = upload(pixels, self.device)
-        n, h, w = t.shape[:3]
+        h, w = t.shape[1:3]
         size = (self.input_size, self.input_size)
         if self.device.type == "cpu":
             # one pass instead of three (cast, multiply, add): uint8 * scale + shift promotes to
@@ -172,8 +174,7 @@ class Extractor:
             # of 8 at 224 px on the 2-core VM, bit-identical; benchmarks/preprocess.py). The NCHW
             # view of the result is channels_last. Other sizes are resized after normalising
             # (bilinear weights sum to 1, so the order only moves float rounding).
-            scale, shift = self._row_constants(w)
-            x = torch.addcmul(shift, t.reshape(n * h, w * 3), scale).view(n, h, w, 3).permute(0, 3, 1, 2)
+            x = self._normalise_rows(t)
             if (h, w) != size:
                 x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
             return x.contiguous(memory_format=torch.channels_last)
@@ -183,11 +184,14 @@ class Extractor:
         x.mul_(self._scale).add_(self._shift)
         return x.contiguous(memory_format=torch.channels_last)
 
-    def _row_constants(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``scale`` and ``shift`` repeated along one row of ``width`` RGB pixels (CPU preprocess)."""
-        if self._rows[0] != width:
-            self._rows = (width, self._scale.view(3).repeat(width), self._shift.view(3).repeat(width))
-        return self._rows[1], self._rows[2]
+    def _normalise_rows(self, t: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, H, W, 3]`` -> normalised float32 ``[N, 3, H, W]`` (a channels_last view), one
+        ``addcmul`` over rows of ``W * 3`` interleaved values (see ``preprocess``)."""
+        n, h, w = t.shape[:3]
+        scale, shift = self._row_scale, self._row_shift
+        if w != self.input_size:
+            scale, shift = self._scale.view(3).repeat(w), self._shift.view(3).repeat(w)
+        return torch.addcmul(shift, t.reshape(n * h, w * 3), scale).view(n, h, w, 3).permute(0, 3, 1, 2)
 
     def _features(self, x: torch.Tensor, pass_size: int | None = None) -> torch.Tensor:
         """Features of one pass. ``pass_size``: the caller's full pass; a compiled model gets a

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vid_assets.clips import Clip, ClipSpec, iter_clips
-from vid_assets.extractors import ClipFeatures, Extractor, embed_clips, iter_pipelined, submit_clips
+from vid_assets.extractors import ClipFeatures, Extractor, InputSpec, embed_clips, iter_pipelined, submit_clips
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
@@ -37,12 +37,30 @@ class PipelineConfig:
     top_k: int = 5
 
 
-def clip_spec_for(extractor: Extractor, frames_per_clip: int = 0, stride: int = 0, **kwargs: Any) -> ClipSpec:
-    """A clip spec that fits ``extractor``: crops at its input size, and (``0`` = the default) clips
-    of its ``num_frames`` for clip models or of 2 frames for frame models, starting every clip
-    length (no overlap). A video model fed 2-frame clips would fail every batch otherwise."""
-    frames = frames_per_clip or (extractor.num_frames if extractor.input_kind == "clip" else 2)
-    return ClipSpec(frames_per_clip=frames, stride=stride or frames, crop_size=extractor.input_size, **kwargs)
+def clip_spec_for(
+    fit: Extractor | InputSpec, frames_per_clip: int = 0, stride: int = 0, crop_size: int = 0, **kwargs: Any
+) -> ClipSpec:
+    """A clip spec that fits a model (an extractor, or its ``input_spec``); ``0`` = fit: crops at
+    its input size, clips of its ``num_frames`` for clip models or of 2 frames for frame models,
+    starting every clip length (no overlap). A video model fed 2-frame clips would fail every batch."""
+    spec = fit.input_spec if isinstance(fit, Extractor) else fit
+    frames = frames_per_clip or (spec.num_frames if spec.kind == "clip" else 2)
+    return ClipSpec(frames_per_clip=frames, stride=stride or frames, crop_size=crop_size or spec.size, **kwargs)
+
+
+def short_side_for(fit: Extractor | InputSpec, short_side: int = 0, crop_size: int = 0) -> int:
+    """The short side frames are resized to: ``short_side``, or (``0``) the model's own eval resize
+    (256 for a 224-px ImageNet model at crop_pct 0.875, 248 for timm's ViT-B/16, 128 for
+    torchvision's 112-px video models), never below the crop."""
+    spec = fit.input_spec if isinstance(fit, Extractor) else fit
+    return short_side or max(spec.resize, crop_size or spec.size)
+
+
+def config_for(fit: Extractor | InputSpec, plan: SamplingPlan | None = None, **clip_kwargs: Any) -> PipelineConfig:
+    """Clips that fit the model (see ``clip_spec_for``), sampled by ``plan`` (default: 2 fps at the
+    model's own resize, ``short_side_for``); a given plan is used as it is."""
+    clip = clip_spec_for(fit, **clip_kwargs)
+    return PipelineConfig(plan=plan or SamplingPlan(short_side=short_side_for(fit, 0, clip.crop_size)), clip=clip)
 
 
 # -- stage 1: decode ------------------------------------------------------------------------------

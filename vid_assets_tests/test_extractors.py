@@ -6,7 +6,16 @@ import pytest
 import torch
 
 from vid_assets.clips import ClipSpec, crop_boxes, iter_clips
-from vid_assets.extractors import create_extractor, embed_clips, get_extractor, list_extractors, register_extractor
+from vid_assets.extractors import (
+    InputSpec,
+    create_extractor,
+    embed_clips,
+    get_extractor,
+    input_spec,
+    list_extractors,
+    register_extractor,
+)
+from vid_assets.extractors.timm_models import _hub_spec, _local_dir_spec
 from vid_assets.media import DecodedFrame
 from vid_assets.stages import PipelineConfig, iter_clip_features
 
@@ -56,6 +65,55 @@ def test_entry_point_plugin_is_found_without_core_edits(extractor, tmp_path, mon
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "acme_video" in list_extractors()
     assert create_extractor("acme_video") is extractor
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "expected"),
+    [
+        ("efficientnet_lite0", {}, InputSpec("frame", 1, 224, 256)),
+        ("r3d_18", {"weights": None}, InputSpec("clip", 16, 112, 128)),
+        ("tv:mc3_18", {"weights": None}, InputSpec("clip", 16, 112, 128)),
+        ("tv:resnet18", {"weights": None}, InputSpec("frame", 1, 224, 256)),
+        ("tv:resnet50", {"weights": None}, InputSpec("frame", 1, 224, 232)),  # torchvision's V2 recipe
+        ("timm:vit_tiny_patch16_224", {"pretrained": False}, InputSpec("frame", 1, 224, 248)),  # crop_pct 0.9
+    ],
+)
+def test_input_spec_is_declared_and_equals_the_built_extractor(name, kwargs, expected):
+    """What the pipeline fits frames and clips to, read from configs without weights (offline
+    there are none for tv:/timm: names), is what the built extractor says."""
+    assert input_spec(name) == expected
+    assert create_extractor(name, device="cpu", **kwargs).input_spec == expected
+
+
+def test_default_input_spec_imports_neither_timm_nor_torchvision():
+    """Every Dagster step fits its config to the model: for the default that costs no import of
+    timm or torchvision (~7 s per step process on the 2-core VM)."""
+    import subprocess
+
+    code = (
+        "import sys; from vid_assets.extractors import input_spec; s = input_spec('efficientnet_lite0'); "
+        "print(s.size, s.resize, sorted(m for m in ('timm', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["224", "256", "[]"]
+
+
+def test_input_spec_of_an_undeclared_factory_builds_it_once(tmp_path, monkeypatch):
+    (tmp_path / "spec_models.py").write_text(
+        "from vid_assets.extractors import create_extractor\nCALLS = []\n"
+        "def video(**kw):\n    CALLS.append(kw)\n"
+        "    return create_extractor('tv:mc3_18', weights=None, **kw)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    assert input_spec("spec_models:video") == InputSpec("clip", 16, 112, 128)
+    assert input_spec("spec_models:video").kind == "clip"  # cached: built once, on the CPU
+    assert importlib.import_module("spec_models").CALLS == [{"device": "cpu"}]
+    with pytest.raises(ValueError, match="Did you mean 'efficientnet_lite0'"):
+        input_spec("efficientnet_lite")
+    with pytest.raises(ValueError, match="unknown torchvision classifier 'resnet5'"):
+        input_spec("tv:resnet5")
 
 
 # -- the default model --------------------------------------------------------------------------------
@@ -227,13 +285,16 @@ def test_local_dir_loads_through_create_extractor(hub_folder):
     folder, expected = hub_folder
     ext = create_extractor(f"local-dir:{folder}", device="cpu")
     assert ext.id.startswith("local-dir:tiny_vit@") and ext.dim == 192 and ext.input_size == 64
+    assert input_spec(f"local-dir:{folder}") == ext.input_spec == InputSpec("frame", 1, 64, 71)
+    assert _local_dir_spec(str(folder)) == ext.input_spec  # declared from config.json, not by building
     with torch.no_grad():
         got = ext.model(torch.zeros(1, 3, 64, 64))
     torch.testing.assert_close(got, expected)  # the saved weights, not a fresh init
 
 
-def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path):
+def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path, monkeypatch):
     """``hf-hub:org/name`` through timm + huggingface_hub with HF_HUB_OFFLINE=1 and a populated cache."""
+    import huggingface_hub
     folder, expected = hub_folder
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "cache" / "models--acme--tiny-vit"
@@ -245,6 +306,9 @@ def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path):
         (snap / f.name).write_bytes(f.read_bytes())
     ext = create_extractor("hf-hub:acme/tiny-vit", device="cpu", cache_dir=str(tmp_path / "cache"))
     assert ext.id.startswith("hf-hub:acme/tiny-vit@")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))  # the default cache
+    assert input_spec("hf-hub:acme/tiny-vit") == ext.input_spec == InputSpec("frame", 1, 64, 71)
+    assert _hub_spec("acme/tiny-vit") == ext.input_spec  # declared from the cached config.json
     with torch.no_grad():
         torch.testing.assert_close(ext.model(torch.zeros(1, 3, 64, 64)), expected)
 

@@ -470,3 +470,35 @@ def test_status_cli_as_a_user_runs_it(run):
     assert report["failures"][0]["id"] == run["keys"]["broken.mp4"]
     table = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert table.returncode == 0 and "stale" in table.stdout and "VideoDecodeError" in table.stdout
+
+
+def test_a_video_model_gets_frames_and_clips_that_fit_it_with_no_sampling_config(tmp_path, media_dir, monkeypatch):
+    """Only the extractor is named (a user's factory wrapping torchvision's mc3_18, random init):
+    decode resizes to its 128-px short side and the clips hold its 16 frames at 112 px, so the
+    embeddings step gets what the model takes (with the old fixed 2-frame clips it failed)."""
+    from vid_assets.pipeline.resources import SamplingResource
+
+    (tmp_path / "acme_video.py").write_text(
+        "from vid_assets.extractors import create_extractor\n"
+        "def mc3(**kw):\n    return create_extractor('tv:mc3_18', weights=None, **kw)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    video = tmp_path / "clip_a.mp4"
+    shutil.copyfile(media_dir / "clip_a.mp4", video)
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(name="acme_video:mc3", device="cpu"),
+        sampling=SamplingResource(fps=8.0),
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [video])
+        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+        assert result.success
+    v = defs.resources["feature_store"].store().read_video(ref.key)
+    # 3.0 s at 8 fps = 24 frames -> clips of 16 frames starting every 16: 2 (the last tail-padded)
+    assert v.features.shape == (2, 1, 512)
+    assert (v.attrs["clip_spec"]["frames_per_clip"], v.attrs["clip_spec"]["stride"]) == (16, 16)
+    assert v.attrs["clip_spec"]["crop_size"] == 112 and v.attrs["sampling_plan"]["short_side"] == 128
+    assert v.timestamps[1, 0] == pytest.approx(2.0, abs=0.07) and np.isfinite(v.features).all()

@@ -78,6 +78,19 @@ class PendingFeatures:
         return self._host.numpy()
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """What an extractor eats, known without loading its weights (``registry.input_spec``): the
+    pipeline decodes and cuts clips to fit it. ``resize``: the short side its eval transform resizes
+    to before the centre crop of ``size`` (timm: ``floor(size / crop_pct)``; torchvision: the
+    weights' ``resize_size``)."""
+
+    kind: str = "frame"  # "frame" | "clip"
+    num_frames: int = 1
+    size: int = 224
+    resize: int = 256
+
+
 @dataclass(eq=False)
 class Extractor:
     name: str
@@ -99,6 +112,7 @@ class Extractor:
     config: dict = field(default_factory=dict)
     batch_size_probed: bool = False  # set once ``feed.probe_batch_size`` has tuned batch_size
     fold_bn: bool = True  # fold eval BatchNorm into the conv before it, verified (extractors/fuse.py)
+    resize_size: int = 0  # short side of its eval resize before the crop (0: input_size / 0.875)
 
     def __post_init__(self) -> None:
         if self.input_kind not in ("frame", "clip"):
@@ -127,6 +141,11 @@ class Extractor:
         self._forward = torch.compile(self.model) if self.compile else self.model
 
     # -- facts ----------------------------------------------------------------------------------
+    @property
+    def input_spec(self) -> InputSpec:
+        resize = self.resize_size or int(self.input_size / 0.875)
+        return InputSpec(self.input_kind, self.num_frames if self.input_kind == "clip" else 1, self.input_size, resize)
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -134,6 +153,7 @@ class Extractor:
             "input_kind": self.input_kind,
             "num_frames": self.num_frames,
             "input_size": self.input_size,
+            "resize_size": self.input_spec.resize,
             "mean": list(self.mean),
             "std": list(self.std),
             "dim": self.dim,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.base import Extractor, InputSpec
 from vid_assets.extractors.registry import register_extractor
 from vid_assets.extractors.timm_models import create_timm_model, from_timm
 
@@ -42,7 +42,10 @@ def _load_positional(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
     model.load_state_dict(renamed, strict=True)
 
 
-@register_extractor
+# timm's tf_efficientnet_lite0 cfg (224 px, crop_pct 0.875), declared so fitting clips to the
+# default model imports neither timm nor torchvision (seconds in every Dagster step); a test holds
+# it equal to the built extractor's.
+@register_extractor(spec=InputSpec("frame", 1, 224, 256))
 def efficientnet_lite0(**kwargs) -> Extractor:
     """EfficientNet-Lite0, ImageNet-1k, 1280-d pooled features + 1000-way labels."""
     path, digest = _weights()

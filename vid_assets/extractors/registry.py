@@ -10,6 +10,10 @@
    packages add extractors with no edits here.
 
 Unknown names fail with the close matches.
+
+``input_spec(name)`` says what a name eats (frames or clips of T, input and resize size) without
+loading weights: factories declare it (``spec=``), from their configs; anything else is built on
+the CPU once to ask. The pipeline cuts clips to fit it before the model is loaded.
 """
 
 from __future__ import annotations
@@ -21,38 +25,76 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.base import Extractor, InputSpec
 
 DEFAULT_EXTRACTOR = "efficientnet_lite0"
 ENTRY_POINT_GROUP = "vid_assets.extractors"
 
 _FACTORIES: dict[str, Callable[..., Extractor]] = {}
 _PREFIXES: dict[str, Callable[..., Extractor]] = {}
+_SPECS: dict[str, InputSpec | Callable[[], InputSpec]] = {}
+_PREFIX_SPECS: dict[str, Callable[[str], InputSpec | None]] = {}
 _CACHE: dict[tuple, Extractor] = {}
 _CACHE_LOCK = threading.Lock()
+_SPEC_CACHE: dict[str, InputSpec] = {}
 
 
-def register_extractor(fn: Callable[..., Extractor] | None = None, *, name: str | None = None):
-    """Decorator registering a factory under ``name`` (default: the function name)."""
+def register_extractor(
+    fn: Callable[..., Extractor] | None = None,
+    *,
+    name: str | None = None,
+    spec: InputSpec | Callable[[], InputSpec] | None = None,
+):
+    """Decorator registering a factory under ``name`` (default: the function name). ``spec``: its
+    :class:`InputSpec` (or a function giving it), so clips can be fitted without building it."""
 
     def deco(f: Callable[..., Extractor]) -> Callable[..., Extractor]:
         key = name or f.__name__
         if key in _FACTORIES and _FACTORIES[key] is not f:
             raise ValueError(f"extractor {key!r} is already registered")
         _FACTORIES[key] = f
+        if spec is not None:
+            _SPECS[key] = spec
         return f
 
     return deco(fn) if fn is not None else deco
 
 
-def register_prefix(prefix: str):
-    """Decorator for a factory handling every ``<prefix>:<rest>`` name; it gets ``rest`` first."""
+def register_prefix(prefix: str, *, spec: Callable[[str], InputSpec | None] | None = None):
+    """Decorator for a factory handling every ``<prefix>:<rest>`` name; it gets ``rest`` first.
+    ``spec(rest)``: the :class:`InputSpec` from configs alone, or None when it cannot tell."""
 
     def deco(f: Callable[..., Extractor]) -> Callable[..., Extractor]:
         _PREFIXES[prefix] = f
+        if spec is not None:
+            _PREFIX_SPECS[prefix] = spec
         return f
 
     return deco
+
+
+def input_spec(name: str = DEFAULT_EXTRACTOR) -> InputSpec:
+    """What ``name`` takes as input, without loading weights where its factory declares it (from
+    the model's config: timm's pretrained cfg, torchvision's weight transforms). A factory that
+    declares nothing, or a declaration that fails (a config not in the cache, say), is answered by
+    building the extractor on the CPU once per process; an unknown name raises as
+    :func:`create_extractor` does. Cached per process."""
+    if name in _SPEC_CACHE:
+        return _SPEC_CACHE[name]
+    spec: InputSpec | None = None
+    prefix, sep, rest = name.partition(":")
+    try:
+        if name in _SPECS:
+            declared = _SPECS[name]
+            spec = declared() if callable(declared) else declared
+        elif sep and prefix in _PREFIX_SPECS:
+            spec = _PREFIX_SPECS[prefix](rest)
+    except Exception:  # the factory itself gives the real error, or the answer, below
+        spec = None
+    if spec is None:
+        spec = create_extractor(name, device="cpu").input_spec
+    _SPEC_CACHE[name] = spec
+    return spec
 
 
 def _plugins() -> dict[str, Any]:

@@ -8,11 +8,12 @@ Offline (``HF_HUB_OFFLINE=1``), ``hf-hub:`` resolves from the local Hugging Face
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.base import Extractor, InputSpec
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.registry import register_prefix
 
@@ -36,11 +37,26 @@ def create_timm_model(name: str, **kwargs) -> torch.nn.Module:
     return timm.create_model(name, **kwargs)
 
 
+def _sizes(data_cfg: dict) -> tuple[int, int]:
+    """(crop, resize short side) of timm's eval transform: resize to floor(size / crop_pct), crop size."""
+    size = int(data_cfg["input_size"][-1])
+    return size, int(math.floor(size / float(data_cfg.get("crop_pct") or 0.875)))
+
+
+def spec_from_cfg(pretrained_cfg: dict) -> InputSpec:
+    """The :class:`InputSpec` of a timm pretrained cfg (what ``from_timm`` derives from the model)."""
+    from timm.data import resolve_data_config
+
+    size, resize = _sizes(resolve_data_config(pretrained_cfg=dict(pretrained_cfg)))
+    return InputSpec("frame", 1, size, resize)
+
+
 def from_timm(model: torch.nn.Module, *, name: str, id: str, labels: str | None = None, **kwargs) -> Extractor:
     """Wrap a built timm model; preprocessing comes from its pretrained config."""
     import timm
 
     cfg = timm.data.resolve_model_data_config(model)
+    size, resize = _sizes(cfg)
     head = model.get_classifier() if getattr(model, "num_classes", 0) else None
     if isinstance(head, torch.nn.Identity):
         head = None
@@ -51,7 +67,8 @@ def from_timm(model: torch.nn.Module, *, name: str, id: str, labels: str | None 
         id=id,
         model=TimmBackbone(model),
         head=head,
-        input_size=int(cfg["input_size"][-1]),
+        input_size=size,
+        resize_size=resize,
         mean=tuple(float(v) for v in cfg["mean"]),
         std=tuple(float(v) for v in cfg["std"]),
         dim=int(model.num_features),
@@ -78,7 +95,26 @@ def _timm_kwargs(kwargs: dict) -> tuple[dict, dict]:
     }
 
 
-@register_prefix("timm")
+def _arch_spec(arch: str) -> InputSpec | None:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(arch)
+    return spec_from_cfg(cfg.to_dict()) if cfg is not None else None
+
+
+def _hub_spec(repo: str) -> InputSpec:
+    from timm.models import load_model_config_from_hf
+
+    return spec_from_cfg(load_model_config_from_hf(repo)[0])
+
+
+def _local_dir_spec(path: str) -> InputSpec:
+    from timm.models._hub import load_model_config_from_path  # not exported; a failure builds instead
+
+    return spec_from_cfg(load_model_config_from_path(Path(path).expanduser())[0])
+
+
+@register_prefix("timm", spec=_arch_spec)
 def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     """``timm:<arch>``: pretrained weights via timm's default source (the HF Hub cache offline)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
@@ -94,7 +130,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
 
 
-@register_prefix("hf-hub")
+@register_prefix("hf-hub", spec=_hub_spec)
 def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     """``hf-hub:<org>/<name>[@revision]`` via timm's hub loader (honours HF_HUB_OFFLINE / the cache)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
@@ -118,7 +154,7 @@ def _cached_revision(repo_id: str) -> str | None:
     return None
 
 
-@register_prefix("local-dir")
+@register_prefix("local-dir", spec=_local_dir_spec)
 def timm_local_dir(path: str, **kwargs) -> Extractor:
     """``local-dir:<folder>`` written by ``timm.models.save_for_hf`` (or a downloaded hub snapshot)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)

@@ -12,7 +12,7 @@ import difflib
 
 import torch
 
-from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.base import Extractor, InputSpec
 from vid_assets.extractors.registry import register_extractor, register_prefix
 
 # name -> (frames per clip the model was trained on, attribute holding the classifier)
@@ -68,6 +68,24 @@ def _weights(name: str, weights):
     return w, f"{type(w).__name__}.{w.name}"
 
 
+def _spec(name: str, kind: str, num_frames: int) -> InputSpec:
+    """From the default weights' eval transforms, as ``_build`` reads them (no weights loaded)."""
+    from torchvision.models import get_model_weights
+
+    transforms = get_model_weights(name).DEFAULT.transforms()
+    return InputSpec(kind, num_frames, int(transforms.crop_size[0]), int(transforms.resize_size[0]))
+
+
+def _tv_spec(name: str) -> InputSpec | None:
+    import torchvision.models as tvm
+
+    if name in TV_VIDEO_MODELS:
+        return _spec(name, "clip", TV_VIDEO_MODELS[name][0])
+    if name in tvm.list_models(module=tvm):
+        return _spec(name, "frame", 1)
+    return None  # building it gives the error with close matches
+
+
 def _build(name: str, weights, kind: str, num_frames: int, attr: str, **kwargs) -> Extractor:
     import torchvision
     from torchvision.models import get_model, get_model_weights
@@ -91,6 +109,7 @@ def _build(name: str, weights, kind: str, num_frames: int, attr: str, **kwargs) 
         model=model,
         head=head,
         input_size=int(transforms.crop_size[0]),
+        resize_size=int(transforms.resize_size[0]),
         mean=tuple(transforms.mean),
         std=tuple(transforms.std),
         dim=dim,
@@ -108,14 +127,14 @@ def _register_video(name: str, frames: int, attr: str) -> None:
         return _build(name, weights, "clip", frames, attr, **kwargs)
 
     factory.__doc__ = f"torchvision {name} video model: clips of {frames} frames, Kinetics-400 labels."
-    register_extractor(factory, name=name)
+    register_extractor(factory, name=name, spec=lambda: _spec(name, "clip", frames))
 
 
 for _name, (_frames, _attr) in VIDEO_MODELS.items():
     _register_video(_name, _frames, _attr)
 
 
-@register_prefix("tv")
+@register_prefix("tv", spec=_tv_spec)
 def torchvision_model(name: str, weights="DEFAULT", **kwargs) -> Extractor:
     """``tv:<name>``: a torchvision classifier. Image models (resnet50, convnext_tiny, vit_b_16, ...)
     take frames; video models (``tv:r3d_18`` is ``r3d_18``; also mc3_18, mvit_v1_b, swin3d_s/b)

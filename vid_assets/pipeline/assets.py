@@ -81,7 +81,10 @@ def _decode_metadata(meta: dict) -> dict:
     ),
 )
 def decoded_frames(
-    context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
+    context: dg.AssetExecutionContext,
+    workspace: WorkspaceResource,
+    sampling: SamplingResource,
+    extractor: ExtractorResource,
 ) -> dg.MaterializeResult:
     """One video, or a batch (multi-partition run). A bad video never takes the batch down with it:
     every video is tried; bad ones are recorded (quarantine, failed-videos report). If any failed,
@@ -90,7 +93,7 @@ def decoded_frames(
     ones are done; ``resume_after_bad_videos`` carries the good ones through the downstream assets.
     """
     catalog = workspace.catalog()
-    cfg = sampling.config()
+    cfg = sampling.config(extractor)  # the short side fits the model unless set
     keys = context.partition_keys
     done: dict[str, dict] = {}  # key -> decode stats
     failed: dict[str, str] = {}
@@ -168,12 +171,20 @@ def decoded_frames(
     retry_policy=RETRY,
     backfill_policy=BATCHED,
     automation_condition=dg.AutomationCondition.eager(),
-    description="Clips of K sampled frames, centre-cropped, uint8 [clips, T, crops, S, S, 3].",
+    description=(
+        "Clips of T sampled frames (the model's clip length by default), cropped at its input size"
+        " (centre, five, ten or seeded random crops), uint8 [clips, T, crops, S, S, 3]."
+    ),
 )
 def clip_tensors(
-    context: dg.AssetExecutionContext, workspace: WorkspaceResource, sampling: SamplingResource
+    context: dg.AssetExecutionContext,
+    workspace: WorkspaceResource,
+    sampling: SamplingResource,
+    extractor: ExtractorResource,
 ) -> dg.MaterializeResult:
-    spec, artifacts = sampling.config().clip, workspace.artifacts()
+    # clip length and crop size fit the model (a video model's T frames) unless set; read from
+    # its config, so this CPU step loads no weights
+    spec, artifacts = sampling.config(extractor).clip, workspace.artifacts()
     metas = {key: stages.build_clips(key, spec, artifacts) for key in context.partition_keys}
     if len(metas) == 1:
         return dg.MaterializeResult(metadata=_meta(next(iter(metas.values()))))
@@ -213,7 +224,9 @@ def clip_embeddings(
     if len(keys) == 1:
         # data version = which weights (id includes the revision) embedded which bytes with which plan
         ref = workspace.catalog().get(keys[0])
-        version = hashlib.sha256(f"{model.id}|{ref.content_hash}|{sampling.config()}".encode()).hexdigest()[:16]
+        version = hashlib.sha256(
+            f"{model.id}|{ref.content_hash}|{sampling.config(model.input_spec)}".encode()
+        ).hexdigest()[:16]
         return dg.MaterializeResult(metadata=_meta(per_video[keys[0]]), data_version=dg.DataVersion(version))
     clips = sum(m["clips"] for m in per_video.values())
     seconds = sum(m["seconds"] for m in per_video.values())

@@ -59,7 +59,7 @@ def versioned(assets: list[dg.AssetsDefinition], sampling: SamplingResource, ext
     Changing the sampling plan, crops or model (env/config at load time) changes these versions, so
     the UI marks exactly the affected partitions stale and only those recompute.
     """
-    cfg = sampling.config()
+    cfg = sampling.config(extractor)
     parts = {
         "decoded_frames": cfg.plan.to_dict(),
         "clip_tensors": cfg.clip.to_dict(),

@@ -8,10 +8,9 @@ import dagster as dg
 from pydantic import Field
 
 from vid_assets import settings
-from vid_assets.clips import ClipSpec
-from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor
+from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, InputSpec, input_spec
 from vid_assets.media import SamplingPlan, VideoCatalog
-from vid_assets.stages import PipelineConfig
+from vid_assets.stages import PipelineConfig, clip_spec_for, short_side_for
 from vid_assets.store import ArtifactStore, FeatureStore
 
 
@@ -47,7 +46,13 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
 
 class SamplingResource(dg.ConfigurableResource):
-    """Sampling plan and clip spec. Both are part of the data version of every downstream asset."""
+    """Sampling plan and clip spec. Both are part of the data version of every downstream asset.
+
+    ``short_side``, ``frames_per_clip``, ``stride`` and ``crop_size`` at 0 fit the configured
+    extractor (its ``input_spec``, read from the model's config without loading weights): the
+    default EfficientNet-Lite0 gets 256-px frames, 2-frame clips and 224-px crops; ``r3d_18`` gets
+    128-px frames and 16-frame clips of 112-px crops. Set them to override.
+    """
 
     mode: str = Field(default="fps", description="fps | every_n | segments | keyframes (see media/plan.py).")
     fps: float = Field(default=2.0, gt=0, description="fps mode: frames sampled per second of video.")
@@ -58,18 +63,42 @@ class SamplingResource(dg.ConfigurableResource):
     start_s: float = Field(default=0.0, ge=0, description="Trim: start time.")
     end_s: float = Field(default=0.0, ge=0, description="Trim: end time (0 = to the end).")
     short_side: int = Field(
-        default=256, ge=16, description="Frames are resized to this short side (antialiased bilinear, as torchvision)."
+        default=0,
+        ge=0,
+        description="Frames are resized to this short side (antialiased bilinear, as torchvision);"
+        " 0 = the extractor's own eval resize (256 for 224-px ImageNet models).",
     )
-    frames_per_clip: int = Field(default=2, ge=1)
-    stride: int = Field(default=2, ge=1, description="Sampled frames between clip starts.")
-    crop_size: int = Field(default=224, ge=16)
+    frames_per_clip: int = Field(default=0, ge=0, description="0 = the extractor's clip length (2 for image models).")
+    stride: int = Field(default=0, ge=0, description="Sampled frames between clip starts (0 = the clip length).")
+    crop_size: int = Field(default=0, ge=0, description="0 = the extractor's input size.")
     crop: str = Field(default="center", description="center | five | ten | random (per-clip, seeded).")
     crop_reduce: str = Field(default="none", description="none: one feature row per crop; mean: average crops.")
     seed: int = Field(default=0, description="Seed for random crops (drawn once per clip).")
     top_k: int = Field(default=5, ge=1, le=100)
     decode_time_budget_s: float = Field(default=600.0, gt=0, description="Per-video decode time limit.")
 
-    def config(self) -> PipelineConfig:
+    def fits_model(self) -> bool:
+        """Whether any field is 0, i.e. left to the extractor's input spec."""
+        return not all((self.short_side, self.frames_per_clip, self.stride, self.crop_size))
+
+    def config(self, fit: ExtractorResource | InputSpec | None = None) -> PipelineConfig:
+        """The plan and clip spec, 0-fields fitted to ``fit`` (an extractor resource or an input
+        spec; None: the default extractor). The spec is only looked up when a field needs it."""
+        spec = InputSpec()
+        if self.fits_model():
+            if isinstance(fit, InputSpec):
+                spec = fit
+            else:
+                spec = fit.input_spec() if fit is not None else input_spec(DEFAULT_EXTRACTOR)
+        clip = clip_spec_for(
+            spec,
+            self.frames_per_clip,
+            self.stride,
+            self.crop_size,
+            crop=self.crop,
+            crop_reduce=self.crop_reduce,
+            seed=self.seed,
+        )
         return PipelineConfig(
             plan=SamplingPlan(
                 mode=self.mode,
@@ -80,16 +109,9 @@ class SamplingResource(dg.ConfigurableResource):
                 max_segments=self.max_segments or None,
                 start_s=self.start_s,
                 end_s=self.end_s or None,
-                short_side=self.short_side,
+                short_side=short_side_for(spec, self.short_side, clip.crop_size),
             ),
-            clip=ClipSpec(
-                frames_per_clip=self.frames_per_clip,
-                stride=self.stride,
-                crop_size=self.crop_size,
-                crop=self.crop,
-                crop_reduce=self.crop_reduce,
-                seed=self.seed,
-            ),
+            clip=clip,
             top_k=self.top_k,
         )
 
@@ -109,6 +131,10 @@ class ExtractorResource(dg.ConfigurableResource):
         description="torch.compile the model: ~25 s once per process, then +14 % on the 2-core CPU VM (EfficientNet-Lite0); worth it for long runs.",
     )
     text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
+
+    def input_spec(self) -> InputSpec:
+        """What the model takes (frames or clips, sizes), without loading it (cached per process)."""
+        return input_spec(self.name)
 
     def load(self, log=None) -> Extractor:
         """The model, loaded once per process (cached by name and settings); logs each real load."""

@@ -27,7 +27,7 @@ from vid_assets.clips import ClipSpec, iter_clips
 from vid_assets.media import SamplingPlan, iter_frames
 from vid_assets.media.decode import DecodeStats, VideoDecodeError, VideoInfo
 from vid_assets.serve.batcher import DynamicBatcher
-from vid_assets.stages import PipelineConfig
+from vid_assets.stages import PipelineConfig, config_for
 
 Event = tuple[str, dict[str, Any]]
 
@@ -91,7 +91,7 @@ class Predictor:
         decode_threads: int = 1,
     ) -> None:
         self.extractor = extractor
-        self.config = config or PipelineConfig()
+        self.config = config or config_for(extractor)  # 2 fps, clips and frames fitted to the model
         self.inflight = max(1, inflight)
         self.decode_threads = decode_threads
         self.batcher = DynamicBatcher(

@@ -295,6 +295,7 @@ def test_local_dir_loads_through_create_extractor(hub_folder):
 def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path, monkeypatch):
     """``hf-hub:org/name`` through timm + huggingface_hub with HF_HUB_OFFLINE=1 and a populated cache."""
     import huggingface_hub
+
     folder, expected = hub_folder
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "cache" / "models--acme--tiny-vit"

@@ -358,9 +358,11 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
 
 # -- in-memory path (no artifacts) ----------------------------------------------------------------
 def iter_clip_features(
-    source: str, config: PipelineConfig, extractor: Extractor, batch_clips: int = 8
+    source: str, config: PipelineConfig | None, extractor: Extractor, batch_clips: int = 8
 ) -> Iterator[tuple[list[Clip], ClipFeatures]]:
-    """decode -> clips -> embed without intermediate storage, yielding per batch of clips."""
+    """decode -> clips -> embed without intermediate storage, yielding per batch of clips.
+    ``config=None``: 2 fps, frames and clips fitted to the extractor (``config_for``)."""
+    config = config or config_for(extractor)
     clips = iter_clips(iter_frames(source, config.plan), config.clip, config.plan.step_s)
     for batch in _batched(clips, batch_clips):
         yield batch, embed_clips(extractor, np.stack([c.pixels for c in batch]))

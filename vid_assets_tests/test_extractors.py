@@ -240,6 +240,15 @@ def test_video_models_take_clips_of_their_length(name, dim):
         embed_clips(ext, clips[:, :4])
 
 
+def test_library_loop_fits_frames_and_clips_to_a_video_model(media_dir):
+    """``iter_clip_features(source, None, extractor)``: no config, clips of the model's shape."""
+    ext = create_extractor("tv:mc3_18", weights=None, device="cpu")
+    batches = list(iter_clip_features(str(media_dir / "clip_a.mp4"), None, ext))
+    clips = [c for batch, _ in batches for c in batch]
+    assert [c.pixels.shape for c in clips] == [(16, 1, 112, 112, 3)]  # 3 s at 2 fps: 6 frames, tail-padded
+    assert batches[0][1].features.shape == (1, 1, 512) and batches[0][1].logits.shape == (1, 1, 400)
+
+
 def test_tv_prefix_takes_video_models_as_clip_models_and_names_close_matches():
     """``tv:r3d_18`` is the registered ``r3d_18`` (it used to build an image extractor and fail on
     the 5-d weights); the video classifiers not registered by name come through ``tv:`` as well."""

@@ -502,3 +502,19 @@ def test_a_video_model_gets_frames_and_clips_that_fit_it_with_no_sampling_config
     assert (v.attrs["clip_spec"]["frames_per_clip"], v.attrs["clip_spec"]["stride"]) == (16, 16)
     assert v.attrs["clip_spec"]["crop_size"] == 112 and v.attrs["sampling_plan"]["short_side"] == 128
     assert v.timestamps[1, 0] == pytest.approx(2.0, abs=0.07) and np.isfinite(v.features).all()
+
+
+def test_sampling_fields_left_at_zero_fit_the_model_and_set_ones_win():
+    from vid_assets.extractors import InputSpec
+    from vid_assets.pipeline.resources import SamplingResource
+
+    def sizes(cfg):
+        return cfg.plan.short_side, cfg.clip.frames_per_clip, cfg.clip.stride, cfg.clip.crop_size
+
+    video = InputSpec("clip", 16, 112, 128)
+    assert sizes(SamplingResource().config(video)) == (128, 16, 16, 112)
+    # stride follows the chosen clip length; the short side is never below the crop
+    assert sizes(SamplingResource(frames_per_clip=4, crop_size=160).config(video)) == (160, 4, 4, 160)
+    assert sizes(SamplingResource().config()) == (256, 2, 2, 224)  # the default extractor's declared spec
+    with pytest.raises(ValueError, match="crop_size must be >= 16"):
+        SamplingResource(crop_size=8).config(video)

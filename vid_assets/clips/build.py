@@ -46,6 +46,8 @@ class ClipSpec:
     def __post_init__(self) -> None:
         if self.frames_per_clip < 1 or self.stride < 1:
             raise ValueError("frames_per_clip and stride must be >= 1")
+        if self.crop_size < 16:
+            raise ValueError(f"crop_size must be >= 16, got {self.crop_size}")
         if self.crop not in CROP_MODES:
             raise ValueError(f"unsupported crop mode {self.crop!r} (supported: {', '.join(CROP_MODES)})")
         if self.crop_reduce not in CROP_REDUCE:

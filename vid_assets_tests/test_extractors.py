@@ -85,17 +85,25 @@ def test_input_spec_is_declared_and_equals_the_built_extractor(name, kwargs, exp
     assert create_extractor(name, device="cpu", **kwargs).input_spec == expected
 
 
-def test_default_input_spec_imports_neither_timm_nor_torchvision():
-    """Every Dagster step fits its config to the model: for the default that costs no import of
-    timm or torchvision (~7 s per step process on the 2-core VM)."""
+def test_declared_video_model_specs_are_torchvisions_own():
+    from vid_assets.extractors.torchvision_models import TV_VIDEO_MODELS, _spec, video_spec
+
+    for name, (frames, _attr) in TV_VIDEO_MODELS.items():
+        assert video_spec(name) == _spec(name, "clip", frames), name
+
+
+def test_declared_input_specs_import_neither_timm_nor_torchvision():
+    """Every Dagster step fits its config to the model: for the default and the registered video
+    models that costs no import of timm or torchvision (3-5 s per step process on the 2-core VM)."""
     import subprocess
 
     code = (
-        "import sys; from vid_assets.extractors import input_spec; s = input_spec('efficientnet_lite0'); "
+        "import sys; from vid_assets.extractors import input_spec; s = input_spec(sys.argv[1]); "
         "print(s.size, s.resize, sorted(m for m in ('timm', 'torchvision') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["224", "256", "[]"]
+    for name, sizes in (("efficientnet_lite0", ["224", "256"]), ("r3d_18", ["112", "128"])):
+        out = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, check=True).stdout
+        assert out.split() == [*sizes, "[]"], name
 
 
 def test_input_spec_of_an_undeclared_factory_builds_it_once(tmp_path, monkeypatch):

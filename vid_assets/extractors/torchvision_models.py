@@ -30,6 +30,13 @@ TV_VIDEO_MODELS = VIDEO_MODELS | {
     "swin3d_s": (32, "head"),
     "swin3d_b": (32, "head"),
 }
+# (crop, resize short side) of each video model's eval transform, declared so fitting clips to one
+# needs no torchvision import (~3 s in each Dagster step); a test holds them to torchvision's own
+VIDEO_SIZES = {"r3d_18": (112, 128), "r2plus1d_18": (112, 128), "mc3_18": (112, 128)}  # others: 224, 256
+
+
+def video_spec(name: str) -> InputSpec:
+    return InputSpec("clip", TV_VIDEO_MODELS[name][0], *VIDEO_SIZES.get(name, (224, 256)))
 
 
 class _Conv1x1Head(torch.nn.Module):
@@ -68,7 +75,7 @@ def _weights(name: str, weights):
     return w, f"{type(w).__name__}.{w.name}"
 
 
-def _spec(name: str, kind: str, num_frames: int) -> InputSpec:
+def _spec(name: str, kind: str = "frame", num_frames: int = 1) -> InputSpec:
     """From the default weights' eval transforms, as ``_build`` reads them (no weights loaded)."""
     from torchvision.models import get_model_weights
 
@@ -77,12 +84,12 @@ def _spec(name: str, kind: str, num_frames: int) -> InputSpec:
 
 
 def _tv_spec(name: str) -> InputSpec | None:
+    if name in TV_VIDEO_MODELS:
+        return video_spec(name)
     import torchvision.models as tvm
 
-    if name in TV_VIDEO_MODELS:
-        return _spec(name, "clip", TV_VIDEO_MODELS[name][0])
     if name in tvm.list_models(module=tvm):
-        return _spec(name, "frame", 1)
+        return _spec(name)
     return None  # building it gives the error with close matches
 
 
@@ -127,7 +134,7 @@ def _register_video(name: str, frames: int, attr: str) -> None:
         return _build(name, weights, "clip", frames, attr, **kwargs)
 
     factory.__doc__ = f"torchvision {name} video model: clips of {frames} frames, Kinetics-400 labels."
-    register_extractor(factory, name=name, spec=lambda: _spec(name, "clip", frames))
+    register_extractor(factory, name=name, spec=video_spec(name))
 
 
 for _name, (_frames, _attr) in VIDEO_MODELS.items():

@@ -241,17 +241,12 @@ def serve(
     from vid_assets import settings
     from vid_assets.extractors import DEFAULT_EXTRACTOR
     from vid_assets.extractors.feed import load_extractor
-    from vid_assets.media import SamplingPlan
     from vid_assets.serve import Limits, Predictor
     from vid_assets.serve.app import serve as run_server
-    from vid_assets.stages import PipelineConfig, clip_spec_for, short_side_for
+    from vid_assets.stages import config_for
 
     ext = load_extractor(extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size)
-    config = PipelineConfig(
-        plan=SamplingPlan.at_fps(fps, short_side=short_side_for(ext)),
-        clip=clip_spec_for(ext, frames_per_clip, stride, crop=crop),
-        top_k=top_k,
-    )
+    config = config_for(ext, fps, top_k, frames_per_clip=frames_per_clip, stride=stride, crop=crop)
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
         max_duration_s=max_duration,

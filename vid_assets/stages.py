@@ -37,13 +37,17 @@ class PipelineConfig:
     top_k: int = 5
 
 
+def _spec_of(fit: Extractor | InputSpec) -> InputSpec:
+    return fit.input_spec if isinstance(fit, Extractor) else fit
+
+
 def clip_spec_for(
     fit: Extractor | InputSpec, frames_per_clip: int = 0, stride: int = 0, crop_size: int = 0, **kwargs: Any
 ) -> ClipSpec:
     """A clip spec that fits a model (an extractor, or its ``input_spec``); ``0`` = fit: crops at
     its input size, clips of its ``num_frames`` for clip models or of 2 frames for frame models,
     starting every clip length (no overlap). A video model fed 2-frame clips would fail every batch."""
-    spec = fit.input_spec if isinstance(fit, Extractor) else fit
+    spec = _spec_of(fit)
     frames = frames_per_clip or (spec.num_frames if spec.kind == "clip" else 2)
     return ClipSpec(frames_per_clip=frames, stride=stride or frames, crop_size=crop_size or spec.size, **kwargs)
 
@@ -52,15 +56,16 @@ def short_side_for(fit: Extractor | InputSpec, short_side: int = 0, crop_size: i
     """The short side frames are resized to: ``short_side``, or (``0``) the model's own eval resize
     (256 for a 224-px ImageNet model at crop_pct 0.875, 248 for timm's ViT-B/16, 128 for
     torchvision's 112-px video models), never below the crop."""
-    spec = fit.input_spec if isinstance(fit, Extractor) else fit
+    spec = _spec_of(fit)
     return short_side or max(spec.resize, crop_size or spec.size)
 
 
-def config_for(fit: Extractor | InputSpec, plan: SamplingPlan | None = None, **clip_kwargs: Any) -> PipelineConfig:
-    """Clips that fit the model (see ``clip_spec_for``), sampled by ``plan`` (default: 2 fps at the
-    model's own resize, ``short_side_for``); a given plan is used as it is."""
+def config_for(fit: Extractor | InputSpec, fps: float = 2.0, top_k: int = 5, **clip_kwargs: Any) -> PipelineConfig:
+    """``fps`` sampling at the model's own resize (``short_side_for``) into clips that fit it
+    (``clip_spec_for``: ``frames_per_clip``, ``stride``, ``crop_size``, ``crop``, ...)."""
     clip = clip_spec_for(fit, **clip_kwargs)
-    return PipelineConfig(plan=plan or SamplingPlan(short_side=short_side_for(fit, 0, clip.crop_size)), clip=clip)
+    plan = SamplingPlan.at_fps(fps, short_side=short_side_for(fit, 0, clip.crop_size))
+    return PipelineConfig(plan=plan, clip=clip, top_k=top_k)
 
 
 # -- stage 1: decode ------------------------------------------------------------------------------

@@ -518,3 +518,26 @@ def test_sampling_fields_left_at_zero_fit_the_model_and_set_ones_win():
     assert sizes(SamplingResource().config()) == (256, 2, 2, 224)  # the default extractor's declared spec
     with pytest.raises(ValueError, match="crop_size must be >= 16"):
         SamplingResource(crop_size=8).config(video)
+
+
+def test_loading_definitions_never_builds_an_undeclared_model(tmp_path, monkeypatch):
+    """Every step process and the code server load the definitions: a factory that declares no
+    input spec is versioned by its name there, not built to ask (it is built, once, by the steps
+    that fit clips to it)."""
+    import importlib
+
+    (tmp_path / "acme_counted.py").write_text(
+        "from vid_assets.extractors import create_extractor\nCALLS = []\n"
+        "def mc3(**kw):\n    CALLS.append(kw)\n    return create_extractor('tv:mc3_18', weights=None, **kw)\n"
+        "def mc3_copy(**kw):\n    return mc3(**kw)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def versions(name):
+        defs = build_definitions(work_dir=str(tmp_path), extractor=ExtractorResource(name=name))
+        graph = defs.resolve_asset_graph()
+        return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+
+    one, other = versions("acme_counted:mc3"), versions("acme_counted:mc3_copy")
+    assert importlib.import_module("acme_counted").CALLS == []
+    assert one["decoded_frames"] != other["decoded_frames"] and one["clip_tensors"] != other["clip_tensors"]

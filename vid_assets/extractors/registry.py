@@ -73,12 +73,12 @@ def register_prefix(prefix: str, *, spec: Callable[[str], InputSpec | None] | No
     return deco
 
 
-def input_spec(name: str = DEFAULT_EXTRACTOR) -> InputSpec:
+def input_spec(name: str = DEFAULT_EXTRACTOR, *, build: bool = True) -> InputSpec | None:
     """What ``name`` takes as input, without loading weights where its factory declares it (from
     the model's config: timm's pretrained cfg, torchvision's weight transforms). A factory that
     declares nothing, or a declaration that fails (a config not in the cache, say), is answered by
-    building the extractor on the CPU once per process; an unknown name raises as
-    :func:`create_extractor` does. Cached per process."""
+    building the extractor on the CPU once per process, or with None when ``build`` is False; an
+    unknown name raises as :func:`create_extractor` does. Cached per process."""
     if name in _SPEC_CACHE:
         return _SPEC_CACHE[name]
     spec: InputSpec | None = None
@@ -92,6 +92,8 @@ def input_spec(name: str = DEFAULT_EXTRACTOR) -> InputSpec:
     except Exception:  # the factory itself gives the real error, or the answer, below
         spec = None
     if spec is None:
+        if not build:
+            return None
         spec = create_extractor(name, device="cpu").input_spec
     _SPEC_CACHE[name] = spec
     return spec

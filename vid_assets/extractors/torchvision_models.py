@@ -107,6 +107,7 @@ def _build(name: str, weights, kind: str, num_frames: int, attr: str, **kwargs) 
         ) from e
     enum_default = get_model_weights(name).DEFAULT
     transforms = enum_default.transforms()
+    spec = _spec(name, kind, num_frames)
     head, dim = _split_head(model, attr)
     categories = enum_default.meta.get("categories")
     label_set = ("kinetics-400" if kind == "clip" else "imagenet-1k") if categories else None
@@ -115,8 +116,8 @@ def _build(name: str, weights, kind: str, num_frames: int, attr: str, **kwargs) 
         id=f"torchvision/{name}@{rev}",
         model=model,
         head=head,
-        input_size=int(transforms.crop_size[0]),
-        resize_size=int(transforms.resize_size[0]),
+        input_size=spec.size,
+        resize_size=spec.resize,
         mean=tuple(transforms.mean),
         std=tuple(transforms.std),
         dim=dim,

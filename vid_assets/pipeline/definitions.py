@@ -8,6 +8,7 @@ import os
 
 import dagster as dg
 
+from vid_assets.extractors import input_spec
 from vid_assets.pipeline.assets import (
     embed_batches_job,
     embed_videos_job,
@@ -59,11 +60,18 @@ def versioned(assets: list[dg.AssetsDefinition], sampling: SamplingResource, ext
     Changing the sampling plan, crops or model (env/config at load time) changes these versions, so
     the UI marks exactly the affected partitions stale and only those recompute.
     """
-    cfg = sampling.config(extractor)
+    fit = input_spec(extractor.name, build=False) if sampling.fits_model() else None
+    if sampling.fits_model() and fit is None:
+        # a factory declaring no input spec would be built here, in every process that loads these
+        # definitions: version by the settings and the model's name instead of the fitted sizes
+        plan = clip = {**sampling.model_dump(), "fitted_to": extractor.name}
+    else:
+        cfg = sampling.config(fit)
+        plan, clip = cfg.plan.to_dict(), cfg.clip.to_dict()
     parts = {
-        "decoded_frames": cfg.plan.to_dict(),
-        "clip_tensors": cfg.clip.to_dict(),
-        "clip_embeddings": {"extractor": extractor.name, "precision": extractor.precision, "top_k": cfg.top_k},
+        "decoded_frames": plan,
+        "clip_tensors": clip,
+        "clip_embeddings": {"extractor": extractor.name, "precision": extractor.precision, "top_k": sampling.top_k},
         "stored_features": {"dtype": store.dtype, "level": store.compression_level},
     }
 

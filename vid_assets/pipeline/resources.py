@@ -84,12 +84,12 @@ class SamplingResource(dg.ConfigurableResource):
     def config(self, fit: ExtractorResource | InputSpec | None = None) -> PipelineConfig:
         """The plan and clip spec, 0-fields fitted to ``fit`` (an extractor resource or an input
         spec; None: the default extractor). The spec is only looked up when a field needs it."""
-        spec = InputSpec()
-        if self.fits_model():
-            if isinstance(fit, InputSpec):
-                spec = fit
-            else:
-                spec = fit.input_spec() if fit is not None else input_spec(DEFAULT_EXTRACTOR)
+        if not self.fits_model():
+            spec = InputSpec()  # every size is set: nothing to look up
+        elif isinstance(fit, InputSpec):
+            spec = fit
+        else:
+            spec = input_spec(fit.name if fit is not None else DEFAULT_EXTRACTOR)
         clip = clip_spec_for(
             spec,
             self.frames_per_clip,
@@ -131,10 +131,6 @@ class ExtractorResource(dg.ConfigurableResource):
         description="torch.compile the model: ~25 s once per process, then +14 % on the 2-core CPU VM (EfficientNet-Lite0); worth it for long runs.",
     )
     text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
-
-    def input_spec(self) -> InputSpec:
-        """What the model takes (frames or clips, sizes), without loading it (cached per process)."""
-        return input_spec(self.name)
 
     def load(self, log=None) -> Extractor:
         """The model, loaded once per process (cached by name and settings); logs each real load."""

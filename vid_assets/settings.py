@@ -6,6 +6,7 @@ Dagster by resource config (Launchpad / run config).
     VID_ASSETS_STORE    the Zarr feature store            (default: $VID_ASSETS_DATA/features.zarr)
     VID_ASSETS_WORK     intermediate per-partition arrays (default: $VID_ASSETS_DATA/work)
     VID_ASSETS_DEVICE   extractor device: auto|cpu|cuda   (default: auto)
+    VID_ASSETS_DEVICE_LOCKS  which process holds which GPU (default: <tmp>/vid_assets-devices)
 """
 
 from __future__ import annotations

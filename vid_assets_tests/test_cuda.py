@@ -88,3 +88,46 @@ def test_compiled_extractor_probes_eagerly_and_compiles_once():
     with torch._dynamo.config.patch(error_on_recompile=True):  # 64 + a padded tail of 36
         feats = ext.embed_frames(frames)[0]
     assert feats.shape == (100, 512) and np.isfinite(feats).all()
+
+
+def test_auto_with_one_gpu_takes_it_without_claiming(tmp_path, monkeypatch):
+    from vid_assets.extractors import resolve_device
+
+    if torch.cuda.device_count() != 1:
+        pytest.skip("the one-GPU case")
+    monkeypatch.setenv("VID_ASSETS_DEVICE_LOCKS", str(tmp_path / "locks"))
+    assert resolve_device("auto") == torch.device("cuda")
+    assert not (tmp_path / "locks").exists()
+
+
+CLAIM = """
+import sys, torch
+from vid_assets.extractors import create_extractor
+ex = create_extractor("efficientnet_lite0", device="auto")
+feats = ex.embed_frames(torch.full((4, 224, 224, 3), 100, dtype=torch.uint8))[0]
+print(ex.device.index, torch.cuda.current_device(), float(feats.sum()), flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_processes_on_a_multi_gpu_host_use_different_gpus_with_equal_results(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "VID_ASSETS_DEVICE_LOCKS": str(tmp_path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLAIM], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    try:
+        rows = [p.stdout.readline().split() for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert sorted(int(r[0]) for r in rows) == [0, 1]
+    assert all(r[0] == r[1] for r in rows)  # each made its GPU the current device
+    assert float(rows[0][2]) == pytest.approx(float(rows[1][2]), rel=1e-3)

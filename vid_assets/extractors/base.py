@@ -29,9 +29,17 @@ P = TypeVar("P")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks cuda > mps > cpu."""
+    """``auto`` picks cuda > mps > cpu; on a host with several GPUs, one no other process holds
+    (``vid_assets/devices.py``), made this process's current CUDA device."""
     if str(device) == "auto":
         if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            if count > 1:
+                from vid_assets.devices import claim_device, visible_cuda_ids
+
+                index = claim_device(visible_cuda_ids(count))
+                torch.cuda.set_device(index)  # device-less calls (streams, events) follow it
+                return torch.device("cuda", index)
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
@@ -68,7 +76,7 @@ class PendingFeatures:
         host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
         host.copy_(feats, non_blocking=True)
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(feats.device))  # the copy's stream, on any GPU
         return cls(host, event)
 
     def result(self) -> np.ndarray:

@@ -26,6 +26,7 @@ from vid_assets.extractors.registry import (
     list_extractors,
     register_extractor,
     register_prefix,
+    spec_imports,
 )
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "register_extractor",
     "register_prefix",
     "resolve_device",
+    "spec_imports",
     "submit_clips",
 ]

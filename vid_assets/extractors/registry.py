@@ -34,6 +34,7 @@ _FACTORIES: dict[str, Callable[..., Extractor]] = {}
 _PREFIXES: dict[str, Callable[..., Extractor]] = {}
 _SPECS: dict[str, InputSpec | Callable[[], InputSpec]] = {}
 _PREFIX_SPECS: dict[str, Callable[[str], InputSpec | None]] = {}
+_PREFIX_IMPORTS: dict[str, tuple[str, ...]] = {}
 _CACHE: dict[tuple, Extractor] = {}
 _CACHE_LOCK = threading.Lock()
 _SPEC_CACHE: dict[str, InputSpec] = {}
@@ -60,17 +61,31 @@ def register_extractor(
     return deco(fn) if fn is not None else deco
 
 
-def register_prefix(prefix: str, *, spec: Callable[[str], InputSpec | None] | None = None):
+def register_prefix(
+    prefix: str, *, spec: Callable[[str], InputSpec | None] | None = None, spec_imports: tuple[str, ...] = ()
+):
     """Decorator for a factory handling every ``<prefix>:<rest>`` name; it gets ``rest`` first.
-    ``spec(rest)``: the :class:`InputSpec` from configs alone, or None when it cannot tell."""
+    ``spec(rest)``: the :class:`InputSpec` from configs alone, or None when it cannot tell;
+    ``spec_imports``: the heavy modules ``spec`` imports (see :func:`spec_imports`)."""
 
     def deco(f: Callable[..., Extractor]) -> Callable[..., Extractor]:
         _PREFIXES[prefix] = f
         if spec is not None:
             _PREFIX_SPECS[prefix] = spec
+        if spec_imports:
+            _PREFIX_IMPORTS[prefix] = tuple(spec_imports)
         return f
 
     return deco
+
+
+def spec_imports(name: str) -> tuple[str, ...]:
+    """Modules that answering ``input_spec(name)`` imports (``timm`` for ``timm:`` names, ...).
+
+    Every Dagster step process loads the definitions, whose code versions hold the fitted sizes,
+    so the local executor's forkserver imports these once per run instead of once per step."""
+    prefix, sep, _ = name.partition(":")
+    return _PREFIX_IMPORTS.get(prefix, ()) if sep else ()
 
 
 def input_spec(name: str = DEFAULT_EXTRACTOR, *, build: bool = True) -> InputSpec | None:

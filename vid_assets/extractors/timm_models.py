@@ -114,7 +114,7 @@ def _local_dir_spec(path: str) -> InputSpec:
     return spec_from_cfg(load_model_config_from_path(Path(path).expanduser())[0])
 
 
-@register_prefix("timm", spec=_arch_spec)
+@register_prefix("timm", spec=_arch_spec, spec_imports=("timm",))
 def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     """``timm:<arch>``: pretrained weights via timm's default source (the HF Hub cache offline)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
@@ -130,7 +130,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
 
 
-@register_prefix("hf-hub", spec=_hub_spec)
+@register_prefix("hf-hub", spec=_hub_spec, spec_imports=("timm",))
 def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     """``hf-hub:<org>/<name>[@revision]`` via timm's hub loader (honours HF_HUB_OFFLINE / the cache)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
@@ -154,7 +154,7 @@ def _cached_revision(repo_id: str) -> str | None:
     return None
 
 
-@register_prefix("local-dir", spec=_local_dir_spec)
+@register_prefix("local-dir", spec=_local_dir_spec, spec_imports=("timm",))
 def timm_local_dir(path: str, **kwargs) -> Extractor:
     """``local-dir:<folder>`` written by ``timm.models.save_for_hf`` (or a downloaded hub snapshot)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)

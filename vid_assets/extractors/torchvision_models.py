@@ -142,7 +142,7 @@ for _name, (_frames, _attr) in VIDEO_MODELS.items():
     _register_video(_name, _frames, _attr)
 
 
-@register_prefix("tv", spec=_tv_spec)
+@register_prefix("tv", spec=_tv_spec, spec_imports=("torchvision",))
 def torchvision_model(name: str, weights="DEFAULT", **kwargs) -> Extractor:
     """``tv:<name>``: a torchvision classifier. Image models (resnet50, convnext_tiny, vit_b_16, ...)
     take frames; video models (``tv:r3d_18`` is ``r3d_18``; also mc3_18, mvit_v1_b, swin3d_s/b)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 
-from vid_assets.extractors import input_spec
+from vid_assets.extractors import input_spec, spec_imports
 from vid_assets.pipeline.assets import (
     embed_batches_job,
     embed_videos_job,
@@ -28,9 +29,10 @@ from vid_assets.pipeline.resources import (
 from vid_assets.pipeline.sensors import build_publish_sensor, build_resume_sensor, build_videos_sensor
 
 
-def local_executor(start_method: str | None = None) -> dg.ExecutorDefinition:
+def local_executor(start_method: str | None = None, preload: Sequence[str] = ()) -> dg.ExecutorDefinition:
     """The multiprocess executor, one process per step, started by ``start_method``
-    (default ``$VID_ASSETS_STEP_START`` or ``forkserver``).
+    (default ``$VID_ASSETS_STEP_START`` or ``forkserver``); ``preload``: more modules for the
+    forkserver to import (``build_definitions`` passes those the extractor's input spec needs).
 
     ``forkserver``: steps fork from a server that imported this module (torch, PyAV, zarr, Dagster;
     it builds no Definitions, so a user's own definitions module is not second-guessed) once per run;
@@ -42,7 +44,7 @@ def local_executor(start_method: str | None = None) -> dg.ExecutorDefinition:
     """
     method = start_method or os.environ.get("VID_ASSETS_STEP_START") or "forkserver"
     if method == "forkserver":
-        config = {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions"]}}
+        config = {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions", *preload]}}
     elif method == "spawn":
         config = {"spawn": {}}
     else:
@@ -111,5 +113,7 @@ def build_definitions(
         },
         # Local default: one process per step, runs queued by the instance. Swap for
         # dagster_celery / dagster_k8s executors to scale out (see README).
-        executor=executor or local_executor(),
+        # every step loads these definitions, whose code versions hold the model's input spec:
+        # what answering it imports (timm, torchvision) is imported once per run, not per step
+        executor=executor or local_executor(preload=spec_imports(extractor.name) if sampling.fits_model() else ()),
     )

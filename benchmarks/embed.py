@@ -85,6 +85,7 @@ def stream_factory(
     decoder_threads: int | None = None,
     shared_slots: bool = True,
     read_ahead: int | None = None,
+    convert_method: str = "auto",
 ):
     """A function that starts a pass over ``sources``: uint8 clip batches on the model's device."""
     plan = SamplingPlan(fps=fps, short_side=256)
@@ -108,7 +109,7 @@ def stream_factory(
         for b in stream:
             if b.error:
                 raise RuntimeError(b.error)
-            yield to_device_clips(b, spec, plan.short_side, device) if device_convert else b.pixels
+            yield to_device_clips(b, spec, plan.short_side, device, convert_method) if device_convert else b.pixels
 
     return make
 
@@ -250,6 +251,7 @@ def _describe(args, ext, decode_batch: int) -> dict:
         "shared_slots": not args.no_slots,
         "pinned": not args.no_pin,
         "device_convert": args.device_convert,
+        "convert_method": args.convert_method,
         "video": f"{args.videos} x {args.seconds_per_video:.0f} s {args.size} H.264 30 fps, sampled at {args.fps} fps",
     }
 
@@ -333,6 +335,12 @@ def main() -> None:
     ap.add_argument(
         "--device-convert", action="store_true", help="decoders hand over YUV; convert/resize/crop on the device"
     )
+    ap.add_argument(
+        "--convert-method",
+        default="auto",
+        choices=["auto", "matmul", "interpolate"],
+        help="with --device-convert: resampling matrices (CUDA's default) or whole-frame interpolation",
+    )
     ap.add_argument("--no-pin", action="store_true", help="do not page-lock batches (CUDA)")
     ap.add_argument("--video-dir", default=None, help="keep/reuse the generated videos here")
     ap.add_argument("--depth", type=int, default=1, help="batches queued on the device ahead of the host (0 = wait)")
@@ -368,6 +376,7 @@ def main() -> None:
         args.decoder_threads,
         not args.no_slots,
         args.read_ahead,
+        args.convert_method,
     )
     if args.feed_only:
         r = pipeline(None, make, torch.device(feed_device), args.device_convert)

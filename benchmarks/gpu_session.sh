@@ -13,8 +13,12 @@
 #
 #     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 560 \
-#       bash benchmarks/gpu_session.sh cuda frames feed; tar czf $OUT/g.tgz -C /tmp g
-#     (same, with: vit effnet preprocess)
+#       bash benchmarks/gpu_session.sh cuda convert frames feed; tar czf $OUT/g.tgz -C /tmp g
+#     (same, with: vit effnet preprocess; then, time left: matmul)
+#
+# Session 10 (no GPU) made CUDA's --device-convert crop by resampling matrices (clips/device.py:
+# only the crops' pixels, as batched GEMMs); `convert` times both methods, `matmul` runs the ViT
+# row with the old interpolation for the end-to-end difference (prediction in RESULTS.md).
 #
 # (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
@@ -68,6 +72,11 @@ step() {
         bench effnet_p14_devconv --workers 14 --backend processes --rounds 2 --device-convert
         bench effnet_p14 --workers 14 --backend processes --rounds 2
         ;;
+    matmul)  # session 10: crops by resampling matrices (CUDA's new default) vs whole-frame interpolation
+        bench vitb16_compile_p14_devconv_interp --workers 14 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert \
+            --convert-method interpolate
+        ;;
     w12)  # fewer decoders: does the model's process need more of the 16 vCPUs?
         bench vitb16_compile_p12_devconv --workers 12 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
@@ -83,7 +92,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 1 --device-convert \
             --profile "$OUT/vitb16_devconv_profile.txt"
         ;;
-    convert)  # one batch's device time split: upload, conversion fp32/fp16, preprocess, forward
+    convert)  # one batch's device time split: upload, conversion (interpolate / matmul, fp32 / fp16), preprocess, forward
         timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/device_convert.py --json "$OUT/device_convert.json" \
             >"$OUT/device_convert.log" 2>&1
         echo "== convert rc=$?"
@@ -117,7 +126,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | matmul | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

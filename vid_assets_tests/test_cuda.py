@@ -131,3 +131,17 @@ def test_two_processes_on_a_multi_gpu_host_use_different_gpus_with_equal_results
     assert sorted(int(r[0]) for r in rows) == [0, 1]
     assert all(r[0] == r[1] for r in rows)  # each made its GPU the current device
     assert float(rows[0][2]) == pytest.approx(float(rows[1][2]), rel=1e-3)
+
+
+@pytest.mark.parametrize("crop", ["center", "ten", "random"])
+def test_cuda_resampling_matrices_match_interpolation(videos, crop):
+    """CUDA's default conversion (matmul) against whole-frame interpolation on the same device."""
+    plan, spec = SamplingPlan(fps=10, short_side=256), ClipSpec(crop=crop, crop_size=224, seed=2)
+    b = next(iter_clip_batches(videos[:1], plan, spec, batch_clips=16, num_workers=0, device_convert=True))
+    ref = clips_from_yuv(b.pixels, b.color, spec, 256, device="cpu", method="interpolate").numpy().astype(int)
+    for dtype, most, mean in ((torch.float32, 1, 0.001), (torch.float16, 2, 0.3)):  # fp16: as the old path
+        got = clips_from_yuv(b.pixels, b.color, spec, 256, device="cuda", dtype=dtype, method="matmul")
+        diff = np.abs(got.cpu().numpy().astype(int) - ref)
+        assert diff.max() <= most and diff.mean() < mean, (dtype, diff.max(), diff.mean())
+    auto = clips_from_yuv(b.pixels, b.color, spec, 256, device="cuda")
+    assert torch.equal(auto, clips_from_yuv(b.pixels, b.color, spec, 256, device="cuda", method="matmul"))

@@ -123,3 +123,28 @@ def test_portrait_phone_video_same_on_both_paths(tmp_path, read_ahead):
         # the device path converts YUV with its own filter: 1.5 levels apart on average here; the
         # frame turned the wrong way round gives 75
         assert np.abs(converted.numpy().astype(int) - c.pixels.numpy().astype(int)).mean() < 5
+
+
+@pytest.mark.parametrize("crop", ["center", "five", "ten", "random"])
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_resampling_matrices_give_the_interpolated_pixels(tmp_path, crop, rotation):
+    """CUDA's default (``method="matmul"``: each crop as Rows @ plane @ Cols^T) against resizing whole
+    frames then cropping, on decoded planes: same boxes, flips, random draws, rotation and padding."""
+    video = write_synthetic_video(tmp_path / "v.mp4", seconds=1, fps=10, size=(320, 240), seed=5)
+    frames = list(iter_frames(video, SamplingPlan.at_fps(4), convert="yuv420p"))
+    spec = ClipSpec(frames_per_clip=2, stride=2, crop=crop, seed=11)
+    planes = torch.from_numpy(np.stack([c.pixels for c in iter_clips(frames, spec, 0.25, crop=False)]))
+    info = YuvInfo(height=240, width=320, rotation=rotation)
+    for short_side, size in [(256, 224), (240, 224), (100, 112)]:  # enlarge, same size, pad
+        spec = ClipSpec(frames_per_clip=2, stride=2, crop=crop, seed=11, crop_size=size)
+        ref = clips_from_yuv(planes, info, spec, short_side, first_clip=3, method="interpolate").numpy()
+        got = clips_from_yuv(planes, info, spec, short_side, first_clip=3, method="matmul").numpy()
+        assert got.shape == ref.shape and got.dtype == np.uint8
+        diff = np.abs(got.astype(int) - ref.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.001, (short_side, diff.max(), diff.mean())
+        if rotation == 0 and crop != "ten":  # CUDA's precision (float16 matmuls are slow on the CPU)
+            half = clips_from_yuv(planes, info, spec, short_side, first_clip=3, method="matmul", dtype=torch.float16)
+            diff16 = np.abs(half.numpy().astype(int) - ref.astype(int))
+            assert diff16.max() <= 1 and diff16.mean() < 0.15, (short_side, diff16.max(), diff16.mean())
+    with pytest.raises(ValueError, match="method"):
+        clips_from_yuv(planes, info, spec, 256, method="bicubic")

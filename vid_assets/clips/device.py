@@ -111,6 +111,98 @@ def yuv420_to_rgb(
     return rgb
 
 
+_MATRICES: dict[tuple, object] = {}  # resampling matrices and crop indices per geometry and device
+
+
+def _axis_matrix(n_in: int, n_out: int, pad: tuple[int, int], nearest: bool, device, dtype) -> torch.Tensor:
+    """``[n_out + pads, n_in]``: what :func:`_resize` (or the 2x nearest chroma upsampling at the
+    source size) and the replicate padding after it do along one axis, as a matrix.
+
+    Bilinear resizing is separable and linear, so resizing an identity matrix gives exactly the
+    weights it applies (antialiased when this axis shrinks, as ``_resize``; enlarging, the two
+    kernels agree within 1e-4 of 255). Built in float64 once per geometry and cached."""
+    key = (n_in, n_out, pad, nearest, str(device), dtype)
+    m = _MATRICES.get(key)
+    if m is None:
+        if nearest:
+            r = torch.zeros((n_out, n_in), dtype=torch.float64)
+            r[torch.arange(n_out), torch.arange(n_out) // 2] = 1.0
+        elif n_out == n_in:
+            r = torch.eye(n_in, dtype=torch.float64)
+        else:
+            eye = torch.eye(n_in, dtype=torch.float64)[None, None]
+            r = F.interpolate(eye, size=(n_out, n_in), mode="bilinear", antialias=n_out < n_in, align_corners=False)[
+                0, 0
+            ]
+        rows = torch.arange(-pad[0], n_out + pad[1]).clamp_(0, n_out - 1)
+        m = _MATRICES[key] = r[rows].to(device=device, dtype=dtype)
+    return m
+
+
+def _crop_indices(height: int, width: int, spec: ClipSpec, first_clip: int, groups: int, device):
+    """Row and column indices ``[groups, crops, S]`` of every crop box (columns reversed for a flip),
+    for ``groups`` clips from ``first_clip`` (one group serves all clips unless crops are random)."""
+    key = ("crops", height, width, spec, first_clip if spec.crop == "random" else 0, groups, str(device))
+    if key not in _MATRICES:
+        boxes = torch.tensor([crop_boxes(height, width, spec, first_clip + g) for g in range(groups)])
+        ramp = torch.arange(spec.crop_size)
+        rows = boxes[..., 0, None] + ramp
+        cols = boxes[..., 1, None] + torch.where(boxes[..., 2, None].bool(), ramp.flip(0), ramp)
+        if spec.crop == "random":  # a new set every batch: not worth caching
+            return rows.to(device), cols.to(device)
+        _MATRICES[key] = (rows.to(device), cols.to(device))
+    return _MATRICES[key]
+
+
+def _crops_by_matmul(
+    planes: torch.Tensor, info: YuvInfo, spec: ClipSpec, short_side: int, first_clip: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """``clips_from_yuv`` as resampling matrices: each crop is ``Rows @ plane @ Cols^T`` per plane.
+
+    Resize, padding, crop and flip are all linear maps of the source plane, so per crop box they
+    collapse into one ``[S, h]`` and one ``[S, w]`` matrix; only the crop's pixels are computed
+    (the interpolating path resizes the whole frame: a centre crop keeps 57 % of a 341x256 frame)
+    and the colour matrix then runs on crops, not frames. On an accelerator these are batched
+    GEMMs; on the CPU the dense matrices multiply mostly zeros (measured: benchmarks/device_convert.py).
+    """
+    n, t = planes.shape[:2]
+    h, w = info.height, info.width
+    x = planes.to(dtype)
+    y = x[:, :, :h]  # [n, T, h, w]
+    chroma = x[:, :, h:].reshape(n, t, 2, h // 2, w // 2)  # U plane then V plane
+    k = (info.rotation // 90) % 4
+    if k:  # bilinear resizing commutes with quarter turns: turn the small planes, then resize
+        y, chroma = torch.rot90(y, k, dims=(-2, -1)), torch.rot90(chroma, k, dims=(-2, -1))
+    hd, wd = y.shape[-2:]
+    new_w, new_h = scaled_size(wd, hd, short_side)
+    s = spec.crop_size
+    ph, pw = max(0, s - new_h), max(0, s - new_w)
+    pads_h, pads_w = (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)
+    same = (new_h, new_w) == (hd, wd)
+    dev = planes.device
+    ly = _axis_matrix(hd, new_h, pads_h, False, dev, dtype)
+    lx = _axis_matrix(wd, new_w, pads_w, False, dev, dtype)
+    cy = _axis_matrix(hd // 2, new_h, pads_h, same, dev, dtype)
+    cx = _axis_matrix(wd // 2, new_w, pads_w, same, dev, dtype)
+    height, width = new_h + ph, new_w + pw
+    rows_t, cols_t = _crop_indices(height, width, spec, first_clip, n if spec.crop == "random" else 1, dev)
+
+    def resample(plane: torch.Tensor, my: torch.Tensor, mx: torch.Tensor, lead: int) -> torch.Tensor:
+        a = my[rows_t]  # [G, crops, S, h]
+        b = mx[cols_t].transpose(-1, -2)  # [G, crops, w, S]
+        for _ in range(lead):  # broadcast over T (and the U/V axis): [G, 1.., crops, ...]
+            a, b = a.unsqueeze(1), b.unsqueeze(1)
+        plane = plane.unsqueeze(-3)  # [..., 1, h, w]: one copy per crop by broadcasting
+        return (a @ plane) @ b  # [n, T(, 2), crops, S, S]
+
+    out_y = resample(y, ly, lx, 1)
+    out_c = resample(chroma, cy, cx, 2)
+    yuv = torch.stack((out_y, out_c[:, :, 0], out_c[:, :, 1]), dim=-1)  # [n, T, crops, S, S, 3]
+    m, b = yuv_to_rgb_matrix(info, offset=0.5)  # +0.5: the uint8 cast below rounds
+    rgb = torch.addmm(b.to(dev, dtype), yuv.reshape(-1, 3), m.T.to(dev, dtype)).clamp_(0, 255)
+    return rgb.to(torch.uint8).reshape(yuv.shape)
+
+
 def clips_from_yuv(
     planes: torch.Tensor,
     info: YuvInfo,
@@ -120,13 +212,23 @@ def clips_from_yuv(
     first_clip: int = 0,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    method: str = "auto",
 ) -> torch.Tensor:
     """uint8 ``[n, T, H*3/2, W]`` (a batch of one video's clips) -> uint8 ``[n, T, crops, S, S, 3]``
     on ``device`` (default: where ``planes`` are). ``first_clip`` numbers the clips for random
     crops, so boxes equal the CPU path's for the same clip index. ``dtype``: arithmetic precision
-    (default float16 on CUDA, float32 elsewhere)."""
+    (default float16 on CUDA, float32 elsewhere). ``method``: ``matmul`` (resampling matrices,
+    only the crops' pixels: :func:`_crops_by_matmul`), ``interpolate`` (whole frames, then crops),
+    ``auto``: matmul on CUDA, interpolate elsewhere. Both give the same pixels within a level."""
     device = torch.device(device) if device is not None else planes.device
     n, t = planes.shape[:2]
+    if method == "auto":
+        method = "matmul" if device.type == "cuda" else "interpolate"
+    if method not in ("matmul", "interpolate"):
+        raise ValueError(f"method must be auto, matmul or interpolate, not {method!r}")
+    if method == "matmul":
+        dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+        return _crops_by_matmul(upload(planes, device), info, spec, short_side, first_clip, dtype)
     # scale before rotating: a quarter turn swaps which side is the short one
     quarter = (info.rotation // 90) % 2 == 1
     disp_w, disp_h = (info.height, info.width) if quarter else (info.width, info.height)
@@ -159,9 +261,13 @@ def clips_from_yuv(
     return out
 
 
-def to_device_clips(batch, spec: ClipSpec, short_side: int, device: torch.device | str) -> torch.Tensor:
+def to_device_clips(
+    batch, spec: ClipSpec, short_side: int, device: torch.device | str, method: str = "auto"
+) -> torch.Tensor:
     """A :class:`~vid_assets.clips.stream.ClipBatch` as uint8 ``[n, T, crops, S, S, 3]`` on ``device``:
-    converted there when it holds YUV planes, else just moved."""
+    converted there (``method``: see :func:`clips_from_yuv`) when it holds YUV planes, else just moved."""
     if batch.color is None:
         return upload(batch.pixels, device)
-    return clips_from_yuv(batch.pixels, batch.color, spec, short_side, first_clip=batch.first_clip, device=device)
+    return clips_from_yuv(
+        batch.pixels, batch.color, spec, short_side, first_clip=batch.first_clip, device=device, method=method
+    )

@@ -145,6 +145,6 @@ def test_resampling_matrices_give_the_interpolated_pixels(tmp_path, crop, rotati
         if rotation == 0 and crop != "ten":  # CUDA's precision (float16 matmuls are slow on the CPU)
             half = clips_from_yuv(planes, info, spec, short_side, first_clip=3, method="matmul", dtype=torch.float16)
             diff16 = np.abs(half.numpy().astype(int) - ref.astype(int))
-            assert diff16.max() <= 1 and diff16.mean() < 0.15, (short_side, diff16.max(), diff16.mean())
+            assert diff16.max() <= 1 and diff16.mean() < 0.25, (short_side, diff16.max(), diff16.mean())
     with pytest.raises(ValueError, match="method"):
         clips_from_yuv(planes, info, spec, 256, method="bicubic")

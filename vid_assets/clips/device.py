@@ -195,12 +195,20 @@ def _crops_by_matmul(
         plane = plane.unsqueeze(-3)  # [..., 1, h, w]: one copy per crop by broadcasting
         return (a @ plane) @ b  # [n, T(, 2), crops, S, S]
 
-    out_y = resample(y, ly, lx, 1)
+    out_y = resample(y, ly, lx, 1)  # [n, T, crops, S, S]
     out_c = resample(chroma, cy, cx, 2)
-    yuv = torch.stack((out_y, out_c[:, :, 0], out_c[:, :, 1]), dim=-1)  # [n, T, crops, S, S, 3]
+    u, v = out_c[:, :, 0], out_c[:, :, 1]
     m, b = yuv_to_rgb_matrix(info, offset=0.5)  # +0.5: the uint8 cast below rounds
-    rgb = torch.addmm(b.to(dev, dtype), yuv.reshape(-1, 3), m.T.to(dev, dtype)).clamp_(0, 255)
-    return rgb.to(torch.uint8).reshape(yuv.shape)
+    # per-channel multiply-adds written straight into the channels-last layout (a [.., 3] x [3, 3]
+    # GEMM over millions of rows would leave the choice of kernel to cuBLAS's heuristics)
+    rgb = torch.empty((*out_y.shape, 3), dtype=dtype, device=dev)
+    for c in range(3):
+        out = torch.mul(out_y, float(m[c, 0]), out=rgb[..., c])
+        for plane, weight in ((u, float(m[c, 1])), (v, float(m[c, 2]))):
+            if weight:
+                out.add_(plane, alpha=weight)
+        out.add_(float(b[c]))
+    return rgb.clamp_(0, 255).to(torch.uint8)
 
 
 def clips_from_yuv(

@@ -5,9 +5,10 @@ set gpu N``) but not *which* device each one uses: without this every step of an
 load its model on ``cuda:0``. Each process that resolves ``auto`` takes the first device no other
 process holds (a lock file per device, released by the OS when the process exits, crash included);
 when every device is held, a second place on one, and so on, so N processes on M devices share
-them evenly (``ceil(N / M)`` per device at most while none has exited). The lock directory is shared by every process on the
-host (``VID_ASSETS_DEVICE_LOCKS``, default ``<tmp>/vid_assets-devices``), so steps, the prediction
-service and notebooks see each other's claims. On a cluster each worker is given its own GPUs
+them evenly (``ceil(N / M)`` per device at most while none has exited). The lock directory is
+shared by every process on the host (``VID_ASSETS_DEVICE_LOCKS``, default
+``<tmp>/vid_assets-devices``), so steps, the prediction service and notebooks see each other's
+claims. On a cluster each worker is given its own GPUs
 (Kubernetes device plugin, ``CUDA_VISIBLE_DEVICES``) and this only picks among those.
 """
 

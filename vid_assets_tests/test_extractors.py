@@ -394,12 +394,43 @@ def test_batchnorm_folding_is_verified_and_exact_enough():
     assert n == 0 and same is tricky  # the probe caught the wrong guess; nothing changed
 
 
+@pytest.mark.parametrize("size", [97, 224])  # odd: other pads per layer than the default size
+def test_tf_same_padding_becomes_the_convs_own_for_the_probe_size(size):
+    """timm's run-time ``F.pad`` before each stride-2 conv of a TF-ported model, folded into the conv
+    (a larger kernel with zero leading taps): same output at the probe's size, the original
+    module at any other size."""
+    import timm
+
+    from vid_assets.extractors.fuse import _StaticSameConv, static_same_padding
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0).eval()
+    probe = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    static, n = static_same_padding(model, probe)
+    assert n == 5 and static is not model
+    assert sum(isinstance(m, _StaticSameConv) for m in static.modules()) == 5
+    assert not any(type(m).__name__ == "Conv2dSame" for m in static.modules() if not _inside_static(static, m))
+    with torch.no_grad():
+        x = torch.randn(3, 3, size, size)
+        assert torch.allclose(model(x), static(x), rtol=1e-5, atol=1e-5)
+        other = torch.randn(1, 3, 64, 64)  # not the probe's size: the original modules run
+        assert torch.equal(model(other), static(other))
+    resnet = timm.create_model("resnet18", pretrained=False, num_classes=0).eval()
+    assert static_same_padding(resnet, probe) == (resnet, 0)  # nothing padded at run time
+
+
+def _inside_static(root, module) -> bool:
+    from vid_assets.extractors.fuse import _StaticSameConv
+
+    return any(isinstance(m, _StaticSameConv) and module is m.original for m in root.modules())
+
+
 def test_extractor_folds_its_batchnorms_and_keeps_its_features(extractor):
     import timm
 
     from vid_assets.extractors.efficientnet import _load_positional, _weights
 
     assert extractor.config["batchnorm_folded"] == 49
+    assert extractor.config["same_padding_static"] == 5  # stem + 4 stride-2 depthwise convs
     reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     _load_positional(reference, torch.load(_weights()[0], map_location="cpu", weights_only=True))
     pixels = np.random.default_rng(0).integers(0, 255, (4, 224, 224, 3), dtype=np.uint8)

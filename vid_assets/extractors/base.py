@@ -121,6 +121,7 @@ class Extractor:
     batch_size_probed: bool = False  # set once ``feed.probe_batch_size`` has tuned batch_size
     fold_bn: bool = True  # fold eval BatchNorm into the conv before it, verified (extractors/fuse.py)
     resize_size: int = 0  # short side of its eval resize before the crop (0: input_size / 0.875)
+    static_pad: bool = True  # TF "same" padding as part of the conv for input_size, verified (fuse.py)
 
     def __post_init__(self) -> None:
         if self.input_kind not in ("frame", "clip"):
@@ -128,12 +129,16 @@ class Extractor:
         tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
         self.device = resolve_device(self.device)
         if self.fold_bn and self.input_kind == "frame":
-            from vid_assets.extractors.fuse import fold_batchnorm
+            from vid_assets.extractors.fuse import fold_batchnorm, static_same_padding
 
             probe = torch.randn(2, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
             self.model, folded = fold_batchnorm(self.model.eval().cpu(), probe)
             if folded:
                 self.config["batchnorm_folded"] = folded
+            if self.static_pad:
+                self.model, unpadded = static_same_padding(self.model, probe)
+                if unpadded:
+                    self.config["same_padding_static"] = unpadded
         self.model.eval().to(self.device)
         if self.head is not None:
             self.head.eval().to(self.device)

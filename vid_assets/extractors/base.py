@@ -121,7 +121,7 @@ class Extractor:
     batch_size_probed: bool = False  # set once ``feed.probe_batch_size`` has tuned batch_size
     fold_bn: bool = True  # fold eval BatchNorm into the conv before it, verified (extractors/fuse.py)
     resize_size: int = 0  # short side of its eval resize before the crop (0: input_size / 0.875)
-    static_pad: bool = True  # TF "same" padding as part of the conv for input_size, verified (fuse.py)
+    static_pad: bool = True  # on the CPU: TF "same" padding as part of the conv for input_size (fuse.py)
 
     def __post_init__(self) -> None:
         if self.input_kind not in ("frame", "clip"):
@@ -135,8 +135,8 @@ class Extractor:
             self.model, folded = fold_batchnorm(self.model.eval().cpu(), probe)
             if folded:
                 self.config["batchnorm_folded"] = folded
-            if self.static_pad:
-                self.model, unpadded = static_same_padding(self.model, probe)
+            if self.static_pad and self.device.type == "cpu":  # measured there; cuDNN has tuned 3x3/5x5
+                self.model, unpadded = static_same_padding(self.model, probe)  # depthwise kernels
                 if unpadded:
                     self.config["same_padding_static"] = unpadded
         self.model.eval().to(self.device)

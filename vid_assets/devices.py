@@ -63,7 +63,7 @@ def claim_device(ids: Sequence[str], directory: str | Path | None = None) -> int
             lock = FileLock(root / f"cuda-{safe}.{share}.lock", mode=0o666, thread_local=False)
             try:
                 lock.acquire(timeout=0)
-            except Timeout:
+            except (Timeout, OSError):  # held, or another user's file we may not open
                 continue
             _locks.append(lock)
             _claims[key] = index

@@ -101,14 +101,19 @@ def yuv420_to_rgb(
     # on the CPU oneDNN's 3-channel 1x1 convolution is ~200x slower; per-plane multiply-adds that
     # skip the matrix's zeros (no U in R, no V in B) are fastest there
     rgb = torch.empty((n, 3, *size), dtype=dtype, device=planes.device)
-    luma = y[:, 0] * float(m[0, 0])  # the same luma weight in all three rows
-    u, v = chroma[:, 0], chroma[:, 1]
-    for c in range(3):
-        out = torch.add(luma, u, alpha=float(m[c, 1]), out=rgb[:, c]) if m[c, 1] else rgb[:, c].copy_(luma)
+    _colour_into([rgb[:, c] for c in range(3)], y[:, 0], chroma[:, 0], chroma[:, 1], m, b)
+    return rgb
+
+
+def _colour_into(channels: list[torch.Tensor], y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, m, b) -> None:
+    """``channels[c] = m[c] @ (y, u, v) + b[c]`` as per-plane multiply-adds that skip the matrix's
+    zeros (no U in R, no V in B): fastest on the CPU, and predictable on any device."""
+    luma = y * float(m[0, 0])  # the same luma weight in all three rows
+    for c, out in enumerate(channels):
+        out = torch.add(luma, u, alpha=float(m[c, 1]), out=out) if m[c, 1] else out.copy_(luma)
         if m[c, 2]:
             out.add_(v, alpha=float(m[c, 2]))
         out.add_(float(b[c]))
-    return rgb
 
 
 _MATRICES: dict[tuple, object] = {}  # resampling matrices and crop indices per geometry and device
@@ -139,19 +144,21 @@ def _axis_matrix(n_in: int, n_out: int, pad: tuple[int, int], nearest: bool, dev
     return m
 
 
-def _crop_indices(height: int, width: int, spec: ClipSpec, first_clip: int, groups: int, device):
-    """Row and column indices ``[groups, crops, S]`` of every crop box (columns reversed for a flip),
-    for ``groups`` clips from ``first_clip`` (one group serves all clips unless crops are random)."""
-    key = ("crops", height, width, spec, first_clip if spec.crop == "random" else 0, groups, str(device))
-    if key not in _MATRICES:
-        boxes = torch.tensor([crop_boxes(height, width, spec, first_clip + g) for g in range(groups)])
-        ramp = torch.arange(spec.crop_size)
-        rows = boxes[..., 0, None] + ramp
-        cols = boxes[..., 1, None] + torch.where(boxes[..., 2, None].bool(), ramp.flip(0), ramp)
-        if spec.crop == "random":  # a new set every batch: not worth caching
-            return rows.to(device), cols.to(device)
-        _MATRICES[key] = (rows.to(device), cols.to(device))
-    return _MATRICES[key]
+def _crop_indices(height: int, width: int, spec: ClipSpec, first_clip: int, clips: int, device):
+    """Row and column indices ``[groups, crops, S]`` of every crop box (columns reversed for a flip):
+    one group per clip for random crops (new every batch), else one for all, cached."""
+    key = ("crops", height, width, spec, str(device))
+    if spec.crop != "random" and key in _MATRICES:
+        return _MATRICES[key]
+    groups = range(first_clip, first_clip + clips) if spec.crop == "random" else [first_clip]
+    boxes = torch.tensor([crop_boxes(height, width, spec, g) for g in groups])
+    ramp = torch.arange(spec.crop_size)
+    rows = boxes[..., 0, None] + ramp
+    cols = boxes[..., 1, None] + torch.where(boxes[..., 2, None].bool(), ramp.flip(0), ramp)
+    out = rows.to(device), cols.to(device)
+    if spec.crop != "random":
+        _MATRICES[key] = out
+    return out
 
 
 def _crops_by_matmul(
@@ -185,7 +192,7 @@ def _crops_by_matmul(
     cy = _axis_matrix(hd // 2, new_h, pads_h, same, dev, dtype)
     cx = _axis_matrix(wd // 2, new_w, pads_w, same, dev, dtype)
     height, width = new_h + ph, new_w + pw
-    rows_t, cols_t = _crop_indices(height, width, spec, first_clip, n if spec.crop == "random" else 1, dev)
+    rows_t, cols_t = _crop_indices(height, width, spec, first_clip, n, dev)
 
     def resample(plane: torch.Tensor, my: torch.Tensor, mx: torch.Tensor, lead: int) -> torch.Tensor:
         a = my[rows_t]  # [G, crops, S, h]
@@ -197,17 +204,11 @@ def _crops_by_matmul(
 
     out_y = resample(y, ly, lx, 1)  # [n, T, crops, S, S]
     out_c = resample(chroma, cy, cx, 2)
-    u, v = out_c[:, :, 0], out_c[:, :, 1]
     m, b = yuv_to_rgb_matrix(info, offset=0.5)  # +0.5: the uint8 cast below rounds
-    # per-channel multiply-adds written straight into the channels-last layout (a [.., 3] x [3, 3]
-    # GEMM over millions of rows would leave the choice of kernel to cuBLAS's heuristics)
+    # written straight into the channels-last layout (a [.., 3] x [3, 3] GEMM over millions of rows
+    # would leave the choice of kernel to cuBLAS's heuristics)
     rgb = torch.empty((*out_y.shape, 3), dtype=dtype, device=dev)
-    for c in range(3):
-        out = torch.mul(out_y, float(m[c, 0]), out=rgb[..., c])
-        for plane, weight in ((u, float(m[c, 1])), (v, float(m[c, 2]))):
-            if weight:
-                out.add_(plane, alpha=weight)
-        out.add_(float(b[c]))
+    _colour_into([rgb[..., c] for c in range(3)], out_y, out_c[:, :, 0], out_c[:, :, 1], m, b)
     return rgb.clamp_(0, 255).to(torch.uint8)
 
 

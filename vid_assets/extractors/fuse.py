@@ -64,9 +64,12 @@ def fold_batchnorm(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-4) ->
         want, got = model.eval()(probe).float(), folded(probe).float()
     except Exception:  # a model that cannot run this probe stays as it is
         return model, 0
-    if want.shape != got.shape or (want - got).abs().max() > rtol * max(want.abs().max().item(), 1e-6):
-        return model, 0
-    return folded, n
+    return (folded, n) if _agrees(want, got, rtol) else (model, 0)
+
+
+def _agrees(want: torch.Tensor, got: torch.Tensor, rtol: float) -> bool:
+    """Same shape, and max abs difference <= rtol * max |want|: the check every rewrite here passes."""
+    return want.shape == got.shape and (want - got).abs().max() <= rtol * max(want.abs().max().item(), 1e-6)
 
 
 # -- TF "same" padding as the convolution's own -------------------------------------------------
@@ -151,7 +154,4 @@ def static_same_padding(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-
         parent_name, _, child = name.rpartition(".")
         parent = static.get_submodule(parent_name) if parent_name else static
         parent._modules[child] = _StaticSameConv(parent._modules[child], size)
-    got = static(probe).float()
-    if want.shape != got.shape or (want - got).abs().max() > rtol * max(want.abs().max().item(), 1e-6):
-        return model, 0
-    return static, len(sizes)
+    return (static, len(sizes)) if _agrees(want, static(probe).float(), rtol) else (model, 0)

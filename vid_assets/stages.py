@@ -17,7 +17,7 @@ import numpy as np
 
 from vid_assets.clips import Clip, ClipSpec, iter_clips
 from vid_assets.extractors import ClipFeatures, Extractor, InputSpec, embed_clips, iter_pipelined, submit_clips
-from vid_assets.extractors.labels import label_names
+from vid_assets.extractors.labels import stored_label_names
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
 from vid_assets.media.contact import ContactSheet
@@ -356,8 +356,9 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         "store_path": str(path),
         "seconds": time.perf_counter() - t0,
     }
-    if attrs["label_set"] and top_labels is not None and len(top_labels):
-        meta["first_clip_top1"] = label_names(attrs["label_set"])[int(top_labels[0, 0, 0])]
+    names = stored_label_names(attrs["extractor_config"])
+    if names and top_labels is not None and len(top_labels):
+        meta["first_clip_top1"] = names[int(top_labels[0, 0, 0])]
     return meta
 
 

@@ -18,6 +18,7 @@ from vid_assets.extractors import (
 from vid_assets.extractors.timm_models import _hub_spec, _local_dir_spec
 from vid_assets.media import DecodedFrame
 from vid_assets.stages import PipelineConfig, iter_clip_features
+from vid_assets_tests.helpers import TINY_VIT, normalised, save_tiny_timm
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +278,9 @@ def test_torchvision_weights_come_from_the_weight_enums():
         create_extractor("r3d_18", device="cpu")  # offline and not cached: a clear error names the weights
     ext = create_extractor("tv:resnet18", weights=None, device="cpu")
     assert ext.dim == 512 and ext.labels and len(ext.labels) == 1000
+    logits = create_extractor("tv:resnet18", weights=None, device="cpu", output="head")  # any factory's head
+    assert (logits.dim, logits.head, logits.labels) == (1000, None, None)
+    assert logits.embed_frames(np.zeros((2, 224, 224, 3), np.uint8))[0].shape == (2, 1000)
 
 
 # -- the offline hub path -------------------------------------------------------------------------------
@@ -329,6 +333,72 @@ def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path, monkeyp
     assert _hub_spec("acme/tiny-vit") == ext.input_spec  # declared from the cached config.json
     with torch.no_grad():
         torch.testing.assert_close(ext.model(torch.zeros(1, 3, 64, 64)), expected)
+
+
+# -- what a timm head is: a CLIP tower's projection, or a classifier with label names -----------------
+@pytest.fixture(scope="module")
+def clip_tower(tmp_path_factory):
+    """A CLIP image tower as timm ships them (``vit_base_patch32_clip_224.openai``, whose
+    "classifier" is the 512-d projection into the image-text space), shrunk, random init."""
+    folder = tmp_path_factory.mktemp("hub") / "tiny_clip"
+    return folder, save_tiny_timm(folder, "vit_base_patch32_clip_224.openai", **TINY_VIT)
+
+
+def test_a_clip_tower_embeds_into_the_image_text_space(clip_tower):
+    """A CLIP user wants the image embedding that sits beside the text embeddings (timm's own
+    forward: pooled features through the projection), not the pre-projection width, and no
+    ImageNet-style top-k over the projection's 512 dimensions."""
+    folder, model = clip_tower
+    ext = create_extractor(f"local-dir:{folder}", device="cpu")
+    assert (ext.dim, ext.head, ext.labels) == (512, None, None)
+    assert ext.describe()["output"] == "head" and ext.describe()["label_set"] is None
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    feats, logits = ext.embed_frames(pixels)
+    with torch.no_grad():
+        want = model(normalised(pixels, ext.mean, ext.std)).numpy()
+    assert logits is None and feats.shape == (3, 512)
+    cos = (feats * want).sum(1) / (np.linalg.norm(feats, axis=1) * np.linalg.norm(want, axis=1))
+    assert cos.min() >= 0.9999, cos
+    out = embed_clips(ext, np.zeros((2, 2, 1, 64, 64, 3), np.uint8))
+    assert out.features.shape == (2, 1, 512) and out.logits is None
+
+    pooled = create_extractor(f"local-dir:{folder}", device="cpu", output="pooled")  # the width before it
+    assert (pooled.dim, pooled.head, pooled.describe()["output"]) == (64, None, "pooled")
+    with pytest.raises(ValueError, match="output must be one of"):
+        create_extractor(f"local-dir:{folder}", device="cpu", output="logits")
+    with pytest.raises(ValueError, match="has no head"):  # a DINOv2 / SigLIP tower: pooled is all there is
+        create_extractor("timm:vit_tiny_patch16_224", pretrained=False, num_classes=0, device="cpu", output="head")
+
+
+def test_a_classifier_names_its_labels_from_its_hub_config(tmp_path):
+    """A fine-tuned classifier published with ``label_names`` (timm's config.json field) gets named
+    top-k labels, which the store keeps with the features and the prediction service streams."""
+    names = ["cat", "dog", "ball"]
+    save_tiny_timm(tmp_path / "pets", "vit_tiny_patch16_224", label_names=names, num_classes=3, img_size=64)
+    ext = create_extractor(f"local-dir:{tmp_path / 'pets'}", device="cpu")
+    assert ext.labels == names and ext.describe()["labels"] == names and ext.describe()["output"] == "pooled"
+    feats, logits = ext.embed_frames(np.zeros((2, 64, 64, 3), np.uint8))
+    assert feats.shape == (2, 192) and logits.shape == (2, 3)
+    assert {label for label, _ in ext.top_k(logits, 2)[0]} <= set(names)
+    # the same head without names stays a classifier: top-k by class index, no names to show
+    save_tiny_timm(tmp_path / "anon", "vit_tiny_patch16_224", num_classes=3, img_size=64)
+    anon = create_extractor(f"local-dir:{tmp_path / 'anon'}", device="cpu")
+    assert anon.head is not None and anon.labels is None and anon.describe()["output"] == "pooled"
+
+
+def test_imagenet_subsets_are_named_by_timms_own_tables():
+    """An ImageNet-21k classifier (``vit_tiny_patch16_224.augreg_in21k``) is named from timm's
+    ImageNetInfo, resolvable later from the short set name the store records."""
+    from timm.data import ImageNetInfo
+
+    from vid_assets.extractors.labels import label_names
+
+    ext = create_extractor("timm:vit_tiny_patch16_224.augreg_in21k", pretrained=False, device="cpu", img_size=64)
+    assert ext.label_set == "imagenet-21k-goog" and len(ext.labels) == 21843
+    assert ext.labels == label_names("imagenet-21k-goog")
+    info = ImageNetInfo("imagenet-21k-goog")
+    assert ext.labels[0] == info.index_to_description(0).split(",")[0] == "organism"
+    assert create_extractor("timm:vit_tiny_patch16_224", pretrained=False, device="cpu").label_set == "imagenet-1k"
 
 
 # -- text -----------------------------------------------------------------------------------------------

@@ -271,6 +271,10 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
     after = versions(other)
     assert before["decoded_frames"] != after["decoded_frames"]  # the plan changed
     assert before["clip_tensors"] == after["clip_tensors"] and before["clip_embeddings"] == after["clip_embeddings"]
+    # which output of the model is stored is part of the embeddings' version; "auto" keeps the old one
+    head = build_definitions(work_dir=str(tmp_path), extractor=ExtractorResource(device="cpu", output="head"))
+    auto = build_definitions(work_dir=str(tmp_path), extractor=ExtractorResource(device="cpu", output="auto"))
+    assert versions(head)["clip_embeddings"] != before["clip_embeddings"] == versions(auto)["clip_embeddings"]
     # what Dagster compares against: the code version recorded with each materialization
     ev = run["instance"].get_latest_materialization_event(dg.AssetKey("decoded_frames"))
     assert ev.asset_materialization.tags["dagster/code_version"] == before["decoded_frames"]
@@ -568,3 +572,36 @@ def test_the_forkserver_imports_what_the_models_input_spec_needs_once_per_run(tm
     assert pinned.executor.apply_config_mapping({}).value["config"]["start_method"]["forkserver"] == {
         "preload_modules": ["vid_assets.pipeline.definitions"]
     }
+
+
+def test_a_clip_tower_stores_image_text_embeddings_through_dagster(tmp_path, media_dir):
+    """Naming a CLIP image tower is all a run needs: frames fitted to its 64-px input, features are
+    its projected image embeddings (timm's own forward, by hand), and no meaningless top-k is stored."""
+    from vid_assets_tests.helpers import TINY_VIT, normalised, save_tiny_timm
+
+    model = save_tiny_timm(tmp_path / "tiny_clip", "vit_base_patch32_clip_224.openai", **TINY_VIT)
+    video = tmp_path / "clip_a.mp4"
+    shutil.copyfile(media_dir / "clip_a.mp4", video)
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(name=f"local-dir:{tmp_path / 'tiny_clip'}", device="cpu"),
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [video])
+        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+        assert result.success
+    v = defs.resources["feature_store"].store().read_video(ref.key)
+    assert v.features.shape == (3, 1, 512) and v.top_labels is None and v.attrs["label_set"] is None
+    assert v.attrs["extractor_config"]["output"] == "head" and v.attrs["clip_spec"]["crop_size"] == 64
+    frames = defs.resources["workspace"].artifacts().open(FRAMES, ref.key)["images"][...]
+    top, left = (frames.shape[1] - 64) // 2, (frames.shape[2] - 64) // 2
+    x = normalised(
+        frames[:, top : top + 64, left : left + 64], model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
+    )
+    with torch.no_grad():
+        expected = model(x).numpy().reshape(3, 2, -1).mean(1)
+    stored = v.features[:, 0].astype(np.float32)
+    cos = (expected * stored).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(stored, axis=1))
+    assert cos.min() >= 0.9999, cos

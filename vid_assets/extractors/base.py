@@ -86,6 +86,18 @@ class PendingFeatures:
         return self._host.numpy()
 
 
+OUTPUTS = ("auto", "pooled", "head")
+
+
+def _out_dim(head: torch.nn.Module) -> int:
+    """Width of a head's output: its last linear (or convolution) layer's."""
+    for m in reversed(list(head.modules())):
+        for attr in ("out_features", "out_channels"):
+            if isinstance(getattr(m, attr, None), int):
+                return getattr(m, attr)
+    raise ValueError(f"cannot tell the output width of head {type(head).__name__}")
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What an extractor eats, known without loading its weights (``registry.input_spec``): the
@@ -122,10 +134,20 @@ class Extractor:
     fold_bn: bool = True  # fold eval BatchNorm into the conv before it, verified (extractors/fuse.py)
     resize_size: int = 0  # short side of its eval resize before the crop (0: input_size / 0.875)
     static_pad: bool = True  # on the CPU: TF "same" padding as part of the conv for input_size (fuse.py)
+    # what the features are: "pooled" the backbone's; "head" the head's output (a CLIP image
+    # tower's projection into the image-text space; a classifier's logits if asked); "auto" lets
+    # the factory choose (timm: "head" for CLIP towers), "pooled" when it does not
+    output: str = "auto"
 
     def __post_init__(self) -> None:
         if self.input_kind not in ("frame", "clip"):
             raise ValueError(f"input_kind must be 'frame' or 'clip', got {self.input_kind!r}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {self.output!r}")
+        if self.output == "auto":
+            self.output = "pooled"
+        if self.output == "head":
+            self._head_as_features()
         tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
         self.device = resolve_device(self.device)
         if self.fold_bn and self.input_kind == "frame":
@@ -153,6 +175,15 @@ class Extractor:
         self._row_shift = self._shift.view(3).repeat(self.input_size)
         self._forward = torch.compile(self.model) if self.compile else self.model
 
+    def _head_as_features(self) -> None:
+        """The head becomes the last layer of the model: its output is the feature, nothing is
+        left to rank as labels (top-k over a projection's dimensions would be noise)."""
+        if self.head is None:
+            raise ValueError(f"{self.name} has no head, so output='head' has nothing to return; use 'pooled'")
+        self.dim = _out_dim(self.head)
+        self.model = torch.nn.Sequential(self.model, self.head)
+        self.head, self.labels, self.label_set = None, None, None
+
     # -- facts ----------------------------------------------------------------------------------
     @property
     def input_spec(self) -> InputSpec:
@@ -172,6 +203,9 @@ class Extractor:
             "dim": self.dim,
             "label_set": self.label_set,
             "num_labels": len(self.labels) if self.labels else 0,
+            # names no set holds (a hub model's own label_names) travel with the features
+            **({"labels": list(self.labels)} if self.labels and not self.label_set else {}),
+            "output": self.output,
             "precision": self._dtype_name(),
             **self.config,
         }

@@ -59,16 +59,24 @@ def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> in
 
 
 def load_extractor(
-    name: str, *, device: str = "auto", precision: str = "auto", compile: bool = False, batch_size: int = 0
+    name: str,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
+    batch_size: int = 0,
+    output: str = "auto",
 ) -> Extractor:
     """The process-wide extractor for ``name`` with a tuned batch size: what the Dagster resource
     and the prediction service both use, so they run the same model the same way.
 
-    ``batch_size`` is images per forward pass; 0 probes device memory once (cap 512).
+    ``batch_size`` is images per forward pass; 0 probes device memory once (cap 512). ``output``
+    other than ``auto`` is passed to the factory (a plug-in that takes no ``output`` is never asked).
     """
     from vid_assets.extractors.registry import get_extractor
 
-    ext = get_extractor(name, device=device, precision=precision, compile=compile)
+    chosen = {"output": output} if output != "auto" else {}
+    ext = get_extractor(name, device=device, precision=precision, compile=compile, **chosen)
     if batch_size:
         ext.batch_size = batch_size
     elif not ext.batch_size_probed:

@@ -26,6 +26,23 @@ def _torchvision_meta():
 
 @cache
 def label_names(label_set: str) -> list[str]:
-    if label_set not in _SETS:
-        raise KeyError(f"unknown label set {label_set!r}")
-    return list(getattr(_torchvision_meta(), _SETS[label_set]))
+    """Class names of ``label_set``: torchvision's lists (``imagenet-1k``, ``kinetics-400``), or one
+    of timm's ImageNet subsets (``imagenet-12k``, ``imagenet-21k-goog``, ``imagenet-22k``, ...), each
+    class named by its first WordNet lemma as torchvision names the 1k classes ("tench")."""
+    if label_set in _SETS:
+        return list(getattr(_torchvision_meta(), _SETS[label_set]))
+    try:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo(label_set)
+    except (ImportError, AssertionError):  # timm asserts on a subset it does not know
+        raise KeyError(f"unknown label set {label_set!r}") from None
+    return [d.split(", ")[0] for d in info.label_descriptions()]
+
+
+def stored_label_names(extractor: dict) -> list[str] | None:
+    """The class names a stored extractor description (``Extractor.describe()``) ranks: its named
+    set, or the list it carries itself (a hub model's own ``label_names``)."""
+    if extractor.get("label_set"):
+        return label_names(extractor["label_set"])
+    return extractor.get("labels")

@@ -51,17 +51,59 @@ def spec_from_cfg(pretrained_cfg: dict) -> InputSpec:
     return InputSpec("frame", 1, size, resize)
 
 
-def from_timm(model: torch.nn.Module, *, name: str, id: str, labels: str | None = None, **kwargs) -> Extractor:
-    """Wrap a built timm model; preprocessing comes from its pretrained config."""
+def is_projection(model: torch.nn.Module) -> bool:
+    """Whether a timm model's "classifier" is a CLIP image tower's projection into the image-text
+    space (``vit_base_patch16_clip_224.openai``: num_classes 512). timm marks CLIP weights only in
+    the architecture or tag name; a head with label names or the size of an ImageNet subset
+    (``..._clip_224.openai_ft_in1k``) is a fine-tuned classifier instead."""
+    from timm.data import infer_imagenet_subset
+
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    named = f"{cfg.get('architecture', '')}.{cfg.get('tag', '')}".lower()
+    return (
+        getattr(model, "num_classes", 0) > 0
+        and "clip" in named
+        and not cfg.get("label_names")
+        and infer_imagenet_subset(model) is None
+    )
+
+
+def _label_list(names, num_classes: int) -> list[str]:
+    """timm's ``label_names``: a list, or ``{class index: name}`` where indices have gaps."""
+    if isinstance(names, dict):
+        by_index = {int(k): str(v) for k, v in names.items()}
+        return [by_index.get(i, f"class {i}") for i in range(num_classes)]
+    return [str(n) for n in names]
+
+
+def from_timm(
+    model: torch.nn.Module, *, name: str, id: str, labels: str | None = None, output: str = "auto", **kwargs
+) -> Extractor:
+    """Wrap a built timm model; preprocessing comes from its pretrained config.
+
+    ``output="auto"``: a CLIP image tower's features are its projected image embeddings (what
+    ``encode_image`` gives, comparable with the text tower's), every other model's are the pooled
+    pre-logits features. A classifier's labels are named from ``labels`` (a label set), the hub
+    config's ``label_names``, or timm's ImageNet tables by the head's size (1k, 12k, 21k, 22k).
+    """
     import timm
+    from timm.data import infer_imagenet_subset
 
     cfg = timm.data.resolve_model_data_config(model)
     size, resize = _sizes(cfg)
     head = model.get_classifier() if getattr(model, "num_classes", 0) else None
     if isinstance(head, torch.nn.Identity):
         head = None
-    if labels is None and head is not None and getattr(model, "num_classes", 0) == 1000:
-        labels = "imagenet-1k"
+    projection = head is not None and is_projection(model)
+    if output == "auto":
+        output = "head" if projection else "pooled"
+    if projection and output != "head":
+        head = None  # a projection, not a classifier: nothing to rank
+    names, label_set = None, None
+    if head is not None:
+        own = model.pretrained_cfg.get("label_names")
+        label_set = labels or (None if own else infer_imagenet_subset(model))
+        names = label_names(label_set) if label_set else _label_list(own, model.num_classes) if own else None
     return Extractor(
         name=name,
         id=id,
@@ -72,8 +114,9 @@ def from_timm(model: torch.nn.Module, *, name: str, id: str, labels: str | None 
         mean=tuple(float(v) for v in cfg["mean"]),
         std=tuple(float(v) for v in cfg["std"]),
         dim=int(model.num_features),
-        labels=label_names(labels) if labels and head is not None else None,
-        label_set=labels if head is not None else None,
+        labels=names,
+        label_set=label_set,
+        output=output,
         config={"timm": timm.__version__, "arch": model.default_cfg.get("architecture", name)},
         **kwargs,
     )
@@ -89,7 +132,7 @@ def _weights_digest(folder: Path) -> str:
 
 def _timm_kwargs(kwargs: dict) -> tuple[dict, dict]:
     """Split timm.create_model kwargs from Extractor kwargs."""
-    extractor_keys = {"device", "batch_size", "precision", "compile"}
+    extractor_keys = {"device", "batch_size", "precision", "compile", "output"}
     return {k: v for k, v in kwargs.items() if k not in extractor_keys}, {
         k: v for k, v in kwargs.items() if k in extractor_keys
     }

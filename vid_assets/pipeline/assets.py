@@ -224,8 +224,10 @@ def clip_embeddings(
     if len(keys) == 1:
         # data version = which weights (id includes the revision) embedded which bytes with which plan
         ref = workspace.catalog().get(keys[0])
+        # (and which of its outputs: "head" added only, so pooled features keep their versions)
+        weights = model.id if model.output == "pooled" else f"{model.id}|{model.output}"
         version = hashlib.sha256(
-            f"{model.id}|{ref.content_hash}|{sampling.config(model.input_spec)}".encode()
+            f"{weights}|{ref.content_hash}|{sampling.config(model.input_spec)}".encode()
         ).hexdigest()[:16]
         return dg.MaterializeResult(metadata=_meta(per_video[keys[0]]), data_version=dg.DataVersion(version))
     clips = sum(m["clips"] for m in per_video.values())

@@ -73,7 +73,13 @@ def versioned(assets: list[dg.AssetsDefinition], sampling: SamplingResource, ext
     parts = {
         "decoded_frames": plan,
         "clip_tensors": clip,
-        "clip_embeddings": {"extractor": extractor.name, "precision": extractor.precision, "top_k": sampling.top_k},
+        "clip_embeddings": {
+            "extractor": extractor.name,
+            "precision": extractor.precision,
+            "top_k": sampling.top_k,
+            # only when set, so the versions of every run made before the field existed stay
+            **({"output": extractor.output} if extractor.output != "auto" else {}),
+        },
         "stored_features": {"dtype": store.dtype, "level": store.compression_level},
     }
 

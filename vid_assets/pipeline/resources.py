@@ -130,6 +130,10 @@ class ExtractorResource(dg.ConfigurableResource):
         default=False,
         description="torch.compile the model: ~25 s once per process, then +14 % on the 2-core CPU VM (EfficientNet-Lite0); worth it for long runs.",
     )
+    output: str = Field(
+        default="auto",
+        description="auto | pooled | head: the features are the backbone's pooled ones or the head's output; auto = head for CLIP image towers (their projection into the image-text space), pooled otherwise.",
+    )
     text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
 
     def load(self, log=None) -> Extractor:
@@ -141,7 +145,12 @@ class ExtractorResource(dg.ConfigurableResource):
 
         before, t0 = loads_so_far(), time.perf_counter()
         ext = load_extractor(
-            self.name, device=self.device, precision=self.precision, compile=self.compile, batch_size=self.batch_size
+            self.name,
+            device=self.device,
+            precision=self.precision,
+            compile=self.compile,
+            batch_size=self.batch_size,
+            output=self.output,
         )
         if log is not None and loads_so_far() > before:
             log.info(f"vid_assets: loaded extractor {ext.id} on {ext.device} in {time.perf_counter() - t0:.2f} s")

@@ -215,12 +215,81 @@ def inspect(
 
 
 @app.command()
+def extractors(
+    name: Annotated[str | None, typer.Argument(help="Build this one on the CPU and describe it.")] = None,
+    output: Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+):
+    """List the extractor names and what each takes, or build NAME and say what it gives.
+
+    The list reads each model's declared input (no weights loaded); NAME is built on the CPU from
+    local files only (the Hugging Face / torch caches offline), so a missing download shows here,
+    before a run fails on it."""
+    import json
+    import sys
+
+    from vid_assets.extractors import input_spec, list_extractors, list_prefixes
+    from vid_assets.extractors.feed import load_extractor
+
+    if name is None:
+        rows = []
+        for n in list_extractors():
+            spec = input_spec(n, build=False)
+            rows.append({"name": n, **({} if spec is None else spec.__dict__)})
+        listing = {"extractors": rows, "prefixes": [p + ":" for p in list_prefixes()]}
+        if as_json:
+            sys.stdout.write(json.dumps(listing) + "\n")
+            return
+        from rich.table import Table
+
+        from vid_assets.demo import make_console
+
+        table = Table(title="extractors: what each takes (its config)")
+        for col in ("name", "input", "size", "resize"):
+            table.add_column(col)
+        for r in rows:
+            kind = "?" if "kind" not in r else "frames" if r["kind"] == "frame" else f"clips of {r['num_frames']}"
+            table.add_row(r["name"], kind, str(r.get("size", "?")), str(r.get("resize", "?")))
+        make_console().print(table)
+        typer.echo(
+            f"also: {', '.join(f'{p}<name>' for p in listing['prefixes'])}, package.module:factory, "
+            "and plug-ins under the vid_assets.extractors entry-point group"
+        )
+        return
+    try:
+        info = load_extractor(name, device="cpu", batch_size=1, output=output).describe()
+    except Exception as e:  # unknown name (with close matches), weights not cached, bad output ...
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(info, default=str) + "\n")
+        return
+    labels = info.get("label_set") or (
+        f"{info['num_labels']} from the model's config" if info["num_labels"] else "none"
+    )
+    what = "its head's output" if info["output"] == "head" else "pooled features"
+    for k, v in (
+        ("id", info["id"]),
+        (
+            "input",
+            f"{info['input_kind']}s" if info["input_kind"] == "frame" else f"clips of {info['num_frames']} frames",
+        ),
+        ("size", f"{info['input_size']} px crop of a {info['resize_size']} px short side"),
+        ("normalise", f"mean {info['mean']} std {info['std']}"),
+        ("features", f"{info['dim']}-d, {what}"),
+        ("labels", labels),
+    ):
+        typer.echo(f"{k:>10}: {v}")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     extractor: Annotated[str, typer.Option(help="Extractor name (as in the pipeline's resource).")] = "",
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (0 = probe).")] = 0,
+    output: Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")] = "auto",
     fps: Annotated[float, typer.Option(help="Frames sampled per second of video.")] = 2.0,
     frames_per_clip: Annotated[
         int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
@@ -245,7 +314,9 @@ def serve(
     from vid_assets.serve.app import serve as run_server
     from vid_assets.stages import config_for
 
-    ext = load_extractor(extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size)
+    ext = load_extractor(
+        extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size, output=output
+    )
     config = config_for(ext, fps, top_k, frames_per_clip=frames_per_clip, stride=stride, crop=crop)
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),

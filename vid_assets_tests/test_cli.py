@@ -84,3 +84,32 @@ def test_local_executor_start_method(monkeypatch):
     monkeypatch.setenv("VID_ASSETS_STEP_START", "fork")
     with pytest.raises(ValueError, match="forkserver or spawn, not 'fork'"):
         local_executor()
+
+
+def test_extractors_command_lists_names_and_describes_one(tmp_path):
+    """`vid-assets extractors` as a user types it: the names with what they take (no weights
+    loaded), then one model built from local files, then a typo answered with the close match."""
+    import json
+
+    from vid_assets_tests.helpers import TINY_VIT, save_tiny_timm
+
+    exe = Path(sys.executable).parent / "vid-assets"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    listing = subprocess.run([exe, "extractors", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    rows = {r["name"]: r for r in json.loads(listing.stdout)["extractors"]}
+    assert rows["r3d_18"] == {"name": "r3d_18", "kind": "clip", "num_frames": 16, "size": 112, "resize": 128}
+    assert {"hf-hub:", "local-dir:", "timm:", "tv:"} <= set(json.loads(listing.stdout)["prefixes"])
+
+    save_tiny_timm(tmp_path / "tiny_clip", "vit_base_patch32_clip_224.openai", **TINY_VIT)
+    name = f"local-dir:{tmp_path / 'tiny_clip'}"
+    one = subprocess.run([exe, "extractors", name], env=env, capture_output=True, text=True, timeout=120)
+    assert one.returncode == 0, one.stderr
+    assert "512-d, its head's output" in one.stdout and "64 px crop of a 71 px short side" in one.stdout
+    pooled = subprocess.run(
+        [exe, "extractors", name, "--output", "pooled", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(pooled.stdout)["dim"] == 64
+
+    typo = subprocess.run([exe, "extractors", "efficientnet_lit"], env=env, capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 1 and "Did you mean 'efficientnet_lite0'" in typo.stderr

@@ -125,6 +125,11 @@ def list_extractors(include_plugins: bool = True) -> list[str]:
     return sorted(names)
 
 
+def list_prefixes() -> list[str]:
+    """The ``<prefix>:`` forms names may take (``hf-hub``, ``local-dir``, ``timm``, ``tv``, ...)."""
+    return sorted(_PREFIXES)
+
+
 def create_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
     """Build a new extractor (see the module docstring for how names resolve)."""
     if name in _FACTORIES:
@@ -149,7 +154,7 @@ def create_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
         f"unknown extractor {name!r}.{hint} Registered: {', '.join(known)}; "
-        f"prefixes: {', '.join(p + ':' for p in sorted(_PREFIXES))}; or 'package.module:factory'."
+        f"prefixes: {', '.join(p + ':' for p in list_prefixes())}; or 'package.module:factory'."
     )
 
 

@@ -155,7 +155,8 @@ def _top_k(logits: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] |
     b, c, n = logits.shape
     probs = torch.softmax(torch.from_numpy(logits.reshape(b * c, n)), dim=-1)
     scores, idx = probs.topk(min(k, n), dim=-1)
-    return idx.numpy().reshape(b, c, -1), scores.numpy().reshape(b, c, -1)
+    index_dtype = np.int16 if n <= np.iinfo(np.int16).max + 1 else np.int32  # a 40k-class head wraps int16
+    return idx.numpy().astype(index_dtype).reshape(b, c, -1), scores.numpy().reshape(b, c, -1)
 
 
 class _EmbeddingsWriter:
@@ -166,7 +167,7 @@ class _EmbeddingsWriter:
         self._cm = artifacts.writer(EMBEDDINGS, key)
         self.group = self._cm.__enter__()
         self.feats = ArrayAppender(self.group, "features", 256, np.float16)
-        self.labels = ArrayAppender(self.group, "top_labels", 256, np.int16)
+        self.labels: ArrayAppender | None = None  # made with the first top-k: its index dtype
         self.scores = ArrayAppender(self.group, "top_scores", 256, np.float16)
         self.clips = 0
         self.seconds = 0.0
@@ -175,13 +176,16 @@ class _EmbeddingsWriter:
         for i in range(len(feats)):
             self.feats.add(feats[i])
             if top is not None:
+                if self.labels is None:
+                    self.labels = ArrayAppender(self.group, "top_labels", 256, top[0].dtype)
                 self.labels.add(top[0][i])
                 self.scores.add(top[1][i])
         self.clips += len(feats)
 
     def commit(self, attrs: dict) -> list[int]:
         for a in (self.feats, self.labels, self.scores):
-            a.close()
+            if a is not None:
+                a.close()
         self.group.update_attributes(attrs)
         shape = list(self.feats.array.shape) if self.feats.array is not None else [0]
         self._cm.__exit__(None, None, None)

@@ -605,3 +605,36 @@ def test_a_clip_tower_stores_image_text_embeddings_through_dagster(tmp_path, med
     stored = v.features[:, 0].astype(np.float32)
     cos = (expected * stored).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(stored, axis=1))
     assert cos.min() >= 0.9999, cos
+
+
+def test_a_head_of_more_classes_than_int16_holds_keeps_its_label_indices(tmp_path, media_dir, monkeypatch):
+    """Top-k indices were stored as int16 whatever the head: class 39,999 of a 40k-way tagger came
+    back as -25,537. A user's factory (module:callable) with such a head, through Dagster."""
+    (tmp_path / "acme_tags.py").write_text(
+        "import torch\n"
+        "from vid_assets.extractors import Extractor\n"
+        "def tagger(**kw):\n"
+        "    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 4, stride=4), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())\n"
+        "    head = torch.nn.Linear(8, 40000)\n"
+        "    with torch.no_grad():\n"
+        "        head.weight.zero_(); head.bias.zero_(); head.bias[39999] = 10.0\n"
+        "    return Extractor(name='tagger', id='acme/tagger@1', model=backbone, head=head, input_size=32,\n"
+        "                     mean=(0.5,) * 3, std=(0.5,) * 3, dim=8, labels=[f'tag{i}' for i in range(40000)], **kw)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    video = tmp_path / "clip_b.mp4"
+    shutil.copyfile(media_dir / "clip_b.mp4", video)
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(name="acme_tags:tagger", device="cpu"),
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [video])
+        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+        assert result.success
+        stored = instance.get_latest_materialization_event(dg.AssetKey("stored_features")).asset_materialization
+    v = defs.resources["feature_store"].store().read_video(ref.key)
+    assert v.top_labels.dtype == np.int32 and (v.top_labels[:, :, 0] == 39999).all()
+    assert stored.metadata["first_clip_top1"].value == "tag39999"  # named from the labels stored with it

@@ -9,7 +9,7 @@ Layout (also in the README)::
                                           attrs feature_dtype = "bfloat16")
     <root>/videos/<id>/timestamps         float64 [clips, 2]   start/end seconds of each clip
     <root>/videos/<id>/frame_times        float64 [clips, T]   pts of each frame used
-    <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier extractors only)
+    <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier heads only; int32 past 32,768 classes)
     <root>/videos/<id>/top_scores         float16 [clips, crops, k]
     <root>/videos/<id>/caption_embedding  float16 [D_text]   (videos registered with a caption)
 
@@ -156,7 +156,9 @@ class FeatureStore:
                 "frame_times": np.asarray(frame_times, dtype=np.float64),
             }
             if top_labels is not None and top_scores is not None:
-                arrays["top_labels"] = np.asarray(top_labels, dtype=np.int16)
+                labels = np.asarray(top_labels)
+                wide = labels.size and int(labels.max()) > np.iinfo(np.int16).max  # a head of over 32k classes
+                arrays["top_labels"] = labels.astype(np.int32 if wide else np.int16)
                 arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
             if caption_embedding is not None:
                 arrays["caption_embedding"] = np.asarray(caption_embedding, dtype=np.float16)

@@ -327,12 +327,32 @@ def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path, monkeyp
     for f in folder.iterdir():
         (snap / f.name).write_bytes(f.read_bytes())
     ext = create_extractor("hf-hub:acme/tiny-vit", device="cpu", cache_dir=str(tmp_path / "cache"))
-    assert ext.id.startswith("hf-hub:acme/tiny-vit@")
+    assert ext.id == f"hf-hub:acme/tiny-vit@{commit}"  # main, pinned to the commit the weights came from
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))  # the default cache
     assert input_spec("hf-hub:acme/tiny-vit") == ext.input_spec == InputSpec("frame", 1, 64, 71)
     assert _hub_spec("acme/tiny-vit") == ext.input_spec  # declared from the cached config.json
     with torch.no_grad():
         torch.testing.assert_close(ext.model(torch.zeros(1, 3, 64, 64)), expected)
+
+
+def test_pretrained_timm_names_pin_the_cached_snapshot(tmp_path):
+    """``timm:<arch>.<tag>`` with pretrained weights from the Hugging Face cache (offline): the id
+    stored with the features names the snapshot's commit, so a re-uploaded checkpoint is told apart."""
+    import huggingface_hub
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    repo = tmp_path / "cache" / "models--timm--test_vit.r160_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    saved = save_tiny_timm(repo / "snapshots" / commit, "test_vit.r160_in1k")
+    ext = create_extractor("timm:test_vit.r160_in1k", device="cpu", cache_dir=str(tmp_path / "cache"))
+    assert ext.id == f"timm/test_vit.r160_in1k@timm/test_vit.r160_in1k:{commit}"
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 160, 160, 3), dtype=np.uint8)
+    with torch.no_grad():  # the cached weights, not a fresh init
+        want = saved.forward_head(saved.forward_features(normalised(pixels, ext.mean, ext.std)), pre_logits=True)
+    np.testing.assert_allclose(ext.embed_frames(pixels)[0], want.numpy(), rtol=1e-4, atol=1e-4)
+    assert create_extractor("timm:test_vit.r160_in1k", pretrained=False, device="cpu").id.endswith("@random-init")
 
 
 # -- what a timm head is: a CLIP tower's projection, or a classifier with label names -----------------

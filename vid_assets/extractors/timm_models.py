@@ -168,9 +168,12 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
             f"could not build timm model {arch!r} (pretrained={pretrained}): {e}. Offline, pretrained "
             "weights must already be in the Hugging Face cache; use pretrained=False for random init."
         ) from e
-    tag = model.pretrained_cfg.get("hf_hub_id") or model.pretrained_cfg.get("tag") or "default"
-    rev = f"{tag}" if pretrained else "random-init"
-    return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
+    hub_id = model.pretrained_cfg.get("hf_hub_id")
+    rev = hub_id or model.pretrained_cfg.get("tag") or "default"
+    commit = _cached_revision(hub_id, cache_dir=model_kw.get("cache_dir")) if pretrained and hub_id else None
+    if commit:  # the snapshot the weights came from: a re-uploaded checkpoint gets a new id
+        rev = f"{rev}:{commit}"
+    return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev if pretrained else 'random-init'}", **ext_kw)
 
 
 @register_prefix("hf-hub", spec=_hub_spec, spec_imports=("timm",))
@@ -179,22 +182,25 @@ def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     model_kw, ext_kw = _timm_kwargs(kwargs)
     model = create_timm_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
     repo_id, _, revision = repo.partition("@")
-    if not revision:
-        revision = _cached_revision(repo_id) or "main"
+    if not revision or not _is_commit(revision):  # a branch or tag: the commit it pointed at here
+        revision = _cached_revision(repo_id, revision or None, model_kw.get("cache_dir")) or revision or "main"
     return from_timm(model, name=f"hf-hub:{repo_id}", id=f"hf-hub:{repo_id}@{revision}", **ext_kw)
 
 
-def _cached_revision(repo_id: str) -> str | None:
-    """The commit hash of the cached snapshot, so the stored id pins exact weights."""
-    try:
-        from huggingface_hub import scan_cache_dir
+def _is_commit(revision: str) -> bool:
+    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
-        for repo in scan_cache_dir().repos:
-            if repo.repo_id == repo_id and repo.revisions:
-                return max(repo.revisions, key=lambda r: r.last_modified).commit_hash
+
+def _cached_revision(repo_id: str, revision: str | None = None, cache_dir: str | None = None) -> str | None:
+    """The commit of the cached snapshot a loader reads for ``revision`` (``refs/main`` by
+    default), so the stored id pins the exact weights; None when nothing is cached."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
     except Exception:
         return None
-    return None
+    return Path(path).parent.name if isinstance(path, str) else None
 
 
 @register_prefix("local-dir", spec=_local_dir_spec, spec_imports=("timm",))

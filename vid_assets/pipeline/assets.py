@@ -210,7 +210,7 @@ def clip_tensors(
     code_version="1",
     retry_policy=RETRY,
     automation_condition=dg.AutomationCondition.eager(),
-    description="Per-clip features from the configured extractor (float16) and ImageNet top-k labels.",
+    description="Per-clip features from the configured extractor (float16) and, for classifiers, top-k labels.",
 )
 def clip_embeddings(
     context: dg.AssetExecutionContext,

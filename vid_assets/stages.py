@@ -75,15 +75,18 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
     info = probe(ref.uri)
     with artifacts.writer(FRAMES, ref.key) as g:
         images = ArrayAppender(g, "images", FRAME_CHUNK, np.uint8, level=1)
-        pts = []
+        pts, segments = [], []
         stats = DecodeStats()
         sheet = ContactSheet()
         for frame in iter_frames(ref.uri, plan, time_budget_s=time_budget_s, stats=stats):
             images.add(frame.image)
             pts.append(frame.pts_s)
+            segments.append(frame.segment)
             sheet.add(frame.image, frame.pts_s)
         images.close()
         g.create_array("pts", data=np.asarray(pts, dtype=np.float64))
+        if plan.mode == "segments":  # clips must not cross segments (clips.build.iter_clips)
+            g.create_array("segments", data=np.asarray(segments, dtype=np.int32))
         g.update_attributes(
             {
                 "source": ref.to_dict(),
@@ -119,10 +122,12 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
 def read_frames(artifacts: ArtifactStore, key: str) -> Iterator[DecodedFrame]:
     g = artifacts.open(FRAMES, key)
     images, pts = g["images"], g["pts"][...]
+    segments = g["segments"][...] if "segments" in set(g.array_keys()) else np.full(len(pts), -1)
     for start in range(0, len(pts), FRAME_CHUNK):
         block = images[start : start + FRAME_CHUNK]
         for i, img in enumerate(block):
-            yield DecodedFrame(index=start + i, pts_s=float(pts[start + i]), image=img)
+            j = start + i
+            yield DecodedFrame(index=j, pts_s=float(pts[j]), image=img, segment=int(segments[j]))
 
 
 # -- stage 2: clips -------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ from vid_assets.samples import remux, write_synthetic_video
 def both_paths(path, plan: SamplingPlan, spec: ClipSpec) -> tuple[np.ndarray, np.ndarray, YuvInfo]:
     cpu = np.stack([c.pixels for c in iter_clips(iter_frames(path, plan), spec, plan.step_s)])
     frames = list(iter_frames(path, plan, convert="yuv420p"))
-    planes = np.stack([c.pixels for c in iter_clips(frames, spec, plan.step_s, crop=False)])
-    dev = clips_from_yuv(torch.from_numpy(planes), frames[0].color, spec, plan.short_side).numpy()
+    clips = list(iter_clips(frames, spec, plan.step_s, crop=False))
+    planes = torch.from_numpy(np.stack([c.pixels for c in clips]))
+    keys = [c.crop_key for c in clips] if plan.mode == "segments" else None  # else numbered from 0
+    dev = clips_from_yuv(planes, frames[0].color, spec, plan.short_side, crop_keys=keys).numpy()
     return cpu, dev, frames[0].color
 
 
@@ -39,6 +41,24 @@ def test_crops_and_resize_match_the_cpu_path_on_real_footage(real_video, crop):
     assert dev.shape == cpu.shape and dev.dtype == np.uint8
     per_crop = np.abs(dev.astype(int) - cpu.astype(int)).mean(axis=(0, 1, 3, 4, 5))
     assert per_crop.max() < 2.5, per_crop
+
+
+@pytest.mark.parametrize("method", ["interpolate", "matmul"])
+def test_random_crops_per_segment_match_the_cpu_path(real_video, method):
+    """A segments plan's random crop is drawn per segment on both paths; the batched feed carries
+    each clip's crop key to the device, so boxes agree there too."""
+    plan, spec = SamplingPlan.segments(2.0, 4, max_segments=2), ClipSpec(frames_per_clip=2, crop="random", seed=5)
+    cpu, dev, _ = both_paths(real_video, plan, spec)
+    assert len(cpu) == 4 and np.abs(dev.astype(int) - cpu.astype(int)).mean() < 2.5
+    (batch,) = [b for b in iter_clip_batches([real_video], plan, spec, batch_clips=8, device_convert=True)]
+    keys = [c.crop_key for c in iter_clips(iter_frames(real_video, plan), spec, plan.step_s)]
+    first, last = keys[0], keys[-1]
+    assert batch.crop_keys.tolist() == keys == [first, first, last, last] and first == 0 < last  # segment indices
+    fed = clips_from_yuv(batch.pixels, batch.color, spec, plan.short_side, crop_keys=batch.crop_keys, method=method)
+    assert np.abs(fed.numpy().astype(int) - cpu.astype(int)).mean() < 2.5
+    # numbered by clip instead (what the device used to do), the boxes move
+    wrong = clips_from_yuv(batch.pixels, batch.color, spec, plan.short_side, method=method)
+    assert np.abs(wrong.numpy().astype(int) - cpu.astype(int)).mean() > 5
 
 
 def test_features_from_either_path_agree(real_video):

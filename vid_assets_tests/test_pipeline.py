@@ -638,3 +638,35 @@ def test_a_head_of_more_classes_than_int16_holds_keeps_its_label_indices(tmp_pat
     v = defs.resources["feature_store"].store().read_video(ref.key)
     assert v.top_labels.dtype == np.int32 and (v.top_labels[:, :, 0] == 39999).all()
     assert stored.metadata["first_clip_top1"].value == "tag39999"  # named from the labels stored with it
+
+
+@pytest.mark.parametrize(("frames_per_clip", "per_segment"), [(0, 1), (2, 2)])
+def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, media_dir, frames_per_clip, per_segment):
+    """A 3-s video, 1-s segments of 3 frames, 2 of them spread (segments 0 and 2): with the clip
+    length left to fit, each segment is one clip; with 2-frame clips, each segment gives a clip and
+    its own padded tail. No clip mixes frames of the two segments (random crops on), and the
+    clip-count check expects exactly this."""
+    video = tmp_path / "clip_a.mp4"
+    shutil.copyfile(media_dir / "clip_a.mp4", video)
+    sampling = SamplingResource(
+        mode="segments", segment_s=1.0, frames_per_segment=3, max_segments=2, frames_per_clip=frames_per_clip
+    )
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(device="cpu"),
+        sampling=sampling.model_copy(update={"crop": "random", "seed": 11}),
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [video])
+        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+        assert result.success and _check_results(result)["clip_count_consistent"] is True
+    v = defs.resources["feature_store"].store().read_video(ref.key)
+    assert v.features.shape == (2 * per_segment, 1, 1280) and np.isfinite(v.features).all()
+    for clip, frame_times in enumerate(v.frame_times):
+        segment = 0 if clip < per_segment else 2  # segment 2 starts at 2.0 s
+        assert ((frame_times >= segment) & (frame_times < segment + 1)).all(), (clip, frame_times)
+    assert v.attrs["clip_spec"]["frames_per_clip"] == (frames_per_clip or 3)
+    artifacts = defs.resources["workspace"].artifacts()
+    assert artifacts.open(FRAMES, ref.key)["segments"][...].tolist() == [0, 0, 0, 2, 2, 2]

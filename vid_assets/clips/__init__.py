@@ -5,9 +5,21 @@ from vid_assets.clips.build import (
     Clip,
     ClipSpec,
     center_crop,
+    count_clips,
     crop_boxes,
     crop_frames,
+    crop_key,
     iter_clips,
 )
 
-__all__ = ["CROP_MODES", "Clip", "ClipSpec", "center_crop", "crop_boxes", "crop_frames", "iter_clips"]
+__all__ = [
+    "CROP_MODES",
+    "Clip",
+    "ClipSpec",
+    "center_crop",
+    "count_clips",
+    "crop_boxes",
+    "crop_frames",
+    "crop_key",
+    "iter_clips",
+]

@@ -11,7 +11,13 @@ sampling plan's ``short_side``:
 - ``five``: four corners + centre (the classic evaluation five-crop), one feature row per crop.
 - ``ten``: the five crops and their horizontal mirrors.
 - ``random``: one crop whose position is drawn once per clip from ``(seed, clip index)`` and applied
-  to every frame of the clip (temporal consistency, reproducible across runs and machines).
+  to every frame of the clip (temporal consistency, reproducible across runs and machines); with
+  a segments plan, once per segment from ``(seed, segment index)``, shared by the segment's clips.
+
+Segments (a ``segments`` sampling plan tags each frame with its segment): clips never cross a
+segment boundary, since consecutive segments may lie far apart (``max_segments`` spreads them over
+the video). Each segment is cut into clips on its own, with its own tail; with
+``frames_per_clip = frames_per_segment`` a clip is exactly one segment.
 
 ``crop_reduce="mean"`` asks the extractor step to average features over crops (one row per clip).
 
@@ -25,11 +31,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
+from itertools import groupby
+from typing import TypeVar
 
 import numpy as np
 
 from vid_assets.media.decode import DecodedFrame
 
+T = TypeVar("T")
 CROP_MODES = {"center": 1, "five": 5, "ten": 10, "random": 1}
 CROP_REDUCE = ("none", "mean")
 
@@ -68,6 +77,31 @@ class Clip:
     end_s: float
     frame_times: np.ndarray  # float64 [T] (pts of each frame, padded frames repeat the last pts)
     pixels: np.ndarray  # uint8 [T, crops, S, S, 3]
+    segment: int = -1  # the plan's segment holding its frames (segments mode), else -1
+
+    @property
+    def crop_key(self) -> int:
+        """What a random crop is drawn from (with the seed): its segment, else the clip itself."""
+        return crop_key(self.index, self.segment)
+
+
+def crop_key(index: int, segment: int = -1) -> int:
+    return segment if segment >= 0 else index
+
+
+def count_clips(frames: int, frames_per_clip: int, stride: int, frames_per_segment: int = 0) -> int:
+    """How many clips :func:`iter_clips` cuts from ``frames`` sampled frames: full clips every
+    ``stride``, plus a padded tail when frames are left over; with ``frames_per_segment`` (a
+    segments plan: every segment has exactly that many) the same, segment by segment."""
+    if frames_per_segment:
+        return (frames // frames_per_segment) * count_clips(frames_per_segment, frames_per_clip, stride)
+    k = frames_per_clip
+    if frames < k:
+        return 1 if frames > 0 else 0
+    full = (frames - k) // stride + 1
+    # after the last full clip the tail holds what follows its start + stride (frames a stride
+    # longer than the clip skips are never kept), if more than what that clip already covered
+    return full + (1 if frames - full * stride > max(0, k - stride) else 0)
 
 
 def pad_to(image: np.ndarray, size: int) -> np.ndarray:
@@ -129,37 +163,44 @@ def iter_clips(frames: Iterable[DecodedFrame], spec: ClipSpec, step_s: float, *,
 
     ``step_s`` is the sampling interval; a clip's ``end_s`` is its last frame's time plus one step
     (the span that frame stands for). ``crop=False`` keeps the frames as decoded (``pixels`` is
-    ``[T, *frame.shape]``), for crops made on the device (``clips.device``).
+    ``[T, *frame.shape]``), for crops made on the device (``clips.device``). Frames tagged with
+    segments (a segments plan) are cut segment by segment; clip indices run on across segments.
     """
-    k, stride = spec.frames_per_clip, spec.stride
-    buf: deque[tuple[float, np.ndarray]] = deque()
-    next_start = 0  # sampled-frame index at which the next clip starts
+    k = spec.frames_per_clip
     index = 0
-
-    def make(items: list[tuple[float, np.ndarray]]) -> Clip:
-        times = [t for t, _ in items]
-        images = [img for _, img in items]
-        while len(images) < k:  # tail padding
-            images.append(images[-1])
-            times.append(times[-1])
-        return Clip(
-            index=index,
-            start_s=times[0],
-            end_s=items[-1][0] + step_s,
-            frame_times=np.asarray(times, dtype=np.float64),
-            pixels=crop_frames(images, spec, index) if crop else np.stack(images),
-        )
-
-    for seen, frame in enumerate(frames):
-        if seen >= next_start:
-            buf.append((frame.pts_s, frame.image))
-        if len(buf) == k:
-            yield make(list(buf))
+    for segment, run in groupby(frames, key=lambda f: getattr(f, "segment", -1)):
+        for items in _windows(((f.pts_s, f.image) for f in run), k, spec.stride):
+            times = [t for t, _ in items]
+            images = [img for _, img in items]
+            while len(images) < k:  # tail padding
+                images.append(images[-1])
+                times.append(times[-1])
+            yield Clip(
+                index=index,
+                start_s=times[0],
+                end_s=items[-1][0] + step_s,
+                frame_times=np.asarray(times, dtype=np.float64),
+                pixels=crop_frames(images, spec, crop_key(index, segment)) if crop else np.stack(images),
+                segment=segment,
+            )
             index += 1
+
+
+def _windows(items: Iterable[T], k: int, stride: int) -> Iterator[list[T]]:
+    """Clips of ``k`` items starting every ``stride``, then the leftover items no clip covered
+    (the tail, padded by the caller); holds at most ``k`` items."""
+    buf: deque[T] = deque()
+    next_start = 0  # item index at which the next clip starts
+    emitted = 0
+    for seen, item in enumerate(items):
+        if seen >= next_start:
+            buf.append(item)
+        if len(buf) == k:
+            yield list(buf)
+            emitted += 1
             next_start += stride
-            # keep only frames that belong to the next clip (overlap when stride < k)
+            # keep only items that belong to the next clip (overlap when stride < k)
             for _ in range(min(stride, k)):
                 buf.popleft()
-    if buf and (index == 0 or len(buf) > max(0, k - stride)):
-        # leftovers holding frames no emitted clip covers form a padded tail clip
-        yield make(list(buf))
+    if buf and (emitted == 0 or len(buf) > max(0, k - stride)):
+        yield list(buf)

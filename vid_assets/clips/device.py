@@ -18,6 +18,8 @@ features of the same plan.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -144,13 +146,14 @@ def _axis_matrix(n_in: int, n_out: int, pad: tuple[int, int], nearest: bool, dev
     return m
 
 
-def _crop_indices(height: int, width: int, spec: ClipSpec, first_clip: int, clips: int, device):
+def _crop_indices(height: int, width: int, spec: ClipSpec, keys: Sequence[int], device):
     """Row and column indices ``[groups, crops, S]`` of every crop box (columns reversed for a flip):
-    one group per clip for random crops (new every batch), else one for all, cached."""
+    one group per clip for random crops (drawn from its crop key; new every batch), else one for
+    all, cached."""
     key = ("crops", height, width, spec, str(device))
     if spec.crop != "random" and key in _MATRICES:
         return _MATRICES[key]
-    groups = range(first_clip, first_clip + clips) if spec.crop == "random" else [first_clip]
+    groups = list(keys) if spec.crop == "random" else [0]
     boxes = torch.tensor([crop_boxes(height, width, spec, g) for g in groups])
     ramp = torch.arange(spec.crop_size)
     rows = boxes[..., 0, None] + ramp
@@ -162,7 +165,7 @@ def _crop_indices(height: int, width: int, spec: ClipSpec, first_clip: int, clip
 
 
 def _crops_by_matmul(
-    planes: torch.Tensor, info: YuvInfo, spec: ClipSpec, short_side: int, first_clip: int, dtype: torch.dtype
+    planes: torch.Tensor, info: YuvInfo, spec: ClipSpec, short_side: int, keys: Sequence[int], dtype: torch.dtype
 ) -> torch.Tensor:
     """``clips_from_yuv`` as resampling matrices: each crop is ``Rows @ plane @ Cols^T`` per plane.
 
@@ -192,7 +195,7 @@ def _crops_by_matmul(
     cy = _axis_matrix(hd // 2, new_h, pads_h, same, dev, dtype)
     cx = _axis_matrix(wd // 2, new_w, pads_w, same, dev, dtype)
     height, width = new_h + ph, new_w + pw
-    rows_t, cols_t = _crop_indices(height, width, spec, first_clip, n, dev)
+    rows_t, cols_t = _crop_indices(height, width, spec, keys, dev)
 
     def resample(plane: torch.Tensor, my: torch.Tensor, mx: torch.Tensor, lead: int) -> torch.Tensor:
         a = my[rows_t]  # [G, crops, S, h]
@@ -219,25 +222,28 @@ def clips_from_yuv(
     short_side: int,
     *,
     first_clip: int = 0,
+    crop_keys: Sequence[int] | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     method: str = "auto",
 ) -> torch.Tensor:
     """uint8 ``[n, T, H*3/2, W]`` (a batch of one video's clips) -> uint8 ``[n, T, crops, S, S, 3]``
-    on ``device`` (default: where ``planes`` are). ``first_clip`` numbers the clips for random
-    crops, so boxes equal the CPU path's for the same clip index. ``dtype``: arithmetic precision
+    on ``device`` (default: where ``planes`` are). Random crops are drawn from each clip's
+    ``crop_keys`` (``Clip.crop_key``: its segment, or its index) or, without them, from clip
+    indices numbered from ``first_clip``, so boxes equal the CPU path's. ``dtype``: arithmetic precision
     (default float16 on CUDA, float32 elsewhere). ``method``: ``matmul`` (resampling matrices,
     only the crops' pixels: :func:`_crops_by_matmul`), ``interpolate`` (whole frames, then crops),
     ``auto``: matmul on CUDA, interpolate elsewhere. Both give the same pixels within a level."""
     device = torch.device(device) if device is not None else planes.device
     n, t = planes.shape[:2]
+    keys = [int(k) for k in crop_keys] if crop_keys is not None else list(range(first_clip, first_clip + n))
     if method == "auto":
         method = "matmul" if device.type == "cuda" else "interpolate"
     if method not in ("matmul", "interpolate"):
         raise ValueError(f"method must be auto, matmul or interpolate, not {method!r}")
     if method == "matmul":
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-        return _crops_by_matmul(upload(planes, device), info, spec, short_side, first_clip, dtype)
+        return _crops_by_matmul(upload(planes, device), info, spec, short_side, keys, dtype)
     # scale before rotating: a quarter turn swaps which side is the short one
     quarter = (info.rotation // 90) % 2 == 1
     disp_w, disp_h = (info.height, info.width) if quarter else (info.width, info.height)
@@ -257,12 +263,12 @@ def clips_from_yuv(
     frames = rgb.clamp_(0, 255).reshape(n, t, 3, *rgb.shape[-2:])  # the copies below cast to uint8
     out = torch.empty((n, t, spec.num_crops, s, s, 3), dtype=torch.uint8, device=device)
     height, width = frames.shape[-2:]
-    # boxes depend on the clip index only for random crops; otherwise one copy per crop serves the
-    # whole batch instead of one per clip (fewer, larger kernels)
+    # boxes depend on the clip (its crop key) only for random crops; otherwise one copy per crop
+    # serves the whole batch instead of one per clip (fewer, larger kernels)
     per_clip = spec.crop == "random"
-    groups = [(slice(i, i + 1), first_clip + i) for i in range(n)] if per_clip else [(slice(None), first_clip)]
-    for rows, clip_index in groups:
-        for c, (top, left, flip) in enumerate(crop_boxes(height, width, spec, clip_index)):
+    groups = [(slice(i, i + 1), keys[i]) for i in range(n)] if per_clip else [(slice(None), 0)]
+    for rows, crop_key in groups:
+        for c, (top, left, flip) in enumerate(crop_boxes(height, width, spec, crop_key)):
             crop = frames[rows, :, :, top : top + s, left : left + s]
             if flip:
                 crop = crop.flip(-1)
@@ -278,5 +284,12 @@ def to_device_clips(
     if batch.color is None:
         return upload(batch.pixels, device)
     return clips_from_yuv(
-        batch.pixels, batch.color, spec, short_side, first_clip=batch.first_clip, device=device, method=method
+        batch.pixels,
+        batch.color,
+        spec,
+        short_side,
+        first_clip=batch.first_clip,
+        crop_keys=batch.crop_keys,
+        device=device,
+        method=method,
     )

@@ -48,6 +48,7 @@ class ClipBatch:
     error: str | None = None
     color: YuvInfo | None = None  # set when ``pixels`` are YUV planes (see ``clips.device``)
     slot: tuple[int, tuple[int, ...]] | None = None  # process backend: pixels wait in this shared slot
+    crop_keys: np.ndarray | None = None  # int [n]: what each clip's random crop is drawn from (Clip.crop_key)
 
 
 def iter_video_batches(
@@ -76,6 +77,7 @@ def iter_video_batches(
     first = 0
     buf: torch.Tensor | None = None
     stamps: list[tuple[float, float]] = []
+    keys: list[int] = []
     color: list[YuvInfo | None] = [None]
 
     def frames():
@@ -100,10 +102,19 @@ def iter_video_batches(
                     buf = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
             buf.numpy()[len(stamps)] = pending.pixels
             stamps.append((pending.start_s, pending.end_s))
+            keys.append(pending.crop_key)
             if len(stamps) == batch_clips or nxt is None:
-                yield ClipBatch(v, first, buf[: len(stamps)], np.asarray(stamps), nxt is None, color=color[0])
+                yield ClipBatch(
+                    v,
+                    first,
+                    buf[: len(stamps)],
+                    np.asarray(stamps),
+                    nxt is None,
+                    color=color[0],
+                    crop_keys=np.asarray(keys),
+                )
                 first += len(stamps)
-                buf, stamps = None, []
+                buf, stamps, keys = None, [], []
             pending = nxt
     except VideoDecodeError as e:
         yield ClipBatch(v, first, torch.empty(0, dtype=torch.uint8), np.zeros((0, 2)), True, error=str(e))

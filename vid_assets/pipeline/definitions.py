@@ -70,6 +70,8 @@ def versioned(assets: list[dg.AssetsDefinition], sampling: SamplingResource, ext
     else:
         cfg = sampling.config(fit)
         plan, clip = cfg.plan.to_dict(), cfg.clip.to_dict()
+    if sampling.mode == "segments":  # frames record their segment and clips stay inside one
+        plan, clip = {**plan, "segments_kept": True}, {**clip, "within_segments": True}
     parts = {
         "decoded_frames": plan,
         "clip_tensors": clip,

@@ -68,12 +68,16 @@ class SamplingResource(dg.ConfigurableResource):
         description="Frames are resized to this short side (antialiased bilinear, as torchvision);"
         " 0 = the extractor's own eval resize (256 for 224-px ImageNet models).",
     )
-    frames_per_clip: int = Field(default=0, ge=0, description="0 = the extractor's clip length (2 for image models).")
+    frames_per_clip: int = Field(
+        default=0,
+        ge=0,
+        description="0 = the extractor's clip length (image models: 2, or one whole segment in segments mode).",
+    )
     stride: int = Field(default=0, ge=0, description="Sampled frames between clip starts (0 = the clip length).")
     crop_size: int = Field(default=0, ge=0, description="0 = the extractor's input size.")
     crop: str = Field(default="center", description="center | five | ten | random (per-clip, seeded).")
     crop_reduce: str = Field(default="none", description="none: one feature row per crop; mean: average crops.")
-    seed: int = Field(default=0, description="Seed for random crops (drawn once per clip).")
+    seed: int = Field(default=0, description="Seed for random crops (drawn once per clip, or per segment).")
     top_k: int = Field(default=5, ge=1, le=100)
     decode_time_budget_s: float = Field(default=600.0, gt=0, description="Per-video decode time limit.")
 
@@ -90,9 +94,12 @@ class SamplingResource(dg.ConfigurableResource):
             spec = fit
         else:
             spec = input_spec(fit.name if fit is not None else DEFAULT_EXTRACTOR)
+        frames = self.frames_per_clip
+        if not frames and self.mode == "segments" and spec.kind == "frame":
+            frames = self.frames_per_segment  # a frame model's clip is one whole segment
         clip = clip_spec_for(
             spec,
-            self.frames_per_clip,
+            frames,
             self.stride,
             self.crop_size,
             crop=self.crop,

@@ -23,7 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from vid_assets.clips import ClipSpec, iter_clips
+from vid_assets.clips import ClipSpec, count_clips, iter_clips
 from vid_assets.media import SamplingPlan, iter_frames
 from vid_assets.media.decode import DecodeStats, VideoDecodeError, VideoInfo
 from vid_assets.serve.batcher import DynamicBatcher
@@ -69,12 +69,8 @@ def expected_clips(plan: SamplingPlan, spec: ClipSpec, info: VideoInfo | None) -
     else:
         start, end = plan.window(info.duration_s)
         n = math.ceil(max(0.0, end - start) * (info.avg_fps or 30.0) / plan.every_n_frames)
-    k, stride = spec.frames_per_clip, spec.stride
-    if n <= 0:
-        return 0
-    full = 0 if n < k else (n - k) // stride + 1
-    covered = 0 if full == 0 else (full - 1) * stride + k
-    return full + (1 if n > covered else 0)
+    per_segment = plan.frames_per_segment if plan.mode == "segments" else 0
+    return count_clips(n, spec.frames_per_clip, spec.stride, per_segment)
 
 
 class Predictor:

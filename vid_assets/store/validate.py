@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
+from vid_assets.clips.build import count_clips
 from vid_assets.media.plan import SamplingPlan
 from vid_assets.store.features import FeatureStore
 
@@ -23,19 +24,16 @@ def expected_clips(duration_s: float, plan: SamplingPlan, frames_per_clip: int, 
     """Range of clip counts a video of ``duration_s`` should give (None when not predictable)."""
     if not math.isfinite(duration_s) or duration_s <= 0:
         return None
+    per_segment = 0
     if plan.mode == "fps":
         frames = len(plan.targets(duration_s))
         lo_frames, hi_frames = max(1, frames - 2), frames  # VFR / short streams may give a few less
-    elif plan.mode == "segments":
-        n = len(plan.targets(duration_s))
-        lo_frames = hi_frames = n
+    elif plan.mode == "segments":  # clips are cut segment by segment, F frames each
+        lo_frames = hi_frames = len(plan.targets(duration_s))
+        per_segment = plan.frames_per_segment
     else:
         return None
-
-    def clips(n: int) -> int:
-        return 1 if n <= frames_per_clip else 1 + math.ceil((n - frames_per_clip) / stride)
-
-    return clips(lo_frames), clips(hi_frames)
+    return tuple(count_clips(n, frames_per_clip, stride, per_segment) for n in (lo_frames, hi_frames))
 
 
 def validate_video(group: zarr.Group) -> list[CheckOutcome]:

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from contextlib import contextmanager
 
 import dagster as dg
 import numpy as np
@@ -45,6 +46,25 @@ def run(tmp_path_factory, media_dir):
             k: job.execute_in_process(partition_key=k, instance=instance, raise_on_error=False) for k in keys.values()
         }
         yield {"defs": defs, "instance": instance, "keys": keys, "results": results}
+
+
+@contextmanager
+def one_video_run(tmp_path, source, *, extractor: ExtractorResource, sampling: SamplingResource | None = None):
+    """``source`` copied into ``tmp_path`` and run once through the four assets in a fresh
+    instance: yields ``(defs, ref, result, instance)``."""
+    video = tmp_path / source.name
+    shutil.copyfile(source, video)
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=extractor,
+        sampling=sampling,
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [video])
+        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+        yield defs, ref, result, instance
 
 
 def test_good_videos_flow_through_all_four_assets(run):
@@ -487,18 +507,9 @@ def test_a_video_model_gets_frames_and_clips_that_fit_it_with_no_sampling_config
         "def mc3(**kw):\n    return create_extractor('tv:mc3_18', weights=None, **kw)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    video = tmp_path / "clip_a.mp4"
-    shutil.copyfile(media_dir / "clip_a.mp4", video)
-    defs = build_definitions(
-        work_dir=str(tmp_path / "work"),
-        store_dir=str(tmp_path / "features.zarr"),
-        extractor=ExtractorResource(name="acme_video:mc3", device="cpu"),
-        sampling=SamplingResource(fps=8.0),
-    )
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        (ref,) = register_videos(instance, defs, [video])
-        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+    mc3 = ExtractorResource(name="acme_video:mc3", device="cpu")
+    with one_video_run(tmp_path, media_dir / "clip_a.mp4", extractor=mc3, sampling=SamplingResource(fps=8.0)) as run:
+        defs, ref, result, _ = run
         assert result.success
     v = defs.resources["feature_store"].store().read_video(ref.key)
     # 3.0 s at 8 fps = 24 frames -> clips of 16 frames starting every 16: 2 (the last tail-padded)
@@ -580,17 +591,8 @@ def test_a_clip_tower_stores_image_text_embeddings_through_dagster(tmp_path, med
     from vid_assets_tests.helpers import TINY_VIT, normalised, save_tiny_timm
 
     model = save_tiny_timm(tmp_path / "tiny_clip", "vit_base_patch32_clip_224.openai", **TINY_VIT)
-    video = tmp_path / "clip_a.mp4"
-    shutil.copyfile(media_dir / "clip_a.mp4", video)
-    defs = build_definitions(
-        work_dir=str(tmp_path / "work"),
-        store_dir=str(tmp_path / "features.zarr"),
-        extractor=ExtractorResource(name=f"local-dir:{tmp_path / 'tiny_clip'}", device="cpu"),
-    )
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        (ref,) = register_videos(instance, defs, [video])
-        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+    tower = ExtractorResource(name=f"local-dir:{tmp_path / 'tiny_clip'}", device="cpu")
+    with one_video_run(tmp_path, media_dir / "clip_a.mp4", extractor=tower) as (defs, ref, result, _):
         assert result.success
     v = defs.resources["feature_store"].store().read_video(ref.key)
     assert v.features.shape == (3, 1, 512) and v.top_labels is None and v.attrs["label_set"] is None
@@ -622,17 +624,8 @@ def test_a_head_of_more_classes_than_int16_holds_keeps_its_label_indices(tmp_pat
         "                     mean=(0.5,) * 3, std=(0.5,) * 3, dim=8, labels=[f'tag{i}' for i in range(40000)], **kw)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    video = tmp_path / "clip_b.mp4"
-    shutil.copyfile(media_dir / "clip_b.mp4", video)
-    defs = build_definitions(
-        work_dir=str(tmp_path / "work"),
-        store_dir=str(tmp_path / "features.zarr"),
-        extractor=ExtractorResource(name="acme_tags:tagger", device="cpu"),
-    )
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        (ref,) = register_videos(instance, defs, [video])
-        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+    tagger = ExtractorResource(name="acme_tags:tagger", device="cpu")
+    with one_video_run(tmp_path, media_dir / "clip_b.mp4", extractor=tagger) as (defs, ref, result, instance):
         assert result.success
         stored = instance.get_latest_materialization_event(dg.AssetKey("stored_features")).asset_materialization
     v = defs.resources["feature_store"].store().read_video(ref.key)
@@ -646,21 +639,18 @@ def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, m
     length left to fit, each segment is one clip; with 2-frame clips, each segment gives a clip and
     its own padded tail. No clip mixes frames of the two segments (random crops on), and the
     clip-count check expects exactly this."""
-    video = tmp_path / "clip_a.mp4"
-    shutil.copyfile(media_dir / "clip_a.mp4", video)
     sampling = SamplingResource(
-        mode="segments", segment_s=1.0, frames_per_segment=3, max_segments=2, frames_per_clip=frames_per_clip
+        mode="segments",
+        segment_s=1.0,
+        frames_per_segment=3,
+        max_segments=2,
+        frames_per_clip=frames_per_clip,
+        crop="random",
+        seed=11,
     )
-    defs = build_definitions(
-        work_dir=str(tmp_path / "work"),
-        store_dir=str(tmp_path / "features.zarr"),
-        extractor=ExtractorResource(device="cpu"),
-        sampling=sampling.model_copy(update={"crop": "random", "seed": 11}),
-    )
-    (tmp_path / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
-        (ref,) = register_videos(instance, defs, [video])
-        result = defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance)
+    effnet = ExtractorResource(device="cpu")
+    with one_video_run(tmp_path, media_dir / "clip_a.mp4", extractor=effnet, sampling=sampling) as run:
+        defs, ref, result, _ = run
         assert result.success and _check_results(result)["clip_count_consistent"] is True
     v = defs.resources["feature_store"].store().read_video(ref.key)
     assert v.features.shape == (2 * per_segment, 1, 1280) and np.isfinite(v.features).all()

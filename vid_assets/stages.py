@@ -138,14 +138,17 @@ def build_clips(key: str, spec: ClipSpec, artifacts: ArtifactStore) -> dict:
     step_s = SamplingPlan.from_dict(frames_group.attrs["plan"]).step_s
     with artifacts.writer(CLIPS, key) as g:
         pixels = ArrayAppender(g, "pixels", CLIP_CHUNK, np.uint8, level=1)
-        stamps, frame_times = [], []
+        stamps, frame_times, segments = [], [], []
         for clip in iter_clips(read_frames(artifacts, key), spec, step_s):
             pixels.add(clip.pixels)
             stamps.append((clip.start_s, clip.end_s))
             frame_times.append(clip.frame_times)
+            segments.append(clip.segment)
         pixels.close()
         g.create_array("timestamps", data=np.asarray(stamps, dtype=np.float64).reshape(-1, 2))
         g.create_array("frame_times", data=np.asarray(frame_times, dtype=np.float64))
+        if "segments" in set(frames_group.array_keys()):  # a segments plan: which segment each clip cuts
+            g.create_array("segments", data=np.asarray(segments, dtype=np.int32))
         g.update_attributes({"clip": spec.to_dict(), "step_s": step_s})
         shape = list(pixels.array.shape)
     return {"clips": len(stamps), "clip_tensor_shape": shape, "seconds": time.perf_counter() - t0}
@@ -331,6 +334,7 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
     frames_g, clips_g, emb_g = (artifacts.open(a, key) for a in (FRAMES, CLIPS, EMBEDDINGS))
     emb_members = set(emb_g.array_keys())
     features = emb_g["features"][...]
+    clip_members = set(clips_g.array_keys())
     attrs = {
         "source": frames_g.attrs["source"]["uri"],
         "content_hash": frames_g.attrs["source"]["content_hash"],
@@ -358,6 +362,7 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         top_labels=top_labels,
         top_scores=top_scores,
         caption_embedding=emb_g["caption_embedding"][...] if "caption_embedding" in emb_members else None,
+        segments=clips_g["segments"][...] if "segments" in clip_members else None,
     )
     meta = {
         "clips": int(features.shape[0]),

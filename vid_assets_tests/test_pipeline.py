@@ -596,6 +596,7 @@ def test_a_clip_tower_stores_image_text_embeddings_through_dagster(tmp_path, med
         assert result.success
     v = defs.resources["feature_store"].store().read_video(ref.key)
     assert v.features.shape == (3, 1, 512) and v.top_labels is None and v.attrs["label_set"] is None
+    assert v.segments is None  # an fps plan has no segments
     assert v.attrs["extractor_config"]["output"] == "head" and v.attrs["clip_spec"]["crop_size"] == 64
     frames = defs.resources["workspace"].artifacts().open(FRAMES, ref.key)["images"][...]
     top, left = (frames.shape[1] - 64) // 2, (frames.shape[2] - 64) // 2
@@ -660,3 +661,4 @@ def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, m
     assert v.attrs["clip_spec"]["frames_per_clip"] == (frames_per_clip or 3)
     artifacts = defs.resources["workspace"].artifacts()
     assert artifacts.open(FRAMES, ref.key)["segments"][...].tolist() == [0, 0, 0, 2, 2, 2]
+    assert v.segments.tolist() == [0] * per_segment + [2] * per_segment  # stored with the features

@@ -12,6 +12,8 @@ Layout (also in the README)::
     <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier heads only; int32 past 32,768 classes)
     <root>/videos/<id>/top_scores         float16 [clips, crops, k]
     <root>/videos/<id>/caption_embedding  float16 [D_text]   (videos registered with a caption)
+    <root>/videos/<id>/segments           int32   [clips]    the plan's segment each clip lies in
+                                          (segments plans only)
 
 A video group appears in one directory rename when complete (see ``store.atomic``).
 """
@@ -67,6 +69,7 @@ class VideoFeatures:
     top_labels: np.ndarray | None = None
     top_scores: np.ndarray | None = None
     caption_embedding: np.ndarray | None = None
+    segments: np.ndarray | None = None  # int32 [clips]: segment index of each clip (segments plans)
 
     @property
     def num_clips(self) -> int:
@@ -138,6 +141,7 @@ class FeatureStore:
         top_labels: np.ndarray | None = None,
         top_scores: np.ndarray | None = None,
         caption_embedding: np.ndarray | None = None,
+        segments: np.ndarray | None = None,
     ) -> Path:
         """Write (or replace) one video atomically and return its path."""
         features = np.asarray(features)
@@ -146,6 +150,8 @@ class FeatureStore:
         n = features.shape[0]
         if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
             raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
+        if segments is not None and np.shape(segments) != (n,):
+            raise ValueError(f"segments {np.shape(segments)} do not match {n} clips")
         self._ensure_root()
         chunk = max(1, min(self.chunk_clips, n))
         with atomic_dir(self.video_path(video_id), self.root) as tmp:
@@ -162,6 +168,8 @@ class FeatureStore:
                 arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
             if caption_embedding is not None:
                 arrays["caption_embedding"] = np.asarray(caption_embedding, dtype=np.float16)
+            if segments is not None:
+                arrays["segments"] = np.asarray(segments, dtype=np.int32)
             for name, data in arrays.items():  # created with their data: one store call each
                 g.create_array(
                     name,
@@ -211,6 +219,7 @@ class FeatureStore:
             top_labels=g["top_labels"][...] if "top_labels" in members else None,
             top_scores=g["top_scores"][...] if "top_scores" in members else None,
             caption_embedding=g["caption_embedding"][...] if "caption_embedding" in members else None,
+            segments=g["segments"][...] if "segments" in members else None,
         )
 
     @staticmethod

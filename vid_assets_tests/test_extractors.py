@@ -335,6 +335,22 @@ def test_hf_hub_id_resolves_offline_from_the_cache(hub_folder, tmp_path, monkeyp
         torch.testing.assert_close(ext.model(torch.zeros(1, 3, 64, 64)), expected)
 
 
+def test_hub_repos_that_do_not_load_say_what_to_do(tmp_path):
+    """Offline, an uncached repo names itself and the fix; an open_clip repo (no timm config.json)
+    is pointed at timm's copy of the image tower instead of failing on a missing config key."""
+    cache = tmp_path / "cache"
+    with pytest.raises(RuntimeError, match=r"could not load hf-hub:acme/absent: .*`hf download acme/absent`"):
+        create_extractor("hf-hub:acme/absent", device="cpu", cache_dir=str(cache))
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    repo = cache / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots" / commit / "open_clip_config.json").write_text(json.dumps({"model_cfg": {"embed_dim": 512}}))
+    with pytest.raises(RuntimeError, match=r"open_clip repo, not a timm one: use timm's copy"):
+        create_extractor("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K", device="cpu", cache_dir=str(cache))
+
+
 def test_pretrained_timm_names_pin_the_cached_snapshot(tmp_path):
     """``timm:<arch>.<tag>`` with pretrained weights from the Hugging Face cache (offline): the id
     stored with the features names the snapshot's commit, so a re-uploaded checkpoint is told apart."""

@@ -164,9 +164,10 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     try:
         model = create_timm_model(arch, pretrained=pretrained, **model_kw)
     except Exception as e:  # offline without a cached copy, unknown arch, ...
-        raise RuntimeError(
-            f"could not build timm model {arch!r} (pretrained={pretrained}): {e}. Offline, pretrained "
-            "weights must already be in the Hugging Face cache; use pretrained=False for random init."
+        raise _load_error(
+            f"timm model {arch!r} (pretrained={pretrained})",
+            e,
+            "Offline, pretrained weights must already be in the Hugging Face cache; use pretrained=False for random init.",
         ) from e
     hub_id = model.pretrained_cfg.get("hf_hub_id")
     rev = hub_id or model.pretrained_cfg.get("tag") or "default"
@@ -180,11 +181,39 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
 def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     """``hf-hub:<org>/<name>[@revision]`` via timm's hub loader (honours HF_HUB_OFFLINE / the cache)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
-    model = create_timm_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
     repo_id, _, revision = repo.partition("@")
+    try:
+        model = create_timm_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
+    except Exception as e:  # not cached offline, not a timm repo, ...
+        raise _load_error(f"hf-hub:{repo}", e, _hub_hint(repo_id, model_kw.get("cache_dir"))) from e
     if not revision or not _is_commit(revision):  # a branch or tag: the commit it pointed at here
         revision = _cached_revision(repo_id, revision or None, model_kw.get("cache_dir")) or revision or "main"
     return from_timm(model, name=f"hf-hub:{repo_id}", id=f"hf-hub:{repo_id}@{revision}", **ext_kw)
+
+
+def _load_error(what: str, e: Exception, hint: str) -> RuntimeError:
+    return RuntimeError(f"could not load {what}: {str(e).rstrip('. ')}. {hint}")
+
+
+def _hub_hint(repo_id: str, cache_dir: str | None) -> str:
+    """What to do about a hub repo that did not load: fetch it into the cache, or use timm's copy."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = {
+            f: try_to_load_from_cache(repo_id, f, cache_dir=cache_dir) for f in ("config.json", "open_clip_config.json")
+        }
+    except Exception:
+        cached = {}
+    if isinstance(cached.get("open_clip_config.json"), str) and not isinstance(cached.get("config.json"), str):
+        return (
+            f"{repo_id} is an open_clip repo, not a timm one: use timm's copy of the image tower "
+            "(hf-hub:timm/<arch>.<tag>, e.g. hf-hub:timm/vit_base_patch32_clip_224.laion2b_e16)."
+        )
+    return (
+        f"Offline (HF_HUB_OFFLINE=1) the repo must already be in the Hugging Face cache: run "
+        f"`hf download {repo_id}` where there is network (same HF_HOME), or save it as a folder and use local-dir:<folder>."
+    )
 
 
 def _is_commit(revision: str) -> bool:

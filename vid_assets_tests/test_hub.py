@@ -84,6 +84,7 @@ def test_dataset_card_is_valid_and_describes_the_data(store, tmp_path):
     assert data["license"] == "other" and data["size_categories"] == "n<1K"
     assert [c["config_name"] for c in data["configs"]] == ["clips", "videos"]
     assert "test-extractor@1" in card.text and "1 fps" in card.text and "load_dataset" in card.text
+    assert "| features | the model's pooled features (before any classifier) |" in card.text  # what the vectors are
     manifest = json.loads((tmp_path / "m" / "vid_assets_manifest.json").read_text())
     for path, digest in manifest["sha256"].items():
         assert digest in card.text, path  # checksums listed in the card

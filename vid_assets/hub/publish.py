@@ -204,6 +204,7 @@ Per-clip embeddings extracted with [vid_assets](https://github.com/) from
 | --- | --- |
 | extractor | `{manifest["extractor"]}` |
 | feature dim / dtype | {manifest["dim"]} / float32 (stored as float16 upstream) |
+| features | {_OUTPUTS.get(manifest.get("output", "pooled"), manifest.get("output"))} |
 | sampling plan | `{json.dumps(plan, sort_keys=True)}` ({plan_description(plan)}) |
 | clip spec / crops | `{json.dumps(manifest["clip_spec"], sort_keys=True)}` (crops averaged per clip) |
 | videos / clips | {manifest["num_videos"]:,} / {total_clips:,} |
@@ -231,6 +232,12 @@ including `hf://datasets/{name}/...` through huggingface_hub's filesystem.
 {checks}
 """
     DatasetCard(content).save(path)
+
+
+_OUTPUTS = {
+    "pooled": "the model's pooled features (before any classifier)",
+    "head": "the model head's output (for a CLIP image tower: its projection into the image-text space)",
+}
 
 
 def _size_category(n: int) -> str:
@@ -306,6 +313,7 @@ def build_plan(
         "sampling_plan": plan_dict,
         "clip_spec": attrs0.get("clip_spec", {}),
         "dim": int(attrs0.get("feature_shape", [0, 0, 0])[-1]),
+        "output": (attrs0.get("extractor_config") or {}).get("output", "pooled"),
         "num_videos": len(videos),
         "num_clips": num_clips,
         "shards": dict(sorted(shards.items())),

@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from vid_assets import settings
-from vid_assets.extractors.labels import stored_label_names
 from vid_assets.media import VideoRef
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.samples import ensure_sample_videos
@@ -86,10 +85,9 @@ def summary_table(store: FeatureStore, keys: list[str] | None = None) -> Table:
         g = store.open_video(key)
         attrs = dict(g.attrs)
         top1 = "-"
-        names = stored_label_names(attrs.get("extractor_config") or {"label_set": attrs.get("label_set")})
-        if names and "top_labels" in set(g.array_keys()):
+        if attrs.get("label_set") and "top_labels" in set(g.array_keys()):
             idx, score = int(g["top_labels"][0, 0, 0]), float(g["top_scores"][0, 0, 0])
-            top1 = f"{names[idx]} ({score:.2f})"
+            top1 = f"{store.label_names(attrs['label_set'])[idx]} ({score:.2f})"
         table.add_row(
             key,
             str(attrs["num_clips"]),

@@ -17,7 +17,7 @@ import numpy as np
 
 from vid_assets.clips import Clip, ClipSpec, iter_clips
 from vid_assets.extractors import ClipFeatures, Extractor, InputSpec, embed_clips, iter_pipelined, submit_clips
-from vid_assets.extractors.labels import stored_label_names
+from vid_assets.extractors.labels import load_label_set, save_label_set
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
 from vid_assets.media.contact import ContactSheet
@@ -25,6 +25,7 @@ from vid_assets.media.decode import RGB_RESIZE, DecodeStats
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
 FRAMES, CLIPS, EMBEDDINGS = "frames", "clips", "embeddings"
+LABEL_SETS = "label_sets"  # a model's own label lists, one file each (extractors.labels)
 FRAME_CHUNK = 16
 CLIP_CHUNK = 8
 READ_IMAGES = 32  # embed stage: images per artifact read, at least (CPU passes are 8)
@@ -230,6 +231,9 @@ def embed_videos(
 
     from vid_assets.extractors.feed import prefetch, to_pinned
 
+    if extractor.label_set:  # a model's own names: one file beside the artifacts for the storage step
+        save_label_set(artifacts.root / LABEL_SETS, extractor.label_set, extractor.labels)
+
     def chunks() -> Iterator[_Chunk]:
         for key in keys:
             g = artifacts.open(CLIPS, key)
@@ -353,6 +357,8 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         attrs["text_model"] = emb_g.attrs["text_model"]
     top_labels = emb_g["top_labels"][...] if "top_labels" in emb_members else None
     top_scores = emb_g["top_scores"][...] if "top_scores" in emb_members else None
+    if attrs["label_set"]:  # a model's own label list goes to the store once, not into every video
+        store.save_label_set(attrs["label_set"], load_label_set(artifacts.root / LABEL_SETS, attrs["label_set"]))
     path = store.write_video(
         key,
         features=features,
@@ -370,9 +376,8 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         "store_path": str(path),
         "seconds": time.perf_counter() - t0,
     }
-    names = stored_label_names(attrs["extractor_config"])
-    if names and top_labels is not None and len(top_labels):
-        meta["first_clip_top1"] = names[int(top_labels[0, 0, 0])]
+    if attrs["label_set"] and top_labels is not None and len(top_labels):
+        meta["first_clip_top1"] = store.label_names(attrs["label_set"])[int(top_labels[0, 0, 0])]
     return meta
 
 

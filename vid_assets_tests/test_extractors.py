@@ -409,10 +409,16 @@ def test_a_clip_tower_embeds_into_the_image_text_space(clip_tower):
 def test_a_classifier_names_its_labels_from_its_hub_config(tmp_path):
     """A fine-tuned classifier published with ``label_names`` (timm's config.json field) gets named
     top-k labels, which the store keeps with the features and the prediction service streams."""
+    from vid_assets.extractors.labels import custom_label_set, label_names
+
     names = ["cat", "dog", "ball"]
     save_tiny_timm(tmp_path / "pets", "vit_tiny_patch16_224", label_names=names, num_classes=3, img_size=64)
     ext = create_extractor(f"local-dir:{tmp_path / 'pets'}", device="cpu")
-    assert ext.labels == names and ext.describe()["labels"] == names and ext.describe()["output"] == "pooled"
+    assert ext.labels == names and ext.describe()["output"] == "pooled"
+    # described by a content hash (the list itself is kept once per store, not in every video)
+    assert ext.label_set.startswith("labels-") and "labels" not in ext.describe()
+    assert label_names(ext.label_set) == names and custom_label_set(list(names)) == ext.label_set
+    assert create_extractor(f"local-dir:{tmp_path / 'pets'}", device="cpu").label_set == ext.label_set  # stable
     feats, logits = ext.embed_frames(np.zeros((2, 64, 64, 3), np.uint8))
     assert feats.shape == (2, 192) and logits.shape == (2, 3)
     assert {label for label, _ in ext.top_k(logits, 2)[0]} <= set(names)

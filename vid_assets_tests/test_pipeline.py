@@ -629,9 +629,14 @@ def test_a_head_of_more_classes_than_int16_holds_keeps_its_label_indices(tmp_pat
     with one_video_run(tmp_path, media_dir / "clip_b.mp4", extractor=tagger) as (defs, ref, result, instance):
         assert result.success
         stored = instance.get_latest_materialization_event(dg.AssetKey("stored_features")).asset_materialization
-    v = defs.resources["feature_store"].store().read_video(ref.key)
+    store = defs.resources["feature_store"].store()
+    v = store.read_video(ref.key)
     assert v.top_labels.dtype == np.int32 and (v.top_labels[:, :, 0] == 39999).all()
-    assert stored.metadata["first_clip_top1"].value == "tag39999"  # named from the labels stored with it
+    assert stored.metadata["first_clip_top1"].value == "tag39999"
+    # the 40k names are kept once in the store, named by their hash; a video's attrs only name the set
+    assert [p.name for p in store.label_sets_dir.iterdir()] == [f"{v.attrs['label_set']}.json"]
+    assert store.label_names(v.attrs["label_set"])[39999] == "tag39999"
+    assert (store.video_path(ref.key) / "zarr.json").stat().st_size < 20_000
 
 
 @pytest.mark.parametrize(("frames_per_clip", "per_segment"), [(0, 1), (2, 2)])

@@ -123,7 +123,7 @@ class Extractor:
     device: torch.device | str = "auto"
     head: torch.nn.Module | None = None  # features -> logits
     labels: list[str] | None = None
-    label_set: str | None = None  # name resolvable by ``extractors.labels.label_names``
+    label_set: str | None = None  # ``extractors.labels`` name; a labels list alone gets a content-hash one
     batch_size: int = 64
     input_kind: str = "frame"  # "frame": [N, 3, S, S]; "clip": [N, 3, T, S, S]
     num_frames: int = 1  # T for clip models
@@ -148,6 +148,10 @@ class Extractor:
             self.output = "pooled"
         if self.output == "head":
             self._head_as_features()
+        if self.labels and not self.label_set:  # the model's own names: stored once, by content hash
+            from vid_assets.extractors.labels import custom_label_set
+
+            self.label_set = custom_label_set(self.labels)
         tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
         self.device = resolve_device(self.device)
         if self.fold_bn and self.input_kind == "frame":
@@ -203,8 +207,6 @@ class Extractor:
             "dim": self.dim,
             "label_set": self.label_set,
             "num_labels": len(self.labels) if self.labels else 0,
-            # names no set holds (a hub model's own label_names) travel with the features
-            **({"labels": list(self.labels)} if self.labels and not self.label_set else {}),
             "output": self.output,
             "precision": self._dtype_name(),
             **self.config,

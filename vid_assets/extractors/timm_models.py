@@ -103,6 +103,7 @@ def from_timm(
     if head is not None:
         own = model.pretrained_cfg.get("label_names")
         label_set = labels or (None if own else infer_imagenet_subset(model))
+        # a list of its own gets a content-hash set name from the Extractor
         names = label_names(label_set) if label_set else _label_list(own, model.num_classes) if own else None
     return Extractor(
         name=name,

@@ -15,6 +15,9 @@ Layout (also in the README)::
     <root>/videos/<id>/segments           int32   [clips]    the plan's segment each clip lies in
                                           (segments plans only)
 
+A model's own label list (a hub config's ``label_names``) is kept once per store, as
+``<root>/label_sets/labels-<hash>.json``; each video's ``label_set`` attr names it.
+
 A video group appears in one directory rename when complete (see ``store.atomic``).
 """
 
@@ -110,6 +113,28 @@ class FeatureStore:
 
     def video_path(self, video_id: str) -> Path:
         return self.videos_dir / video_id
+
+    @property
+    def label_sets_dir(self) -> Path:
+        """A model's own label lists (``labels-<hash>.json``), once per store, not once per video."""
+        return self.root / "label_sets"
+
+    def save_label_set(self, label_set: str, names: list[str] | None) -> None:
+        """Keep the names of a model's own ``label_set`` in this store (named sets need nothing)."""
+        from vid_assets.extractors.labels import save_label_set
+
+        if names is not None:
+            save_label_set(self.label_sets_dir, label_set, names)
+
+    def label_names(self, label_set: str) -> list[str]:
+        """The class names ``top_labels`` index: a named set, or a model's own list kept here."""
+        from vid_assets.extractors.labels import CUSTOM_PREFIX, label_names, load_label_set
+
+        if label_set.startswith(CUSTOM_PREFIX):
+            names = load_label_set(self.label_sets_dir, label_set)
+            if names is not None:
+                return names
+        return label_names(label_set)
 
     def _ensure_root(self) -> None:
         """Create the root and ``videos/`` groups once; safe when writers race to do it.

@@ -145,3 +145,17 @@ def test_cuda_resampling_matrices_match_interpolation(videos, crop):
         assert diff.max() <= most and diff.mean() < mean, (dtype, diff.max(), diff.mean())
     auto = clips_from_yuv(b.pixels, b.color, spec, 256, device="cuda")
     assert torch.equal(auto, clips_from_yuv(b.pixels, b.color, spec, 256, device="cuda", method="matmul"))
+
+
+def test_cuda_random_crops_per_segment_follow_the_batches_crop_keys(videos):
+    """A segments plan's random box is drawn per segment: the batch carries each clip's key to the
+    device, and CUDA's matmul crops land where the CPU's interpolated ones do."""
+    plan = SamplingPlan.segments(1.0, 4, max_segments=3, short_side=256)
+    spec = ClipSpec(frames_per_clip=2, crop="random", crop_size=224, seed=3)
+    b = next(iter_clip_batches(videos[:1], plan, spec, batch_clips=16, num_workers=0, device_convert=True))
+    assert b.crop_keys.tolist() == [0, 0, 2, 2, 3, 3]  # 4 one-second segments, 3 spread: 0, 2, 3
+    ref = clips_from_yuv(b.pixels, b.color, spec, 256, crop_keys=b.crop_keys, device="cpu", method="interpolate")
+    got = clips_from_yuv(
+        b.pixels, b.color, spec, 256, crop_keys=b.crop_keys, device="cuda", dtype=torch.float32, method="matmul"
+    )
+    assert np.abs(got.cpu().numpy().astype(int) - ref.numpy().astype(int)).max() <= 1

@@ -91,6 +91,7 @@ def test_contact_sheet_shows_in_the_dagster_ui(run, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("Debian chromium not installed (make test installs it)")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     key = run["keys"]["clip_a.mp4"]
@@ -101,9 +102,14 @@ def test_contact_sheet_shows_in_the_dagster_ui(run, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{base}/assets/decoded_frames?view=partitions&partition={key}")
         page.get_by_text("[Show Markdown]").wait_for(timeout=90_000)
-        skip = page.get_by_role("button", name="Skip")  # the first-visit community dialog
-        if skip.count():
+        # the first-visit community dialog can open a moment after the page has drawn (its overlay
+        # then swallows the click below): wait a little for it rather than only looking once
+        skip = page.get_by_role("button", name="Skip")
+        try:
+            skip.wait_for(timeout=5_000)
             skip.click()
+        except PlaywrightTimeout:
+            pass
         page.get_by_text("[Show Markdown]").click()
         img = page.locator("img[src^='data:image/jpeg;base64,']")
         img.first.wait_for(timeout=20_000)

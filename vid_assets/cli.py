@@ -264,9 +264,7 @@ def extractors(
     if as_json:
         sys.stdout.write(json.dumps(info, default=str) + "\n")
         return
-    labels = info.get("label_set") or (
-        f"{info['num_labels']} from the model's config" if info["num_labels"] else "none"
-    )
+    labels = f"{info['label_set']} ({info['num_labels']} classes)" if info["num_labels"] else "none"
     what = "its head's output" if info["output"] == "head" else "pooled features"
     for k, v in (
         ("id", info["id"]),

@@ -357,8 +357,9 @@ def store_video(key: str, artifacts: ArtifactStore, store: FeatureStore) -> dict
         attrs["text_model"] = emb_g.attrs["text_model"]
     top_labels = emb_g["top_labels"][...] if "top_labels" in emb_members else None
     top_scores = emb_g["top_scores"][...] if "top_scores" in emb_members else None
-    if attrs["label_set"]:  # a model's own label list goes to the store once, not into every video
-        store.save_label_set(attrs["label_set"], load_label_set(artifacts.root / LABEL_SETS, attrs["label_set"]))
+    own = load_label_set(artifacts.root / LABEL_SETS, attrs["label_set"]) if attrs["label_set"] else None
+    if own is not None:  # a model's own label list goes to the store once, not into every video
+        store.save_label_set(attrs["label_set"], own)
     path = store.write_video(
         key,
         features=features,

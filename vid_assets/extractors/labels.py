@@ -45,18 +45,15 @@ def custom_label_set(names: list[str]) -> str:
     return key
 
 
-def save_label_set(folder: str | os.PathLike[str], label_set: str, names: list[str] | None = None) -> Path | None:
+def save_label_set(folder: str | os.PathLike[str], label_set: str, names: list[str]) -> None:
     """Write a custom label set to ``<folder>/<label_set>.json`` once (atomically: same content for
-    the same name, so concurrent writers agree); named sets need no file (None)."""
-    if not label_set.startswith(CUSTOM_PREFIX):
-        return None
+    the same name, so concurrent writers agree); named sets need no file."""
     path = Path(folder) / f"{label_set}.json"
-    if not path.exists():
+    if label_set.startswith(CUSTOM_PREFIX) and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps(names if names is not None else label_names(label_set)))
+        tmp.write_text(json.dumps(names))
         os.replace(tmp, path)
-    return path
 
 
 def load_label_set(folder: str | os.PathLike[str], label_set: str) -> list[str] | None:

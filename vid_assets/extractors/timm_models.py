@@ -170,12 +170,14 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
             e,
             "Offline, pretrained weights must already be in the Hugging Face cache; use pretrained=False for random init.",
         ) from e
-    hub_id = model.pretrained_cfg.get("hf_hub_id")
-    rev = hub_id or model.pretrained_cfg.get("tag") or "default"
-    commit = _cached_revision(hub_id, cache_dir=model_kw.get("cache_dir")) if pretrained and hub_id else None
-    if commit:  # the snapshot the weights came from: a re-uploaded checkpoint gets a new id
-        rev = f"{rev}:{commit}"
-    return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev if pretrained else 'random-init'}", **ext_kw)
+    rev = "random-init"
+    if pretrained:
+        hub_id = model.pretrained_cfg.get("hf_hub_id")
+        rev = hub_id or model.pretrained_cfg.get("tag") or "default"
+        commit = _cached_revision(hub_id, cache_dir=model_kw.get("cache_dir")) if hub_id else None
+        if commit:  # the snapshot the weights came from: a re-uploaded checkpoint gets a new id
+            rev = f"{rev}:{commit}"
+    return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
 
 
 @register_prefix("hf-hub", spec=_hub_spec, spec_imports=("timm",))

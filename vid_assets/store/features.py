@@ -119,12 +119,11 @@ class FeatureStore:
         """A model's own label lists (``labels-<hash>.json``), once per store, not once per video."""
         return self.root / "label_sets"
 
-    def save_label_set(self, label_set: str, names: list[str] | None) -> None:
+    def save_label_set(self, label_set: str, names: list[str]) -> None:
         """Keep the names of a model's own ``label_set`` in this store (named sets need nothing)."""
         from vid_assets.extractors.labels import save_label_set
 
-        if names is not None:
-            save_label_set(self.label_sets_dir, label_set, names)
+        save_label_set(self.label_sets_dir, label_set, names)
 
     def label_names(self, label_set: str) -> list[str]:
         """The class names ``top_labels`` index: a named set, or a model's own list kept here."""
@@ -187,9 +186,13 @@ class FeatureStore:
                 "frame_times": np.asarray(frame_times, dtype=np.float64),
             }
             if top_labels is not None and top_scores is not None:
+                # int16, or int32 for a head of over 32k classes (the embed step picks it per model;
+                # wider input is narrowed to what its values need)
                 labels = np.asarray(top_labels)
-                wide = labels.size and int(labels.max()) > np.iinfo(np.int16).max  # a head of over 32k classes
-                arrays["top_labels"] = labels.astype(np.int32 if wide else np.int16)
+                if labels.dtype not in (np.int16, np.int32):
+                    wide = labels.size and int(labels.max()) > np.iinfo(np.int16).max
+                    labels = labels.astype(np.int32 if wide else np.int16)
+                arrays["top_labels"] = labels
                 arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
             if caption_embedding is not None:
                 arrays["caption_embedding"] = np.asarray(caption_embedding, dtype=np.float16)

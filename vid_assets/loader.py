@@ -4,9 +4,11 @@
 chunk order per epoch, mixes rows across a small buffer of chunks, and yields ready batches, so a
 ``DataLoader(ds, batch_size=None, num_workers=..., pin_memory=True)`` runs at disk/decompression
 speed. Workers split the chunks between them; every row appears exactly once per epoch.
-``VideoDataset`` gives one item per video (all its clips, timestamps, caption embedding).
+``VideoDataset`` gives one item per video (all its clips, timestamps, caption embedding);
+``SegmentDataset`` batches whole segments of a ``segments`` plan (the seed notes' ``[segments,
+frames, D]`` with a segment -> video map) the same way.
 
-Both open local paths and any fsspec URL (``s3://``, ``hf://`` through huggingface_hub's
+All three open local paths and any fsspec URL (``s3://``, ``hf://`` through huggingface_hub's
 filesystem, ``http://``, ``memory://``), via zarr's ``FsspecStore``.
 
 Switching a training script from decoding videos to the store::
@@ -50,7 +52,8 @@ class ClipDataset(IterableDataset):
     """Batches of rows of ``array`` (default ``features``), chunk-aligned and shuffled.
 
     Yields dicts: ``features`` tensor ``[b, ...]``, ``index`` (row numbers) and, when the group has
-    them, ``video`` (``segment_to_video``) and ``timestamps``. ``shuffle_buffer`` chunks are mixed
+    them, ``video`` (``segment_to_video``), ``timestamps`` and ``segment`` (each row's segment in its
+    video, -1 outside ``segments`` plans). ``shuffle_buffer`` chunks are mixed
     at a time (rows from different chunks land in one batch); ``drop_last`` drops a short final batch.
     """
 
@@ -76,14 +79,20 @@ class ClipDataset(IterableDataset):
         self.num_rows = int(g.attrs.get("num_rows", arr.shape[0]))  # honour the commit marker
         self.chunk_rows = int(arr.chunks[0])
         self.has_meta = "segment_to_video" in g.array_keys() and "timestamps" in g.array_keys()
+        self.has_segments = "segment" in g.array_keys()  # views since layout 2
         self.bfloat16 = array == "features" and g.attrs.get("dtype") == "bfloat16"
-        self._group: zarr.Group | None = None
+        self._arrays: dict[str, zarr.Array] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def num_items(self) -> int:
+        """What a batch is made of: rows here, segments in ``SegmentDataset``."""
+        return self.num_rows
+
     def __len__(self) -> int:
-        n = self.num_rows / self.batch_size
+        n = self.num_items / self.batch_size
         return int(n) if self.drop_last else math.ceil(n)
 
     def _chunks(self) -> list[int]:
@@ -97,19 +106,27 @@ class ClipDataset(IterableDataset):
         return order.tolist()
 
     def _read(self, c: int) -> dict[str, np.ndarray]:
-        g = self._group
+        a = self._arrays
         lo, hi = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self.num_rows)
-        out = {"features": g[self.array_name][lo:hi], "index": np.arange(lo, hi)}
+        out = {"features": a["features"][lo:hi], "index": np.arange(lo, hi)}
         if self.has_meta:
-            out["video"] = g["segment_to_video"][lo:hi]
-            out["timestamps"] = g["timestamps"][lo:hi]
+            out["video"] = a["segment_to_video"][lo:hi]
+            out["timestamps"] = a["timestamps"][lo:hi]
+        if self.has_segments:
+            out["segment"] = a["segment"][lo:hi]
         return out
 
     def __iter__(self):
-        if self._group is None:  # opened lazily, once per worker process
+        if self._arrays is None:  # opened lazily, once per worker process (each lookup reads metadata)
             if self.tune_malloc:
                 tune_malloc()
-            self._group = open_group(self.location, self.storage_options)
+            g = open_group(self.location, self.storage_options)
+            names = {"features": self.array_name}
+            if self.has_meta:
+                names.update(segment_to_video="segment_to_video", timestamps="timestamps")
+            if self.has_segments:
+                names["segment"] = "segment"
+            self._arrays = {k: g[name] for k, name in names.items()}
         info = get_worker_info()
         rng = np.random.default_rng((self.seed, self.epoch, info.id if info else 0))
         chunks = self._chunks()
@@ -157,8 +174,79 @@ def _gather(parts: list[dict[str, np.ndarray]], offsets: np.ndarray, sel: np.nda
     return out
 
 
+class SegmentDataset(ClipDataset):
+    """Batches of whole segments from the videos a ``segments`` plan sampled: the seed notes'
+    ``[segments, 20 frames, D]`` layout with its segment -> video map, read from a training view.
+
+    Yields dicts: ``features [b, L, crops, D]`` (a segment's rows, zero-padded to the longest
+    segment ``L``), ``lengths [b]``, ``timestamps [b, L, 2]``, ``video [b]`` (index into the view's
+    videos table), ``segment [b]`` (the segment's index in its video), ``index [b]`` (the segment's
+    number in this dataset) and, when the view has captions, ``caption_embedding [b, Dt]`` with
+    ``has_caption [b]`` (one caption per video, shared by its segments). With ``frames_per_clip=1``
+    a row is one frame, so ``L`` is the plan's frames per segment; with the fitted default (a
+    segment is one clip) ``L`` is 1. Rows of other plans are left out; a view with none raises.
+
+    Reading is ``ClipDataset``'s: whole chunks in shuffled order, every segment once per epoch, mixed
+    across ``shuffle_buffer`` chunks. A chunk carries the segments that start in it (the last may
+    run into the next chunk: read with it).
+    """
+
+    def __init__(self, location: str | os.PathLike[str], **kwargs) -> None:
+        from vid_assets.store.training import read_videos_table
+
+        super().__init__(location, **kwargs)
+        g = open_group(location, self.storage_options)
+        if not self.has_segments:
+            raise ValueError(f"{location} has no segment column: it was built before layout 2; re-run training_view")
+        n = self.num_rows
+        segment, video = g["segment"][:n], g["segment_to_video"][:n]
+        edges = np.flatnonzero((np.diff(segment) != 0) | (np.diff(video) != 0)) + 1
+        bounds = np.r_[0, edges, n] if n else np.zeros(1, np.int64)
+        keep = segment[bounds[:-1]] >= 0
+        self.starts, self.ends = bounds[:-1][keep], bounds[1:][keep]
+        if not len(self.starts):
+            raise ValueError(f"no video in {location} was sampled with a segments plan (SamplingPlan.segments)")
+        self.video, self.segment = video[self.starts], segment[self.starts]
+        self.max_rows = int((self.ends - self.starts).max())
+        # segments of chunk c (those starting in it): self._first[c] : self._first[c + 1]
+        chunks = math.ceil(n / self.chunk_rows)
+        self._first = np.searchsorted(self.starts // self.chunk_rows, np.arange(chunks + 1))
+        table = read_videos_table(g)
+        self._captions = (table["caption_embedding"], table["has_caption"]) if "has_caption" in table else None
+
+    @property
+    def num_items(self) -> int:
+        return len(self.starts)
+
+    def _read(self, c: int) -> dict[str, np.ndarray]:
+        a, b = int(self._first[c]), int(self._first[c + 1])
+        feats_in, times_in = self._arrays["features"], self._arrays["timestamps"]
+        if b > a:
+            lo, hi = int(self.starts[a]), int(self.ends[b - 1])
+            rows, times = feats_in[lo:hi], times_in[lo:hi]
+        else:  # no segment starts in this chunk: nothing to read
+            lo, rows, times = 0, np.zeros((0, *feats_in.shape[1:]), feats_in.dtype), np.zeros((0, 2))
+        feats = np.zeros((b - a, self.max_rows, *rows.shape[1:]), rows.dtype)
+        stamps = np.zeros((b - a, self.max_rows, 2), times.dtype)
+        for j, (s, e) in enumerate(zip(self.starts[a:b] - lo, self.ends[a:b] - lo, strict=True)):
+            feats[j, : e - s], stamps[j, : e - s] = rows[s:e], times[s:e]
+        out = {
+            "features": feats,
+            "lengths": self.ends[a:b] - self.starts[a:b],
+            "timestamps": stamps,
+            "video": self.video[a:b],
+            "segment": self.segment[a:b],
+            "index": np.arange(a, b),
+        }
+        if self._captions is not None:
+            out["caption_embedding"] = self._captions[0][self.video[a:b]]
+            out["has_caption"] = self._captions[1][self.video[a:b]]
+        return out
+
+
 class VideoDataset(Dataset):
-    """One item per video of a training view: all its clips, their timestamps, its caption."""
+    """One item per video of a training view: all its clips, their timestamps, its caption (and
+    each clip's segment, for a ``segments`` plan)."""
 
     def __init__(self, location: str | os.PathLike[str], storage_options: dict | None = None) -> None:
         from vid_assets.store.training import read_videos_table
@@ -166,25 +254,33 @@ class VideoDataset(Dataset):
         self.location, self.storage_options = location, storage_options
         g = open_group(location, storage_options)
         self.table = read_videos_table(g)
-        self._group: zarr.Group | None = None
+        self.bfloat16 = g.attrs.get("dtype") == "bfloat16"
+        self.has_segments = "segment" in g.array_keys()  # views since layout 2
+        self._arrays: dict[str, zarr.Array] | None = None
 
     def __len__(self) -> int:
         return len(self.table["id"])
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        if self._group is None:
-            self._group = open_group(self.location, self.storage_options)
-        g, t = self._group, self.table
+        if self._arrays is None:  # opened lazily, once per worker (each lookup reads metadata)
+            g = open_group(self.location, self.storage_options)
+            names = ("features", "timestamps", "segment") if self.has_segments else ("features", "timestamps")
+            self._arrays = {k: g[k] for k in names}
+        a, t = self._arrays, self.table
         lo = int(t["row_start"][i])
         hi = lo + int(t["row_count"][i])
-        feats = torch.from_numpy(g["features"][lo:hi])
-        if g.attrs.get("dtype") == "bfloat16":
+        feats = torch.from_numpy(a["features"][lo:hi])
+        if self.bfloat16:
             feats = feats.view(torch.int16).view(torch.bfloat16)
         item = {
             "video_id": str(t["id"][i]),
             "features": feats,
-            "timestamps": torch.from_numpy(g["timestamps"][lo:hi]),
+            "timestamps": torch.from_numpy(a["timestamps"][lo:hi]),
         }
         if "caption_embedding" in t and bool(t["has_caption"][i]):
             item["caption_embedding"] = torch.from_numpy(np.asarray(t["caption_embedding"][i]))
+        if self.has_segments and hi > lo:
+            segments = a["segment"][lo:hi]
+            if segments[0] >= 0:  # a segments plan
+                item["segments"] = torch.from_numpy(segments)
         return item

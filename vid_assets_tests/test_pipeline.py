@@ -645,7 +645,7 @@ def test_a_head_of_more_classes_than_int16_holds_keeps_its_label_indices(tmp_pat
     assert (store.video_path(ref.key) / "zarr.json").stat().st_size < 20_000
 
 
-@pytest.mark.parametrize(("frames_per_clip", "per_segment"), [(0, 1), (2, 2)])
+@pytest.mark.parametrize(("frames_per_clip", "per_segment"), [(0, 1), (2, 2), (1, 3)])
 def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, media_dir, frames_per_clip, per_segment):
     """A 3-s video, 1-s segments of 3 frames, 2 of them spread (segments 0 and 2): with the clip
     length left to fit, each segment is one clip; with 2-frame clips, each segment gives a clip and
@@ -662,14 +662,22 @@ def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, m
     )
     effnet = ExtractorResource(device="cpu")
     with one_video_run(tmp_path, media_dir / "clip_a.mp4", extractor=effnet, sampling=sampling) as run:
-        defs, ref, result, _ = run
+        defs, ref, result, instance = run
         assert result.success and _check_results(result)["clip_count_consistent"] is True
-    v = defs.resources["feature_store"].store().read_video(ref.key)
-    assert v.features.shape == (2 * per_segment, 1, 1280) and np.isfinite(v.features).all()
-    for clip, frame_times in enumerate(v.frame_times):
-        segment = 0 if clip < per_segment else 2  # segment 2 starts at 2.0 s
-        assert ((frame_times >= segment) & (frame_times < segment + 1)).all(), (clip, frame_times)
-    assert v.attrs["clip_spec"]["frames_per_clip"] == (frames_per_clip or 3)
-    artifacts = defs.resources["workspace"].artifacts()
-    assert artifacts.open(FRAMES, ref.key)["segments"][...].tolist() == [0, 0, 0, 2, 2, 2]
-    assert v.segments.tolist() == [0] * per_segment + [2] * per_segment  # stored with the features
+        v = defs.resources["feature_store"].store().read_video(ref.key)
+        assert v.features.shape == (2 * per_segment, 1, 1280) and np.isfinite(v.features).all()
+        for clip, frame_times in enumerate(v.frame_times):
+            segment = 0 if clip < per_segment else 2  # segment 2 starts at 2.0 s
+            assert ((frame_times >= segment) & (frame_times < segment + 1)).all(), (clip, frame_times)
+        assert v.attrs["clip_spec"]["frames_per_clip"] == (frames_per_clip or 3)
+        artifacts = defs.resources["workspace"].artifacts()
+        assert artifacts.open(FRAMES, ref.key)["segments"][...].tolist() == [0, 0, 0, 2, 2, 2]
+        assert v.segments.tolist() == [0] * per_segment + [2] * per_segment  # stored with the features
+        if frames_per_clip == 1:  # the seed notes' layout: per-frame features grouped by segment
+            from vid_assets.loader import SegmentDataset
+
+            assert defs.resolve_job_def("build_training_view").execute_in_process(instance=instance).success
+            view = defs.resources["feature_store"].training_view_path()
+            (batch,) = SegmentDataset(view, batch_size=8, shuffle=False)
+            assert batch["features"].shape == (2, 3, 1, 1280) and batch["segment"].tolist() == [0, 2]
+            np.testing.assert_array_equal(batch["features"].numpy().reshape(6, 1, 1280), v.features)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from vid_assets.loader import ClipDataset, VideoDataset
+from vid_assets.loader import ClipDataset, SegmentDataset, VideoDataset
 from vid_assets.media import VideoCatalog, VideoRef
 from vid_assets.store import FeatureStore
 from vid_assets.store.exports import export_npy, failed_report
@@ -212,6 +212,92 @@ def test_video_dataset_and_fsspec_memory_store(view):
         assert "caption_embedding" in vds[2] and "caption_embedding" not in vds[3]
         rows = sum(len(b["index"]) for b in ClipDataset(location, batch_size=16))
         assert rows == sum(5 + 3 * i for i in range(7))
+
+
+def _write_segments(store: FeatureStore, vid: str, segments: list[int], seed: int, caption=False) -> np.ndarray:
+    """A video a segments plan sampled: one row per frame (``frames_per_clip=1``), ``segments``
+    giving each row's segment."""
+    rng = np.random.default_rng(seed)
+    n = len(segments)
+    feats = rng.standard_normal((n, 1, 8)).astype(np.float32)
+    store.write_video(
+        vid,
+        features=feats,
+        timestamps=np.stack([np.arange(n) * 0.25, np.arange(n) * 0.25 + 0.25], 1),
+        frame_times=(np.arange(n) * 0.25)[:, None],
+        attrs={"extractor": "test@1", "sampling_plan": {"mode": "segments", "segment_s": 5.0}},
+        segments=np.array(segments),
+        caption_embedding=rng.standard_normal(4).astype(np.float16) if caption else None,
+    )
+    return feats.astype(np.float16)
+
+
+def _segment_batches(ds, workers=0) -> dict[str, np.ndarray]:
+    """One epoch of ``ds`` through a DataLoader, batches concatenated and sorted by segment index."""
+    batches = list(DataLoader(ds, batch_size=None, num_workers=workers))
+    out = {k: torch.cat([b[k] for b in batches]).numpy() for k in batches[0]}
+    order = np.argsort(out["index"])
+    return {k: v[order] for k, v in out.items()}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_segment_dataset_gives_the_seed_notes_layout(tmp_path, workers):
+    """The seed notes trained on ``[segments, 20 frames, D]`` with a segment -> video map and one
+    caption per video. Batches of a view over segments-plan videos give exactly that: each
+    segment's per-frame rows (padded to the longest, with lengths), its video, its index in the
+    video and the video's caption, every segment once per epoch, also where a segment runs across
+    a chunk boundary; videos of other plans are left out, and ClipDataset rows carry their segment."""
+    store = FeatureStore(tmp_path / "s.zarr")
+    a = _write_segments(store, "a", [0, 0, 0, 3, 3, 3, 7, 7, 7], seed=1, caption=True)  # 3 of 8 segments
+    _write(store, "b", 4, seed=2)  # an fps plan: no segments
+    c = _write_segments(store, "c", [0, 0, 0, 1, 1], seed=3)  # a short last segment
+    view = tmp_path / "view.zarr"
+    update_training_view(store, view, chunk_rows=4)  # segments straddle chunks
+    ds = SegmentDataset(view, batch_size=2, shuffle=True, seed=3)
+    assert (ds.num_items, len(ds), ds.max_rows) == (5, 3, 3)
+    got = _segment_batches(ds, workers)
+    assert got["index"].tolist() == [0, 1, 2, 3, 4]  # each once
+    assert got["video"].tolist() == [0, 0, 0, 2, 2] and got["segment"].tolist() == [0, 3, 7, 0, 1]
+    assert got["lengths"].tolist() == [3, 3, 3, 3, 2] and got["features"].shape == (5, 3, 1, 8)
+    np.testing.assert_array_equal(got["features"][:3], a.reshape(3, 3, 1, 8))
+    np.testing.assert_array_equal(got["features"][3, :3], c[:3])
+    np.testing.assert_array_equal(got["features"][4, :2], c[3:])
+    assert (got["features"][4, 2] == 0).all() and (got["timestamps"][4, 2] == 0).all()  # padding
+    np.testing.assert_array_equal(got["timestamps"][2, :, 0], [1.5, 1.75, 2.0])
+    assert got["has_caption"].tolist() == [True, True, True, False, False]
+    np.testing.assert_array_equal(got["caption_embedding"][0], store.read_video("a").caption_embedding)
+    ds.set_epoch(1)
+    assert _segment_batches(ds)["index"].tolist() == [0, 1, 2, 3, 4]
+    # the same segment labels on flat batches and per video
+    batch = next(iter(ClipDataset(view, batch_size=100, shuffle=False)))
+    assert batch["segment"].tolist() == [0, 0, 0, 3, 3, 3, 7, 7, 7, -1, -1, -1, -1, 0, 0, 0, 1, 1]
+    videos = VideoDataset(view)
+    assert videos[0]["segments"].tolist() == [0, 0, 0, 3, 3, 3, 7, 7, 7] and "segments" not in videos[1]
+
+    store.delete_video("a"), store.delete_video("c")
+    update_training_view(store, view, chunk_rows=4)
+    with pytest.raises(ValueError, match="sampled with a segments plan"):
+        SegmentDataset(view)
+
+
+def test_a_view_of_the_older_layout_is_rebuilt_with_segments(tmp_path):
+    """A view written before the segment column (layout 1) is rebuilt on the next update rather
+    than appended to, so no row is left without its segment."""
+    import zarr
+
+    store = FeatureStore(tmp_path / "s.zarr")
+    _write_segments(store, "a", [0, 0, 1, 1], seed=1)
+    view = tmp_path / "view.zarr"
+    update_training_view(store, view, chunk_rows=4)
+    g = zarr.open_group(view, mode="a")
+    del g["segment"]
+    g.attrs["layout"] = "vid_assets.training_view/1"
+    with pytest.raises(ValueError, match="built before layout 2"):
+        SegmentDataset(view)
+    _write_segments(store, "b", [0, 0], seed=2)
+    r = update_training_view(store, view, chunk_rows=4)
+    assert r["mode"] == "rebuild" and r["num_rows"] == 6
+    assert _segment_batches(SegmentDataset(view))["segment"].tolist() == [0, 1, 0]
 
 
 # -- exports ------------------------------------------------------------------------------------------------

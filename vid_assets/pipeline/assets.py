@@ -294,7 +294,7 @@ def stored_features(
     group_name=GROUP,
     deps=[stored_features],
     kinds={"zarr"},
-    code_version="1",
+    code_version="2",  # 2: the view's segment column (layout 2)
     description="All stored videos as flat, chunk-aligned arrays for training (incremental append).",
 )
 def training_view(feature_store: FeatureStoreResource) -> dg.MaterializeResult:

@@ -7,6 +7,8 @@ Layout (``<view>`` is a Zarr v3 group)::
     features         [N, crops, D]  float16 (or bfloat16 bits as uint16: attrs dtype), chunks of
                                     ``chunk_rows`` rows (= a training batch)
     segment_to_video [N]            int32, row -> index into videos/*
+    segment          [N]            int32, row -> its segment in its video (``segments`` plans;
+                                    -1 for other plans): a segment's rows are contiguous
     timestamps       [N, 2]         float64, clip start/end seconds
     videos/id, source, content_hash, extractor, plan (JSON)   [V] strings
     videos/duration_s [V] float64, row_start [V] int64, row_count [V] int64, features_sha256 [V]
@@ -32,7 +34,7 @@ from vid_assets.store.atomic import atomic_dir
 from vid_assets.store.features import FeatureStore
 from vid_assets.store.zarr_utils import blosc
 
-LAYOUT = "vid_assets.training_view/1"
+LAYOUT = "vid_assets.training_view/2"  # 2: the segment column
 STR_FIELDS = ("id", "source", "content_hash", "extractor", "plan", "features_sha256")
 
 
@@ -89,8 +91,8 @@ def update_training_view(
     committed = (path / "zarr.json").exists()
     if committed:
         root = _open(path, "a")
-        if root.attrs.get("chunk_rows") != chunk_rows:
-            committed = False  # layout change: rebuild
+        if root.attrs.get("chunk_rows") != chunk_rows or root.attrs.get("layout") != LAYOUT:
+            committed = False  # another chunking or an older layout: rebuild
         else:
             table = read_videos_table(root)
             existing = dict(zip(table["id"].tolist(), table["features_sha256"].tolist(), strict=True))
@@ -138,6 +140,8 @@ def _append(root: zarr.Group, videos: dict[str, zarr.Group], ids: list[str], chu
         n = len(feats)
         w.append("features", feats, rows)
         w.append("segment_to_video", np.full(n, nvid, dtype=np.int32), rows)
+        segments = g["segments"][...] if "segments" in g.array_keys() else np.full(n, -1)
+        w.append("segment", segments.astype(np.int32), rows)
         w.append("timestamps", g["timestamps"][...], rows)
         row = {
             "id": vid,

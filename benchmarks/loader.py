@@ -86,19 +86,17 @@ def main() -> None:
     }
     grid = [(64, 0, True)] if args.quick else [(b, w, s) for b in (1, 64) for w in (0, 2) for s in (True, False)]
     for batch, workers, shuffle in grid:
-        if True:
-            if True:
-                secs, n = epoch(path, batch, workers, shuffle, args.shuffle_buffer)
-                rate = (n - batch) / secs
-                row = {
-                    "batch": batch,
-                    "workers": workers,
-                    "shuffled": shuffle,
-                    "samples_per_s": round(rate),
-                    "mb_per_s": round(rate * sample_mb),
-                }
-                res["rows"].append(row)
-                print(row, flush=True)
+        secs, n = epoch(path, batch, workers, shuffle, args.shuffle_buffer)
+        rate = (n - batch) / secs
+        row = {
+            "batch": batch,
+            "workers": workers,
+            "shuffled": shuffle,
+            "samples_per_s": round(rate),
+            "mb_per_s": round(rate * sample_mb),
+        }
+        res["rows"].append(row)
+        print(row, flush=True)
 
     def best(b: int) -> int | None:
         rates = [r["samples_per_s"] for r in res["rows"] if r["batch"] == b and r["shuffled"]]

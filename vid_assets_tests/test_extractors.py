@@ -406,6 +406,27 @@ def test_a_clip_tower_embeds_into_the_image_text_space(clip_tower):
         create_extractor("timm:vit_tiny_patch16_224", pretrained=False, num_classes=0, device="cpu", output="head")
 
 
+def test_a_resnet_clip_tower_embeds_through_its_attention_pool_projection():
+    """timm's CLIP ResNets (``resnet50_clip.openai``) pool with attention and keep the pool's output
+    projection as the "classifier": the stored embedding is that projection's 1024-d output, what
+    timm's own forward (and CLIP's ``encode_image``) gives, not the 2048-d pooled width."""
+    import copy
+
+    import timm
+
+    from vid_assets.extractors.timm_models import from_timm
+
+    model = timm.create_model("resnet50_clip.openai", pretrained=False).eval()
+    ext = from_timm(copy.deepcopy(model), name="resnet50_clip", id="r@random-init", device="cpu", precision="fp32")
+    assert (ext.dim, ext.head, ext.labels, ext.describe()["output"]) == (1024, None, None, "head")
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    feats, logits = ext.embed_frames(pixels)
+    with torch.no_grad():
+        want = model(normalised(pixels, ext.mean, ext.std)).numpy()
+    cos = (feats * want).sum(1) / (np.linalg.norm(feats, axis=1) * np.linalg.norm(want, axis=1))
+    assert logits is None and feats.shape == (2, 1024) and cos.min() >= 0.9999, cos
+
+
 def test_a_classifier_names_its_labels_from_its_hub_config(tmp_path):
     """A fine-tuned classifier published with ``label_names`` (timm's config.json field) gets named
     top-k labels, which the store keeps with the features and the prediction service streams."""

@@ -11,6 +11,7 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from vid_assets.hub import PublishError, build_plan, publish
+from vid_assets.hub.publish import CLIP_COLUMNS, clip_columns
 from vid_assets.store import FeatureStore
 from vid_assets_tests.helpers import write_fake_video
 
@@ -75,6 +76,38 @@ def test_first_publish_then_incremental(store, tmp_path):
     assert on_disk == sorted(s.removeprefix("data/") for s in manifest["shards"])
     all_rows = sum(pq.read_metadata(mirror / s).num_rows for s in manifest["shards"])
     assert all_rows == 18
+
+
+def test_a_segments_plan_publishes_each_clips_segment(store, tmp_path):
+    """A dataset sampled in segments keeps the segment -> video map on the Hub (a ``segment``
+    column beside ``video_id``), so per-frame rows can be grouped back into segments there. The
+    columns are one schema per dataset: when the plan switches, every shard is rewritten."""
+    mirror = tmp_path / "mirror"
+    (first,) = [p for p in publish(store, target_dir=mirror).plan.add if p.startswith("data/")]  # fps: no column
+    plan = {"mode": "segments", "segment_s": 5.0, "frames_per_segment": 2, "max_segments": 0}
+    for i in range(3):  # re-extracted with a segments plan, one row per frame (vid0: the same bytes)
+        rng = np.random.default_rng(i)
+        store.write_video(
+            f"vid{i}",
+            features=rng.standard_normal((4, 1, 8)).astype(np.float32),
+            timestamps=np.stack([np.arange(4.0), np.arange(4.0) + 1], 1),
+            frame_times=np.arange(4.0)[:, None],
+            attrs={"extractor": "test-extractor@1", "sampling_plan": plan, "num_clips": 4},
+            segments=np.array([0, 0, 3, 3]),
+        )
+    result = publish(store, target_dir=mirror).plan
+    # vid0's features did not change, but its shard lacks the column: rewritten all the same
+    assert result.message.startswith("Update 2, rewrite every shard with columns video_id, clip_index, segment")
+    assert result.delete == [first] and result.unchanged == []
+    manifest = json.loads((mirror / "vid_assets_manifest.json").read_text())
+    assert manifest["columns"] == ["video_id", "clip_index", "segment", "start_s", "end_s", "embedding"]
+    (shard,) = manifest["shards"]
+    clips = pq.read_table(mirror / shard)
+    assert clips.column_names == manifest["columns"] and str(clips.schema.field("segment").type) == "int32"
+    assert clips.to_pydict()["segment"] == [0, 0, 3, 3] * 3
+    assert "clip_index, segment, start_s" in (mirror / "README.md").read_text()
+    # an fps dataset's shards stay as they were (no column, nothing rewritten for it)
+    assert clip_columns({"mode": "fps", "fps": 1.0}) == CLIP_COLUMNS
 
 
 def test_dataset_card_is_valid_and_describes_the_data(store, tmp_path):

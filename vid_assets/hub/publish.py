@@ -41,6 +41,15 @@ MANIFEST = "vid_assets_manifest.json"
 VIDEOS = "videos.parquet"
 CARD = "README.md"
 SHARD_CLIPS = 50_000
+# the clips shards' columns; a segments plan adds ``segment`` (the clip's segment in its video, the
+# seed notes' segment -> video map). One schema per dataset: a change rewrites every shard.
+CLIP_COLUMNS = ["video_id", "clip_index", "start_s", "end_s", "embedding"]
+
+
+def clip_columns(sampling_plan: dict) -> list[str]:
+    if sampling_plan.get("mode") == "segments":
+        return [*CLIP_COLUMNS[:2], "segment", *CLIP_COLUMNS[2:]]
+    return list(CLIP_COLUMNS)
 
 
 class PublishError(RuntimeError):
@@ -106,11 +115,11 @@ class CommitPlan:
         }
 
 
-def _write_shard(store: FeatureStore, videos: list[str], staging: Path) -> tuple[str, Path, int]:
+def _write_shard(store: FeatureStore, videos: list[str], staging: Path, columns: list[str]) -> tuple[str, Path, int]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cols: dict[str, list] = {"video_id": [], "clip_index": [], "start_s": [], "end_s": [], "embedding": []}
+    cols: dict[str, list] = {k: [] for k in columns}
     dim = None
     for vid in videos:
         g = store.open_video(vid)
@@ -121,19 +130,22 @@ def _write_shard(store: FeatureStore, videos: list[str], staging: Path) -> tuple
         n = len(emb)
         cols["video_id"] += [vid] * n
         cols["clip_index"].append(np.arange(n, dtype=np.int32))
+        if "segment" in cols:  # -1 for a video another plan sampled
+            cols["segment"].append(g["segments"][...] if "segments" in g.array_keys() else np.full(n, -1))
         cols["start_s"].append(ts[:, 0])
         cols["end_s"].append(ts[:, 1])
         cols["embedding"].append(emb)
     flat = np.concatenate(cols["embedding"]).reshape(-1)
-    table = pa.table(
-        {
-            "video_id": pa.array(cols["video_id"], pa.string()),
-            "clip_index": pa.array(np.concatenate(cols["clip_index"])),
-            "start_s": pa.array(np.concatenate(cols["start_s"])),
-            "end_s": pa.array(np.concatenate(cols["end_s"])),
-            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim),
-        }
-    )
+    arrays = {
+        "video_id": pa.array(cols["video_id"], pa.string()),
+        "clip_index": pa.array(np.concatenate(cols["clip_index"])),
+        "start_s": pa.array(np.concatenate(cols["start_s"])),
+        "end_s": pa.array(np.concatenate(cols["end_s"])),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim),
+    }
+    if "segment" in cols:
+        arrays["segment"] = pa.array(np.concatenate(cols["segment"]).astype(np.int32))
+    table = pa.table({k: arrays[k] for k in columns})
     tmp = staging / "shard.parquet"
     pq.write_table(table, tmp, compression="zstd")
     digest = _sha256(tmp)[:16]
@@ -213,7 +225,7 @@ Per-clip embeddings extracted with [vid_assets](https://github.com/) from
 
 ```python
 from datasets import load_dataset
-clips = load_dataset("{name}", "clips", split="train")     # video_id, clip_index, start_s, end_s, embedding
+clips = load_dataset("{name}", "clips", split="train")     # {", ".join(manifest.get("columns", CLIP_COLUMNS))}
 videos = load_dataset("{name}", "videos", split="train")   # one row per video
 ```
 
@@ -270,14 +282,18 @@ def build_plan(
             raise PublishError(
                 f"video {vid} was embedded with another extractor than {extractor}: publish one extractor"
             )
+    columns = clip_columns(attrs0.get("sampling_plan", {}))
+    same_schema = previous.get("columns", CLIP_COLUMNS) == columns
     kept_shards: dict[str, list] = {}
     pending: list[str] = []
-    published: dict[str, str] = {}
     for shard, members in previous.get("shards", {}).items():
-        valid = all(current.get(v) == d for v, d in members) and (remote_files is None or shard in remote_files)
+        valid = (
+            same_schema
+            and all(current.get(v) == d for v, d in members)
+            and (remote_files is None or shard in remote_files)
+        )
         if valid:
             kept_shards[shard] = members
-            published.update(dict(members))
         else:
             pending += [v for v, _ in members if v in current]
     prev_digest = {v: d for m in previous.get("shards", {}).values() for v, d in m}
@@ -293,7 +309,7 @@ def build_plan(
     for vid in pending + [None]:
         n = 0 if vid is None else int(attrs[vid].get("num_clips", 0))
         if batch and (vid is None or clips + n > shard_clips):
-            name, path, _ = _write_shard(store, batch, staging)
+            name, path, _ = _write_shard(store, batch, staging, columns)
             shards[name] = [[v, current[v]] for v in batch]
             plan.add[name] = path
             batch, clips = [], 0
@@ -314,6 +330,7 @@ def build_plan(
         "clip_spec": attrs0.get("clip_spec", {}),
         "dim": int(attrs0.get("feature_shape", [0, 0, 0])[-1]),
         "output": (attrs0.get("extractor_config") or {}).get("output", "pooled"),
+        "columns": columns,
         "num_videos": len(videos),
         "num_clips": num_clips,
         "shards": dict(sorted(shards.items())),
@@ -341,6 +358,8 @@ def build_plan(
         parts.append(f"update {len(updated):,}")
     if removed:
         parts.append(f"remove {len(removed):,}")
+    if previous.get("shards") and not same_schema:
+        parts.append(f"rewrite every shard with columns {', '.join(columns)}")
     head = ", ".join(parts) if parts else "Refresh dataset card"
     head = head[0].upper() + head[1:]
     plan.message = (

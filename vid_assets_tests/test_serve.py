@@ -473,3 +473,23 @@ def test_a_video_model_gets_clips_of_its_length_by_default(media_dir):
     clips = [data for name, data in events if name == "clip"]
     assert len(clips) == 3  # 36 frames in clips of 16: two whole, the tail padded
     assert len(clips[0]["top_k"]) == 5
+
+
+def test_a_segments_plan_streams_each_clips_segment(extractor, media_dir):
+    """With a segments plan (1-s segments of 3 frames, 2 spread over a 3-s video: segments 0 and
+    2) each clip event names its segment, and the start event expects exactly those clips."""
+    from vid_assets.clips import ClipSpec
+    from vid_assets.media import SamplingPlan
+    from vid_assets.media.decode import probe
+
+    plan = SamplingPlan.segments(1.0, 3, max_segments=2, short_side=256)
+    predictor = Predictor(extractor, PipelineConfig(plan=plan, clip=ClipSpec(frames_per_clip=3, stride=3)))
+    video = str(media_dir / "clip_a.mp4")
+    try:
+        events = list(predictor.events(video, info=probe(video)))
+    finally:
+        predictor.close()
+    assert events[0][0] == "start" and events[0][1]["clips_expected"] == 2 and events[-1][0] == "done"
+    clips = [data for name, data in events if name == "clip"]
+    assert [c["segment"] for c in clips] == [0, 2]
+    assert all(2.0 <= t < 3.0 for t in clips[1]["frame_times"])

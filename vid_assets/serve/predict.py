@@ -214,6 +214,7 @@ class Predictor:
                     "start_s": round(float(clip.start_s), 6),
                     "end_s": round(float(clip.end_s), 6),
                     "frame_times": [round(float(t), 6) for t in clip.frame_times],
+                    **({"segment": clip.segment} if clip.segment >= 0 else {}),  # segments plans
                     "top_k": [{"label": label, "score": round(score, 6)} for label, score in res.top_k],
                     "batch_clips": res.batch_clips,
                     "batch_requests": res.batch_owners,

@@ -20,7 +20,7 @@
 #     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=200; python3 -m pip install -q --no-index --no-deps \
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site; OUT=/tmp/g timeout 540 \
 #       bash benchmarks/gpu_session.sh cuda vit effnet; tar czf $OUT/g.tgz -C /tmp g
-#     (then, time left: convert feed; then matmul preprocess frames)
+#     (then, time left: convert depth2; then feed matmul preprocess frames)
 #
 # (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
@@ -80,6 +80,10 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert \
             --convert-method interpolate
         ;;
+    depth2)  # two batches queued ahead: does host jitter (DataLoader hand-over, pinning) leave gaps?
+        bench vitb16_compile_p14_devconv_depth2 --workers 14 --backend processes \
+            --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert --depth 2
+        ;;
     w12)  # fewer decoders: does the model's process need more of the 16 vCPUs?
         bench vitb16_compile_p12_devconv --workers 12 --backend processes \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2 --device-convert
@@ -129,7 +133,7 @@ step() {
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | matmul | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (feed | vit | effnet | matmul | depth2 | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

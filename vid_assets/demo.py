@@ -99,6 +99,15 @@ def summary_table(store: FeatureStore, keys: list[str] | None = None) -> Table:
     return table
 
 
+def _code_changed(instance: dg.DagsterInstance, defs: dg.Definitions, name: str) -> bool:
+    """Whether asset ``name``'s code version moved since its last materialization (the UI shows it
+    stale): a new training-view layout, say, is rebuilt by the next demo run."""
+    key = dg.AssetKey(name)
+    last = instance.get_latest_materialization_event(key)
+    recorded = (last.asset_materialization.tags or {}).get("dagster/code_version", "") if last else ""
+    return bool(recorded) and recorded != (defs.resolve_asset_graph().get(key).code_version or "")
+
+
 def run_demo(videos_dir: str | None = None) -> int:
     from vid_assets.definitions import defs
 
@@ -117,7 +126,8 @@ def run_demo(videos_dir: str | None = None) -> int:
     published = last.asset_materialization.metadata["num_videos"].value if last else -1
     stored = len(store.list_videos())
     refreshed = any(v.startswith("re-materialized") for v in outcome.values())
-    if stored != published or refreshed:  # a training-view + publish run only when the store changed
+    outdated = any(_code_changed(instance, defs, name) for name in ("training_view", "hub_dataset"))
+    if stored != published or refreshed or outdated:  # a training-view + publish run only when needed
         run = defs.resolve_job_def("publish_dataset").execute_in_process(
             instance=instance, run_config=QUIET, raise_on_error=False
         )

@@ -345,7 +345,7 @@ training_view_job = dg.define_asset_job(
     group_name=GROUP,
     deps=[training_view],
     kinds={"huggingface", "parquet"},
-    code_version="1",
+    code_version="2",  # 2: the manifest names the shard columns (segments plans add `segment`)
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
     description="The feature dataset on the Hugging Face Hub (or a local mirror / dry run), incrementally.",
 )

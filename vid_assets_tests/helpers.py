@@ -47,3 +47,39 @@ def normalised(pixels: np.ndarray, mean, std):
 
     x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def save_tiny_clip(folder) -> None:
+    """A randomly initialised transformers ``CLIPModel`` (both towers, 64-px images, 24-d joint
+    space) with its processor, saved as ``save_pretrained`` writes a published checkpoint. The
+    tokenizer is character-level: CLIP's byte alphabet with no merges (no vocabulary download)."""
+    import json
+    from pathlib import Path
+
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(others))]  # GPT-2's byte alphabet
+    tokens = [*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = CLIPConfig(
+        text_config={
+            **tower,
+            "vocab_size": len(tokens),
+            "bos_token_id": len(tokens) - 2,
+            "eos_token_id": len(tokens) - 1,
+        },
+        vision_config={**tower, "image_size": 64, "patch_size": 16},
+        projection_dim=24,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).eval().save_pretrained(folder)
+    images = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)

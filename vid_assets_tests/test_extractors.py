@@ -464,6 +464,54 @@ def test_imagenet_subsets_are_named_by_timms_own_tables():
     assert create_extractor("timm:vit_tiny_patch16_224", pretrained=False, device="cpu").label_set == "imagenet-1k"
 
 
+# -- one checkpoint, both towers: transformers CLIP ------------------------------------------------------
+def test_a_transformers_clip_checkpoint_embeds_frames_and_captions_into_one_space(tmp_path):
+    """``transformers:<folder>`` takes the image tower of a transformers CLIP checkpoint and the
+    same folder as the text model embeds captions: both land in that checkpoint's joint space, so a
+    clip-caption similarity from stored vectors is CLIP's own (its logits over its logit scale)."""
+    from transformers import CLIPModel, CLIPTokenizer
+
+    from vid_assets.extractors import input_spec
+    from vid_assets.extractors.text import create_text_embedder
+    from vid_assets_tests.helpers import save_tiny_clip
+
+    folder = tmp_path / "tiny-clip"
+    save_tiny_clip(folder)
+    name = f"transformers:{folder}"
+    assert input_spec(name, build=False) == InputSpec("frame", 1, 64, 64)  # from the processor, no weights
+    ext = create_extractor(name, device="cpu", precision="fp32")
+    assert (ext.dim, ext.head, ext.labels, ext.describe()["output"]) == (24, None, None, "head")
+    assert ext.id.startswith("transformers:tiny-clip@") and len(ext.id.split("@")[1]) == 12
+    clip = CLIPModel.from_pretrained(folder).eval()
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    feats, logits = ext.embed_frames(pixels)
+    x = normalised(pixels, ext.mean, ext.std)
+    captions = ["a dog on a beach", "a red car"]
+    tokens = CLIPTokenizer.from_pretrained(folder)(captions, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = clip.get_image_features(pixel_values=x)
+        similarity = (clip(pixel_values=x, **tokens).logits_per_image / clip.logit_scale.exp()).numpy()
+    want = getattr(want, "pooler_output", want).numpy()
+    cos = (feats * want).sum(1) / (np.linalg.norm(feats, axis=1) * np.linalg.norm(want, axis=1))
+    assert logits is None and feats.shape == (3, 24) and cos.min() >= 0.9999, cos
+
+    text = create_text_embedder(str(folder)).embed(captions)  # L2-normalised
+    assert text.shape == (2, 24)
+    image = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    np.testing.assert_allclose(image @ text.T, similarity, atol=1e-4)
+
+    pooled = create_extractor(name, device="cpu", output="pooled")  # the vision width before the projection
+    assert (pooled.dim, pooled.head) == (32, None)
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel  # an image model without a text tower
+
+    ViTModel(
+        ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor().save_pretrained(tmp_path / "vit")
+    with pytest.raises(ValueError, match="not an image-text model"):
+        create_extractor(f"transformers:{tmp_path / 'vit'}", device="cpu")
+
+
 # -- text -----------------------------------------------------------------------------------------------
 def test_caption_text_embeddings():
     pytest.importorskip("sentence_transformers")

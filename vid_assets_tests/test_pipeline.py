@@ -681,3 +681,32 @@ def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, m
             (batch,) = SegmentDataset(view, batch_size=8, shuffle=False)
             assert batch["features"].shape == (2, 3, 1, 1280) and batch["segment"].tolist() == [0, 2]
             np.testing.assert_array_equal(batch["features"].numpy().reshape(6, 1, 1280), v.features)
+
+
+def test_a_transformers_clip_checkpoint_embeds_clips_and_their_caption_through_dagster(tmp_path, media_dir):
+    """The CLIP retrieval set-up a user writes in the resource config: one transformers checkpoint
+    as the extractor (``transformers:<folder>``) and as the ``text_model``. The stored clip
+    features are its projected image embeddings and the caption embedding is its text tower's, so
+    the two compare as CLIP compares them."""
+    from vid_assets.extractors.text import create_text_embedder
+    from vid_assets_tests.helpers import save_tiny_clip
+
+    folder = tmp_path / "tiny-clip"
+    save_tiny_clip(folder)
+    shutil.copyfile(media_dir / "clip_a.mp4", tmp_path / "clip_a.mp4")
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(name=f"transformers:{folder}", text_model=str(folder), device="cpu"),
+    )
+    (tmp_path / "home").mkdir()
+    caption = "a red ball bouncing over a mosaic"
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [tmp_path / "clip_a.mp4"])
+        defs.resources["workspace"].catalog().register(VideoRef.from_path(tmp_path / "clip_a.mp4", caption=caption))
+        assert defs.resolve_job_def("embed_videos").execute_in_process(partition_key=ref.key, instance=instance).success
+    v = defs.resources["feature_store"].store().read_video(ref.key)
+    assert v.features.shape[1:] == (1, 24) and v.top_labels is None  # the projection, no labels
+    assert v.attrs["extractor"].startswith("transformers:tiny-clip@") and v.attrs["clip_spec"]["crop_size"] == 64
+    want = create_text_embedder(str(folder)).embed([caption])[0]
+    np.testing.assert_allclose(v.caption_embedding.astype(np.float32), want, atol=2e-3)  # float16 in the store

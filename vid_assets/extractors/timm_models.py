@@ -198,8 +198,9 @@ def _load_error(what: str, e: Exception, hint: str) -> RuntimeError:
     return RuntimeError(f"could not load {what}: {str(e).rstrip('. ')}. {hint}")
 
 
-def _hub_hint(repo_id: str, cache_dir: str | None) -> str:
-    """What to do about a hub repo that did not load: fetch it into the cache, or use timm's copy."""
+def _hub_hint(repo_id: str, cache_dir: str | None, folder: str = "local-dir:<folder>") -> str:
+    """What to do about a hub repo that did not load: fetch it into the cache, or use timm's copy
+    (``folder``: how the factory's prefix names a saved folder)."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
@@ -215,7 +216,7 @@ def _hub_hint(repo_id: str, cache_dir: str | None) -> str:
         )
     return (
         f"Offline (HF_HUB_OFFLINE=1) the repo must already be in the Hugging Face cache: run "
-        f"`hf download {repo_id}` where there is network (same HF_HOME), or save it as a folder and use local-dir:<folder>."
+        f"`hf download {repo_id}` where there is network (same HF_HOME), or save it as a folder and use {folder}."
     )
 
 

@@ -502,6 +502,23 @@ def test_a_transformers_clip_checkpoint_embeds_frames_and_captions_into_one_spac
 
     pooled = create_extractor(name, device="cpu", output="pooled")  # the vision width before the projection
     assert (pooled.dim, pooled.head) == (32, None)
+    # SigLIP has no projection: its attention-pooled output is the embedding, under output=auto
+    from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel
+
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    siglip = SiglipModel(
+        SiglipConfig(
+            text_config={**tower, "vocab_size": 100}, vision_config={**tower, "image_size": 64, "patch_size": 16}
+        )
+    ).eval()
+    siglip.save_pretrained(tmp_path / "siglip")
+    SiglipImageProcessor(size={"height": 64, "width": 64}).save_pretrained(tmp_path / "siglip")
+    sig = create_extractor(f"transformers:{tmp_path / 'siglip'}", device="cpu", precision="fp32")
+    assert (sig.dim, sig.describe()["output"], sig.input_spec.size) == (32, "pooled", 64)
+    with torch.no_grad():
+        want = siglip.get_image_features(pixel_values=normalised(pixels, sig.mean, sig.std))
+    np.testing.assert_allclose(sig.embed_frames(pixels)[0], getattr(want, "pooler_output", want).numpy(), atol=1e-4)
+
     from transformers import ViTConfig, ViTImageProcessor, ViTModel  # an image model without a text tower
 
     ViTModel(

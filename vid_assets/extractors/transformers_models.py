@@ -14,14 +14,13 @@ the whole frame to a square where we crop).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
 from vid_assets.extractors.base import Extractor, InputSpec
 from vid_assets.extractors.registry import register_prefix
-from vid_assets.extractors.timm_models import _cached_revision, _hub_hint, _is_commit, _load_error
+from vid_assets.extractors.timm_models import _cached_revision, _hub_hint, _is_commit, _load_error, _weights_digest
 
 _EXTRACTOR_KEYS = {"device", "batch_size", "precision", "compile", "output"}
 
@@ -71,12 +70,9 @@ def _spec(ref: str) -> InputSpec:
 
 
 def _weights_id(src: str, revision: str | None, local: bool) -> str:
+    """A folder's weights digest, or the commit of the cached snapshot a repo loads from."""
     if local:
-        for fname in ("model.safetensors", "pytorch_model.bin"):
-            p = Path(src) / fname
-            if p.exists():
-                return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-        return "unknown"
+        return _weights_digest(Path(src))
     if revision and _is_commit(revision):
         return revision
     return _cached_revision(src, revision) or revision or "main"
@@ -88,13 +84,13 @@ def transformers_image_tower(ref: str, output: str = "auto", **kwargs) -> Extrac
     ``transformers:<folder>``. ``output="auto"``: the projected image embedding where the model
     has a projection (CLIP: comparable with its text tower's), else the pooled one (SigLIP's
     pooled output is its embedding)."""
-    from transformers import AutoModel
+    import transformers
 
     ext_kw = {k: v for k, v in kwargs.items() if k in _EXTRACTOR_KEYS}
     model_kw = {k: v for k, v in kwargs.items() if k not in _EXTRACTOR_KEYS}
     src, revision, local = _source(ref)
     try:
-        model = AutoModel.from_pretrained(src, revision=revision, **model_kw).eval()
+        model = transformers.AutoModel.from_pretrained(src, revision=revision, **model_kw).eval()
         cfg = _processor_config(ref)
     except Exception as e:  # not cached offline, not a transformers repo, ...
         raise _load_error(
@@ -121,6 +117,6 @@ def transformers_image_tower(ref: str, output: str = "auto", **kwargs) -> Extrac
         std=tuple(float(v) for v in cfg.get("image_std", (0.5, 0.5, 0.5))),
         dim=int(model.config.vision_config.hidden_size),
         output=output,
-        config={"architecture": type(model).__name__, "transformers": __import__("transformers").__version__},
+        config={"architecture": type(model).__name__, "transformers": transformers.__version__},
         **ext_kw,
     )

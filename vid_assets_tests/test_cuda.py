@@ -159,3 +159,33 @@ def test_cuda_random_crops_per_segment_follow_the_batches_crop_keys(videos):
         b.pixels, b.color, spec, 256, crop_keys=b.crop_keys, device="cuda", dtype=torch.float32, method="matmul"
     )
     assert np.abs(got.cpu().numpy().astype(int) - ref.numpy().astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("method", ["matmul", "interpolate"])
+@pytest.mark.parametrize("crop", ["center", "random"])
+def test_queuing_a_batch_never_waits_for_the_device(videos, method, crop):
+    """Converting a YUV batch and queuing its passes must not synchronise with the device. A
+    blocking copy (a pageable tensor moved with ``.to(device)``) waits for every pass queued before
+    it, so the device idles while the host launches the next batch: the colour matrix (interpolate
+    path) and the random crop indices (new every batch) were such copies. CUDA's sync debug mode
+    turns any wait into an error; the first batch builds the cached matrices first."""
+    ext = create_extractor("timm:resnet18", pretrained=False, device="cuda", batch_size=64)
+    plan = SamplingPlan(fps=15, short_side=256)
+    spec = ClipSpec(frames_per_clip=1, stride=1, crop_size=224, crop=crop, seed=3)
+    batches = list(
+        iter_clip_batches(videos[:1], plan, spec, batch_clips=16, num_workers=0, pin_memory=True, device_convert=True)
+    )
+
+    def queue(b):
+        clips = clips_from_yuv(
+            b.pixels, b.color, spec, plan.short_side, crop_keys=b.crop_keys, device="cuda", method=method
+        )
+        return submit_clips(ext, clips)
+
+    queue(batches[0]).result()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        pending = [queue(b) for b in batches[1:4]]
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert len(pending) == 3 and all(np.isfinite(p.result().features).all() for p in pending)

@@ -99,7 +99,10 @@ def yuv420_to_rgb(
     m, b = yuv_to_rgb_matrix(info, offset)
     if planes.device.type == "cuda":  # cuDNN's 1x1 convolution: one pass (3.0 ms per 300 frames, H100)
         yuv = torch.cat((y, chroma), dim=1)
-        return F.conv2d(yuv, m.to(planes.device, dtype)[..., None, None], b.to(planes.device, dtype))
+        # non-blocking: a blocking host-to-device copy waits for every pass queued on the stream,
+        # so the device would idle while the host launches this batch (test_cuda: no syncs)
+        m, b = (t.to(planes.device, dtype, non_blocking=True) for t in (m, b))
+        return F.conv2d(yuv, m[..., None, None], b)
     # on the CPU oneDNN's 3-channel 1x1 convolution is ~200x slower; per-plane multiply-adds that
     # skip the matrix's zeros (no U in R, no V in B) are fastest there
     rgb = torch.empty((n, 3, *size), dtype=dtype, device=planes.device)
@@ -158,7 +161,8 @@ def _crop_indices(height: int, width: int, spec: ClipSpec, keys: Sequence[int], 
     ramp = torch.arange(spec.crop_size)
     rows = boxes[..., 0, None] + ramp
     cols = boxes[..., 1, None] + torch.where(boxes[..., 2, None].bool(), ramp.flip(0), ramp)
-    out = rows.to(device), cols.to(device)
+    # random boxes are new every batch: copied without blocking (see yuv420_to_rgb)
+    out = rows.to(device, non_blocking=True), cols.to(device, non_blocking=True)
     if spec.crop != "random":
         _MATRICES[key] = out
     return out

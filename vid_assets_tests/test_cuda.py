@@ -164,11 +164,13 @@ def test_cuda_random_crops_per_segment_follow_the_batches_crop_keys(videos):
 @pytest.mark.parametrize("method", ["matmul", "interpolate"])
 @pytest.mark.parametrize("crop", ["center", "random"])
 def test_queuing_a_batch_never_waits_for_the_device(videos, method, crop):
-    """Converting a YUV batch and queuing its passes must not synchronise with the device. A
+    """Converting a YUV batch, queuing its passes and reading an earlier batch's features and
+    logits must not synchronise with the device (reading waits on that batch's event only). A
     blocking copy (a pageable tensor moved with ``.to(device)``) waits for every pass queued before
     it, so the device idles while the host launches the next batch: the colour matrix (interpolate
-    path) and the random crop indices (new every batch) were such copies. CUDA's sync debug mode
-    turns any wait into an error; the first batch builds the cached matrices first."""
+    path), the random crop indices (new every batch) and the features moved back to the device for
+    the head's logits were such copies. CUDA's sync debug mode turns any wait into an error; the
+    first batch builds the cached matrices first."""
     ext = create_extractor("timm:resnet18", pretrained=False, device="cuda", batch_size=64)
     plan = SamplingPlan(fps=15, short_side=256)
     spec = ClipSpec(frames_per_clip=1, stride=1, crop_size=224, crop=crop, seed=3)
@@ -186,6 +188,8 @@ def test_queuing_a_batch_never_waits_for_the_device(videos, method, crop):
     torch.cuda.set_sync_debug_mode("error")
     try:
         pending = [queue(b) for b in batches[1:4]]
+        results = [pending[0].result(), pending[1].result()]  # batch 3 still queued behind them
     finally:
         torch.cuda.set_sync_debug_mode(0)
-    assert len(pending) == 3 and all(np.isfinite(p.result().features).all() for p in pending)
+    results.append(pending[2].result())
+    assert all(np.isfinite(r.features).all() and r.logits.shape[-1] == 1000 for r in results)

@@ -56,34 +56,60 @@ class ClipFeatures:
 
 
 class PendingFeatures:
-    """Features whose device passes are queued: :meth:`result` waits for them as float32 ``[N, D]``.
+    """Features whose device passes are queued: :meth:`result` waits for them as float32 ``[N, D]``
+    (and :meth:`logits` for the head's output, when the passes computed it).
 
-    On CUDA the copy back goes into page-locked host memory without blocking, and an event marks
-    its end, so a caller can queue the next batch before this one is done (``iter_pipelined``).
+    On CUDA the copies back go into page-locked host memory without blocking, and an event marks
+    their end, so a caller can queue the next batch before this one is done (``iter_pipelined``).
     Elsewhere the work has already finished when this is made.
     """
 
-    def __init__(self, host: torch.Tensor, event: torch.cuda.Event | None = None) -> None:
-        self._host, self._event = host, event
+    def __init__(self, host: torch.Tensor, event: torch.cuda.Event | None = None, logits: torch.Tensor | None = None):
+        self._host, self._event, self._logits = host, event, logits
 
     @classmethod
-    def of(cls, parts: list[torch.Tensor], dim: int, device: torch.device) -> PendingFeatures:
+    def of(
+        cls,
+        parts: list[torch.Tensor],
+        dim: int,
+        device: torch.device,
+        finish: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None,
+    ) -> PendingFeatures:
+        """``finish``: queued on the device after the passes, ``features -> (features, logits)``
+        (a clip's frame mean and its head: see :func:`submit_clips`)."""
         if not parts:
-            return cls(torch.zeros((0, dim), dtype=torch.float32))
-        feats = torch.cat(parts) if len(parts) > 1 else parts[0]
+            feats = torch.zeros((0, dim), dtype=torch.float32, device=device)
+        else:
+            feats = torch.cat(parts) if len(parts) > 1 else parts[0]
+        logits = None
+        if finish is not None:
+            feats, logits = finish(feats)
         if device.type != "cuda":
-            return cls(feats.cpu())
-        host = torch.empty(feats.shape, dtype=feats.dtype, pin_memory=True)
-        host.copy_(feats, non_blocking=True)
+            return cls(feats.cpu(), logits=None if logits is None else logits.cpu())
+        host = _to_pinned(feats)
+        host_logits = None if logits is None else _to_pinned(logits)
         event = torch.cuda.Event()
-        event.record(torch.cuda.current_stream(feats.device))  # the copy's stream, on any GPU
-        return cls(host, event)
+        event.record(torch.cuda.current_stream(feats.device))  # the copies' stream, on any GPU
+        return cls(host, event, host_logits)
 
-    def result(self) -> np.ndarray:
+    def _wait(self) -> None:
         if self._event is not None:
             self._event.synchronize()
             self._event = None
+
+    def result(self) -> np.ndarray:
+        self._wait()
         return self._host.numpy()
+
+    def logits(self) -> np.ndarray | None:
+        self._wait()
+        return None if self._logits is None else self._logits.numpy()
+
+
+def _to_pinned(t: torch.Tensor) -> torch.Tensor:
+    """A page-locked host copy of device tensor ``t``, queued without blocking."""
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    return host.copy_(t, non_blocking=True)
 
 
 OUTPUTS = ("auto", "pooled", "head")
@@ -277,28 +303,34 @@ class Extractor:
         with self._autocast():
             return self._forward(x).float()[:n]
 
+    def head_logits(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """The head over features ``[..., D]`` on the device -> float32 ``[..., C]``; None if headless."""
+        if self.head is None:
+            return None
+        return self.head(feats.reshape(-1, feats.shape[-1])).float().reshape(*feats.shape[:-1], -1)
+
     def logits_from_features(self, feats: np.ndarray) -> np.ndarray | None:
         """Apply the (linear) head to pooled features ``[..., D]`` -> ``[..., C]``; None if headless."""
         if self.head is None:
             return None
         with torch.inference_mode():
-            f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))
-            out = self.head(f.reshape(-1, f.shape[-1]).to(self.device)).float().cpu().numpy()
-        return out.reshape(*feats.shape[:-1], -1)
+            f = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32)).to(self.device)
+            return self.head_logits(f).cpu().numpy()
 
     @torch.inference_mode()
-    def submit_frames(self, pixels: np.ndarray | torch.Tensor) -> PendingFeatures:
+    def submit_frames(self, pixels: np.ndarray | torch.Tensor, finish=None) -> PendingFeatures:
         """Queue frame-model passes over uint8 ``[N, H, W, 3]``; ``.result()`` waits for ``[N, D]``.
 
         On an accelerator the passes and the copy of the features back to (pinned) host memory are
         only enqueued, so the caller can prepare the next batch while the device computes this one.
+        ``finish``: see :meth:`PendingFeatures.of`.
         """
         if self.input_kind != "frame":
             raise TypeError(f"{self.name} takes clips of {self.num_frames} frames; use embed_clips")
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
         bs = self.batch_size
         out = [self._features(self.preprocess(t[i : i + bs]), bs) for i in range(0, len(t), bs)]
-        return PendingFeatures.of(out, self.dim, self.device)
+        return PendingFeatures.of(out, self.dim, self.device, finish)
 
     def embed_frames(self, pixels: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         """Frame models: uint8 ``[N, H, W, 3]`` -> features ``[N, D]`` float32 and logits (or None)."""
@@ -306,7 +338,7 @@ class Extractor:
         return feats, self.logits_from_features(feats)
 
     @torch.inference_mode()
-    def submit_video_clips(self, pixels: np.ndarray | torch.Tensor) -> PendingFeatures:
+    def submit_video_clips(self, pixels: np.ndarray | torch.Tensor, finish=None) -> PendingFeatures:
         """Clip models: queue passes over uint8 ``[N, T, H, W, 3]``; ``.result()`` waits for ``[N, D]``."""
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
         n, frames = t.shape[:2]
@@ -322,7 +354,7 @@ class Extractor:
             x = self.preprocess(chunk.reshape(-1, *chunk.shape[2:]))  # [b*T, 3, S, S]
             x = x.reshape(len(chunk), frames, 3, *x.shape[-2:]).permute(0, 2, 1, 3, 4).contiguous()
             out.append(self._features(x, step))
-        return PendingFeatures.of(out, self.dim, self.device)
+        return PendingFeatures.of(out, self.dim, self.device, finish)
 
     def embed_video_clips(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
         """Clip models: uint8 ``[N, T, H, W, 3]`` -> features ``[N, D]`` float32."""
@@ -343,19 +375,11 @@ class Extractor:
 class PendingClipFeatures:
     """What :func:`submit_clips` queued; :meth:`result` waits and returns :class:`ClipFeatures`."""
 
-    def __init__(self, extractor: Extractor, pending: PendingFeatures, shape: tuple[int, int, int], reduce: str):
-        self.extractor, self.pending, self.shape, self.reduce = extractor, pending, shape, reduce
+    def __init__(self, pending: PendingFeatures) -> None:
+        self.pending = pending
 
     def result(self) -> ClipFeatures:
-        b, t, c = self.shape
-        feats = self.pending.result()
-        if self.extractor.input_kind == "frame":
-            feats = feats.reshape(b, t, c, -1).mean(axis=1)
-        else:
-            feats = feats.reshape(b, c, -1)
-        if self.reduce == "mean":
-            feats = feats.mean(axis=1, keepdims=True)
-        return ClipFeatures(features=feats, logits=self.extractor.logits_from_features(feats))
+        return ClipFeatures(features=self.pending.result(), logits=self.pending.logits())
 
 
 def submit_clips(
@@ -365,14 +389,25 @@ def submit_clips(
 
     ``.result()`` gives the :class:`ClipFeatures`. Queuing batch *i + 1* before asking for batch
     *i*'s result keeps an accelerator busy while the host prepares batches (``iter_pipelined``).
+    The frame mean, crop mean and head run on the device with the passes: computing the logits
+    after the result came back moved the features to the device again with a blocking copy, which
+    waited for batch *i + 1*'s passes and left the device idle while the host queued *i + 2*.
     """
     b, t, c = clip_pixels.shape[:3]
-    if extractor.input_kind == "frame":
-        pending = extractor.submit_frames(clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:]))
+    frames = extractor.input_kind == "frame"
+
+    def finish(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        feats = feats.reshape(b, t, c, -1).mean(dim=1) if frames else feats.reshape(b, c, -1)
+        if crop_reduce == "mean":
+            feats = feats.mean(dim=1, keepdim=True)
+        return feats, extractor.head_logits(feats)
+
+    if frames:
+        pending = extractor.submit_frames(clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:]), finish)
     else:
         per_crop = clip_pixels.transpose(1, 2) if isinstance(clip_pixels, torch.Tensor) else clip_pixels.swapaxes(1, 2)
-        pending = extractor.submit_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:]))
-    return PendingClipFeatures(extractor, pending, (b, t, c), crop_reduce)
+        pending = extractor.submit_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:]), finish)
+    return PendingClipFeatures(pending)
 
 
 def embed_clips(

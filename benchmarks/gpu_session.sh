@@ -14,6 +14,10 @@
 # only the crops' pixels, as batched GEMMs); `convert` times both methods, `matmul` runs the ViT
 # row with the old interpolation for the end-to-end difference (prediction in RESULTS.md).
 #
+# Session 12 (no GPU) removed three blocking host-to-device copies per batch (the head's logits,
+# the colour matrix, random crop indices): each made the device drain before the host queued the
+# next batch. `cuda` now checks that with CUDA's sync debug mode; the prediction is in RESULTS.md.
+#
 # A session now gets 15 minutes of device time in all, the machine's start included, so plan for
 # ONE call of ~9 minutes with issue 4's own rows first, then more calls only if time is left:
 #

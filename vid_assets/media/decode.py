@@ -105,6 +105,11 @@ class YuvInfo:
     rotation: int = 0  # display rotation, degrees counter-clockwise (applied after conversion)
 
 
+# PyAV < 19 decodes container metadata strictly unless told otherwise, so one mis-encoded tag would
+# fail a whole video; PyAV 19 dropped the switch (and the strict default).
+_METADATA_ERRORS = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+
+
 def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = None, open_options: dict | None = None):
     desc = getattr(source, "name", "<stream>") if hasattr(source, "read") else os.fspath(source)
     if not hasattr(source, "read"):
@@ -118,7 +123,7 @@ def _open(source: str | os.PathLike[str] | IO[bytes], timeout_s: float | None = 
     except Exception as e:  # fsspec / resolver errors: network, auth, 404 ...
         raise VideoDecodeError(f"cannot open source: {type(e).__name__}: {e}", source=desc) from e
     try:
-        kwargs = {"metadata_errors": "ignore", **(open_options or {})}
+        kwargs = {**_METADATA_ERRORS, **(open_options or {})}
         if timeout_s is not None and isinstance(opened, str) and "://" in opened:
             kwargs["timeout"] = timeout_s
         return av.open(opened, mode="r", **kwargs), desc

@@ -308,9 +308,9 @@ def serve(
     from vid_assets import settings
     from vid_assets.extractors import DEFAULT_EXTRACTOR
     from vid_assets.extractors.feed import load_extractor
+    from vid_assets.fit import config_for
     from vid_assets.serve import Limits, Predictor
     from vid_assets.serve.app import serve as run_server
-    from vid_assets.stages import config_for
 
     ext = load_extractor(
         extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size, output=output

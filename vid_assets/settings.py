@@ -35,5 +35,17 @@ def work_dir() -> str:
     return _env_path("VID_ASSETS_WORK", Path(data_dir()) / "work")
 
 
+def keep_intermediates() -> bool:
+    """``VID_ASSETS_KEEP_INTERMEDIATES=1`` keeps a video's frames / clips / embeddings in the work
+    folder after it is stored (debugging, or a later run of part of the chain); default: deleted."""
+    return os.environ.get("VID_ASSETS_KEEP_INTERMEDIATES", "").lower() in ("1", "true", "yes")
+
+
+def decode_workers() -> int | None:
+    """``VID_ASSETS_DECODE_WORKERS``: parallel decoders per run (unset: the engine's default for the host)."""
+    value = os.environ.get("VID_ASSETS_DECODE_WORKERS")
+    return int(value) if value else None
+
+
 def device() -> str:
     return os.environ.get("VID_ASSETS_DEVICE", "auto")

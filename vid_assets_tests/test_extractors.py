@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from vid_assets import engine
 from vid_assets.clips import ClipSpec, crop_boxes, iter_clips
 from vid_assets.extractors import (
     InputSpec,
@@ -16,8 +17,8 @@ from vid_assets.extractors import (
     register_extractor,
 )
 from vid_assets.extractors.timm_models import _hub_spec, _local_dir_spec
+from vid_assets.fit import PipelineConfig, config_for
 from vid_assets.media import DecodedFrame
-from vid_assets.stages import PipelineConfig, iter_clip_features
 from vid_assets_tests.helpers import TINY_VIT, normalised, save_tiny_timm
 
 
@@ -137,9 +138,8 @@ def test_default_extractor_declares_what_it_is(extractor):
 
 def test_real_imagenet_weights_recognise_real_footage(extractor, real_video):
     """The offline weights are the real ones: street footage gives street labels."""
-    tops = []
-    for _clips, out in iter_clip_features(str(real_video), PipelineConfig(), extractor):
-        tops += [[label for label, _ in row] for row in extractor.top_k(out.logits[:, 0])]
+    (result,) = engine.extract([str(real_video)], extractor, PipelineConfig())
+    tops = [[extractor.labels[i] for i in row] for row in result.top_labels[:, 0]]
     assert tops[0][0] == "switch"  # the first second shows a wall with a light switch
     assert any("mountain bike" in t for t in tops)  # cyclists later in the clip
 
@@ -250,12 +250,13 @@ def test_video_models_take_clips_of_their_length(name, dim):
 
 
 def test_library_loop_fits_frames_and_clips_to_a_video_model(media_dir):
-    """``iter_clip_features(source, None, extractor)``: no config, clips of the model's shape."""
+    """``config_for(extractor)``: no settings, clips of the model's shape, through the engine."""
     ext = create_extractor("tv:mc3_18", weights=None, device="cpu")
-    batches = list(iter_clip_features(str(media_dir / "clip_a.mp4"), None, ext))
-    clips = [c for batch, _ in batches for c in batch]
-    assert [c.pixels.shape for c in clips] == [(16, 1, 112, 112, 3)]  # 3 s at 2 fps: 6 frames, tail-padded
-    assert batches[0][1].features.shape == (1, 1, 512) and batches[0][1].logits.shape == (1, 1, 400)
+    config = config_for(ext)
+    assert (config.clip.frames_per_clip, config.clip.crop_size, config.plan.short_side) == (16, 112, 128)
+    (result,) = engine.extract([str(media_dir / "clip_a.mp4")], ext, config)
+    assert result.frame_times.shape == (1, 16)  # 3 s at 2 fps: 6 frames, tail-padded to one clip
+    assert result.features.shape == (1, 1, 512) and result.top_labels.shape == (1, 1, 5)
 
 
 def test_tv_prefix_takes_video_models_as_clip_models_and_names_close_matches():

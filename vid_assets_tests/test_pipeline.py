@@ -14,7 +14,8 @@ from vid_assets.media import VideoRef
 from vid_assets.pipeline.definitions import build_definitions
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import ExtractorResource, HubResource, SamplingResource
-from vid_assets.stages import CLIPS, FRAMES
+from vid_assets.media import iter_frames
+from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
 
 ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
 
@@ -143,10 +144,11 @@ def test_store_contents(run):
 
 
 def test_stored_features_equal_the_model_run_by_hand(run):
-    """Fidelity: decode artifact -> hand crop/normalise -> timm model in fp32 == what the store holds."""
+    """Fidelity: the plan's frames -> hand crop/normalise -> timm model in fp32 == what the store holds."""
     key = run["keys"]["clip_a.mp4"]
-    artifacts = run["defs"].resources["workspace"].artifacts()
-    frames = artifacts.open(FRAMES, key)["images"][...]
+    plan = run["defs"].resources["sampling"].config().plan
+    source = run["defs"].resources["workspace"].catalog().get(key).uri
+    frames = np.stack([f.image for f in iter_frames(source, plan)])
     h, w = frames.shape[1:3]
     top, left = (h - 224) // 2, (w - 224) // 2
     crops = frames[:, top : top + 224, left : left + 224]
@@ -165,7 +167,14 @@ def test_stored_features_equal_the_model_run_by_hand(run):
     stored = run["defs"].resources["feature_store"].store().read_video(key).features[:, 0].astype(np.float32)
     cos = (expected * stored).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(stored, axis=1))
     assert cos.min() >= 0.9999, cos
-    assert artifacts.open(CLIPS, key)["pixels"].dtype == np.uint8
+
+
+def test_a_run_of_the_whole_chain_leaves_no_intermediates(run):
+    """The four assets streamed: nothing of the stored videos is left in the work folder."""
+    artifacts = run["defs"].resources["workspace"].artifacts()
+    for key in (run["keys"]["clip_a.mp4"], run["keys"]["clip_b.mp4"]):
+        assert not any(artifacts.exists(a, key) for a in (FRAMES, CLIPS, EMBEDDINGS))
+    assert artifacts.total_bytes() == 0
 
 
 def test_corrupt_video_fails_only_its_partition_with_a_clear_reason(run):
@@ -173,7 +182,7 @@ def test_corrupt_video_fails_only_its_partition_with_a_clear_reason(run):
     result = run["results"][key]
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == ["decoded_frames"]
+    assert [e.step_key for e in failures] == ["video_features"]
     message = failures[0].step_failure_data.user_failure_data.description
     assert "VideoDecodeError: not a readable video container" in message and "broken.mp4" in message
     status = instance.get_status_by_partition(dg.AssetKey("decoded_frames"), [key], videos_partitions)
@@ -257,14 +266,14 @@ def test_asset_checks_pass_then_fail_on_a_planted_nan(run):
         run["instance"].get_latest_materialization_event(dg.AssetKey("decoded_frames")).asset_materialization.metadata
     )
     assert decode_meta["contact_sheet"].value.startswith("![contact sheet](data:image/jpeg;base64,")
-    # plant a NaN in the embeddings artifact, then re-store only that partition
+    # keep the embeddings (a run of clip_embeddings alone), plant a NaN there, then store only that partition
+    job.execute_in_process(partition_key=key, instance=run["instance"], asset_selection=[dg.AssetKey("clip_embeddings")])
     emb = run["defs"].resources["workspace"].artifacts().path("embeddings", key)
     zarr.open_group(emb, mode="a")["features"][0, 0, 0] = np.nan
-    bad = dg.materialize(
-        [a for a in run["defs"].assets if getattr(a, "key", None) == dg.AssetKey("stored_features")],
+    bad = job.execute_in_process(
         partition_key=key,
         instance=run["instance"],
-        resources=run["defs"].resources,
+        asset_selection=[dg.AssetKey("stored_features")],
         raise_on_error=False,
     )
     assert _check_results(bad)["features_finite"] is False
@@ -391,8 +400,8 @@ def test_prediction_service_runs_the_same_code_path_as_the_assets(run, media_dir
 
 def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_rest(tmp_path, media_dir):
     """One run over five partitions (the shape of a backfill / sensor batch) with a corrupt video in
-    the middle: the four good videos decode, the bad one is the only failed partition, and the resume
-    sensor carries the good ones through the downstream assets in runs of consecutive partitions."""
+    the middle: the four good videos go all the way to the store in that run, and the bad one is the
+    only failed partition."""
     from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
 
     videos = tmp_path / "videos"
@@ -426,6 +435,9 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         assert sorted(r.partition_key for r in mats) == sorted(set(keys) - {bad})
         assert all("contact_sheet" in r.asset_materialization.metadata for r in mats)
 
+        # the same run stored the good videos: nothing is left for the resume sensor to carry
+        assert instance.get_materialized_partitions(dg.AssetKey("stored_features")) == set(keys) - {bad}
+        assert defs.resources["feature_store"].store().list_videos() == sorted(set(keys) - {bad})
         sensor = next(s for s in defs.sensors if s.name == "resume_after_bad_videos")
         run = instance.get_run_by_id(result.run_id)
         ctx = dg.build_run_status_sensor_context(
@@ -435,31 +447,24 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
             dagster_run=run,
             resources={"workspace": defs.resources["workspace"]},
         ).for_run_failure()
-        requests = sensor(ctx)
-        assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [(keys[0], keys[1]), (keys[3], keys[4])]
-        for req in requests:
-            assert {k.to_user_string() for k in req.asset_selection} == {
-                "clip_tensors",
-                "clip_embeddings",
-                "stored_features",
-            }
-            resumed = job.execute_in_process(instance=instance, tags=req.tags, asset_selection=req.asset_selection)
-            assert resumed.success
-        stored = instance.get_materialized_partitions(dg.AssetKey("stored_features"))
-        assert stored == set(keys) - {bad}
-        assert defs.resources["feature_store"].store().list_videos() == sorted(set(keys) - {bad})
+        assert sensor(ctx) == []
 
-        # an all-good batch: one run through the four assets; per-video pictures as observations
-        for i in (6, 7):
-            (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_b.mp4").read_bytes() + bytes([i]))
+        # an all-good batch: one run through the four assets, each video's own picture on its own
+        # materialization (the step's metadata per partition)
+        for i, name in ((6, "clip_b.mp4"), (7, "clip_a.mp4")):  # two different pictures
+            (videos / f"v{i}.mp4").write_bytes((media_dir / name).read_bytes() + bytes([i]))
         more = [r.key for r in register_videos(instance, defs, [videos / "v6.mp4", videos / "v7.mp4"])]
-        assert job.execute_in_process(instance=instance, tags={RANGE_START: more[0], RANGE_END: more[1]}).success
+        batch = job.execute_in_process(instance=instance, tags={RANGE_START: more[0], RANGE_END: more[1]})
+        assert batch.success
         assert set(more) <= instance.get_materialized_partitions(dg.AssetKey("stored_features"))
-        observed = instance.fetch_observations(dg.AssetKey("decoded_frames"), limit=10).records
-        assert sorted(r.partition_key for r in observed) == sorted(more)
-        assert all("contact_sheet" in r.asset_observation.metadata for r in observed)
-        batch_meta = instance.get_latest_materialization_event(dg.AssetKey("decoded_frames")).asset_materialization
-        assert "Observation > Show Markdown" in batch_meta.metadata["contact_sheet"].value  # where to look
+        mats = [
+            r
+            for r in instance.fetch_materializations(dg.AssetKey("decoded_frames"), limit=10).records
+            if r.run_id == batch.run_id
+        ]
+        assert sorted(r.partition_key for r in mats) == sorted(more)
+        sheets = {r.asset_materialization.metadata["contact_sheet"].value for r in mats}
+        assert len(sheets) == 2 and all(v.startswith("![contact sheet](data:image/jpeg") for v in sheets)
 
         # `vid-assets status` over batch runs: counts, the failure with its reason, a sane rate
         from vid_assets.pipeline.status import progress
@@ -604,7 +609,8 @@ def test_a_clip_tower_stores_image_text_embeddings_through_dagster(tmp_path, med
     assert v.features.shape == (3, 1, 512) and v.top_labels is None and v.attrs["label_set"] is None
     assert v.segments is None  # an fps plan has no segments
     assert v.attrs["extractor_config"]["output"] == "head" and v.attrs["clip_spec"]["crop_size"] == 64
-    frames = defs.resources["workspace"].artifacts().open(FRAMES, ref.key)["images"][...]
+    plan = defs.resources["sampling"].config(tower).plan
+    frames = np.stack([f.image for f in iter_frames(ref.uri, plan)])
     top, left = (frames.shape[1] - 64) // 2, (frames.shape[2] - 64) // 2
     x = normalised(
         frames[:, top : top + 64, left : left + 64], model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
@@ -670,8 +676,8 @@ def test_a_segments_plan_gives_clips_inside_segments_through_dagster(tmp_path, m
             segment = 0 if clip < per_segment else 2  # segment 2 starts at 2.0 s
             assert ((frame_times >= segment) & (frame_times < segment + 1)).all(), (clip, frame_times)
         assert v.attrs["clip_spec"]["frames_per_clip"] == (frames_per_clip or 3)
-        artifacts = defs.resources["workspace"].artifacts()
-        assert artifacts.open(FRAMES, ref.key)["segments"][...].tolist() == [0, 0, 0, 2, 2, 2]
+        plan = defs.resources["sampling"].config(effnet).plan
+        assert [f.segment for f in iter_frames(ref.uri, plan, convert=False)] == [0, 0, 0, 2, 2, 2]
         assert v.segments.tolist() == [0] * per_segment + [2] * per_segment  # stored with the features
         if frames_per_clip == 1:  # the seed notes' layout: per-frame features grouped by segment
             from vid_assets.loader import SegmentDataset

@@ -17,10 +17,10 @@ import pytest
 from httpx_sse import connect_sse
 
 from vid_assets.extractors.feed import load_extractor
+from vid_assets.fit import PipelineConfig
 from vid_assets.samples import remux, write_synthetic_video
 from vid_assets.serve import Limits, Predictor
 from vid_assets.serve.app import create_app
-from vid_assets.stages import PipelineConfig
 from vid_assets_tests.serving import running
 
 LIMITS = Limits(max_upload_bytes=6 << 20, max_duration_s=200, max_streams=3, request_budget_s=120)
@@ -454,9 +454,9 @@ def test_a_video_model_gets_clips_of_its_length_by_default(media_dir):
     clips of the model's length at its input size, so a video model works without flags (with the
     old fixed 2-frame clips every request failed: "expects clips of 16 frames, got 2")."""
     from vid_assets.extractors import create_extractor, get_extractor
+    from vid_assets.fit import PipelineConfig, clip_spec_for
     from vid_assets.media import SamplingPlan
     from vid_assets.serve import Predictor
-    from vid_assets.stages import PipelineConfig, clip_spec_for
 
     image = clip_spec_for(get_extractor("efficientnet_lite0", device="cpu"), crop="five")
     assert (image.frames_per_clip, image.stride, image.crop_size, image.crop) == (2, 2, 224, "five")

@@ -31,7 +31,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vid_assets.clips.build import ClipSpec, iter_clips
-from vid_assets.media.decode import VideoDecodeError, YuvInfo, iter_frames, resize_rgb
+from vid_assets.media.contact import ContactSheet
+from vid_assets.media.decode import DecodeStats, VideoDecodeError, YuvInfo, iter_frames, probe, resize_rgb
 from vid_assets.media.plan import SamplingPlan
 from vid_assets.prefetch import prefetch as prefetch_items
 
@@ -49,6 +50,20 @@ class ClipBatch:
     color: YuvInfo | None = None  # set when ``pixels`` are YUV planes (see ``clips.device``)
     slot: tuple[int, tuple[int, ...]] | None = None  # process backend: pixels wait in this shared slot
     crop_keys: np.ndarray | None = None  # int [n]: what each clip's random crop is drawn from (Clip.crop_key)
+    frame_times: np.ndarray | None = None  # float64 [n, T]: pts of each clip's frames
+    segments: np.ndarray | None = None  # int32 [n]: each clip's segment (-1 outside segments plans)
+    summary: dict | None = None  # on the video's last batch: what decoding it did (``decode_summary``)
+
+
+def decode_summary(info, stats: DecodeStats, frames: int, frame_shape: list[int], sheet: ContactSheet) -> dict:
+    """What one video's decode did, as the ``decoded_frames`` asset reports it per video."""
+    return {
+        "info": info.to_dict(),
+        "decode": stats.to_dict(),
+        "frames": frames,
+        "frame_shape": frame_shape,
+        "contact_sheet_jpeg": sheet.jpeg(),
+    }
 
 
 def iter_video_batches(
@@ -78,43 +93,69 @@ def iter_video_batches(
     buf: torch.Tensor | None = None
     stamps: list[tuple[float, float]] = []
     keys: list[int] = []
+    times: list[np.ndarray] = []
+    segs: list[int] = []
     color: list[YuvInfo | None] = [None]
+    stats, sheet, shape = DecodeStats(), ContactSheet(), [0]
 
-    def frames():
+    def decoded():
         if read_ahead > 0 and not device_convert:
-            decoded = iter_frames(source, plan, threads=decoder_threads, convert="rgb-source")
-            for f in prefetch_items(decoded, depth=read_ahead):
+            frames = iter_frames(source, plan, threads=decoder_threads, convert="rgb-source", stats=stats)
+            for f in prefetch_items(frames, depth=read_ahead):
                 yield replace(f, image=resize_rgb(f.image, plan.short_side, f.rotation), rotation=0)
             return
-        for f in iter_frames(source, plan, threads=decoder_threads, convert="yuv420p" if device_convert else True):
+        convert = "yuv420p" if device_convert else True
+        yield from iter_frames(source, plan, threads=decoder_threads, convert=convert, stats=stats)
+
+    def frames():
+        for f in decoded():
             color[0] = color[0] or f.color
+            # the contact sheet of a YUV stream is its luma plane (the top two thirds of the planes)
+            image = f.image if f.color is None else f.image[: f.image.shape[0] * 2 // 3]
+            shape[0] = list(image.shape)
+            sheet.add(image, f.pts_s)
             yield f
+
+    def batch(last: bool) -> ClipBatch:
+        summary = None
+        if last:
+            summary = decode_summary(probe(source), stats, stats.kept, shape[0] or [], sheet)
+        n = len(stamps)
+        return ClipBatch(
+            v,
+            first,
+            buf[:n] if buf is not None else torch.empty(0, dtype=torch.uint8),
+            np.asarray(stamps, dtype=np.float64).reshape(-1, 2),
+            last,
+            color=color[0],
+            crop_keys=np.asarray(keys),
+            frame_times=np.asarray(times, dtype=np.float64).reshape(n, -1),
+            segments=np.asarray(segs, dtype=np.int32),
+            summary=summary,
+        )
 
     try:
         clips = iter_clips(frames(), spec, plan.step_s, crop=not device_convert)
         pending = next(clips, None)
+        if pending is None:  # too short for one clip: the video still ends, with its summary
+            yield batch(True)
+            return
         while pending is not None:
             nxt = next(clips, None)
             if buf is None:
-                shape = (batch_clips, *pending.pixels.shape)
-                buf = alloc(shape) if alloc is not None else None
+                shape_b = (batch_clips, *pending.pixels.shape)
+                buf = alloc(shape_b) if alloc is not None else None
                 if buf is None:
-                    buf = torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+                    buf = torch.empty(shape_b, dtype=torch.uint8, pin_memory=pin)
             buf.numpy()[len(stamps)] = pending.pixels
             stamps.append((pending.start_s, pending.end_s))
             keys.append(pending.crop_key)
+            times.append(pending.frame_times)
+            segs.append(pending.segment)
             if len(stamps) == batch_clips or nxt is None:
-                yield ClipBatch(
-                    v,
-                    first,
-                    buf[: len(stamps)],
-                    np.asarray(stamps),
-                    nxt is None,
-                    color=color[0],
-                    crop_keys=np.asarray(keys),
-                )
+                yield batch(nxt is None)
                 first += len(stamps)
-                buf, stamps, keys = None, [], []
+                buf, stamps, keys, times, segs = None, [], [], [], []
             pending = nxt
     except VideoDecodeError as e:
         yield ClipBatch(v, first, torch.empty(0, dtype=torch.uint8), np.zeros((0, 2)), True, error=str(e))

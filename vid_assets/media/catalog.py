@@ -57,7 +57,7 @@ class VideoCatalog:
             ) from None
 
     # -- failures (a failed-videos report, and quarantine) -----------------------------------------
-    def record_failure(self, key: str, error_class: str, message: str) -> dict:
+    def record_failure(self, key: str, error_class: str, message: str, stage: str = "decode") -> dict:
         import datetime as dt
 
         try:
@@ -68,6 +68,7 @@ class VideoCatalog:
             "id": key,
             "source": source,
             "error_class": error_class,
+            "stage": stage,
             "message": message,
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }

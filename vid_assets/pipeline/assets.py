@@ -1,20 +1,17 @@
-"""The four per-video assets: decode -> clip tensors -> embeddings -> feature store.
+"""The four per-video assets (decode -> clip tensors -> embeddings -> feature store) and the
+dataset assets after them.
 
-Each asset calls one function in ``vid_assets.stages`` and reports what it did as metadata; data
-moves between them through the artifact store (``deps=``), never through pickles.
+The four are one ``multi_asset`` step (``pipeline/video_run.py`` runs it): selecting the whole chain
+streams videos through the engine, a subset reads what an earlier run kept. They stay four assets
+in the UI, with their own materializations, metadata, staleness and checks per video.
 """
 
-import base64
-import hashlib
 import os
 import time
 import warnings
-from pathlib import Path
 
 import dagster as dg
 
-from vid_assets import stages
-from vid_assets.media import VideoDecodeError
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import (
     ExtractorResource,
@@ -59,240 +56,91 @@ def _meta(d: dict) -> dict:
     return out
 
 
-def _decode_metadata(meta: dict) -> dict:
-    metadata = _meta(meta)
-    if meta.get("contact_sheet_path"):
-        b64 = base64.b64encode(Path(meta["contact_sheet_path"]).read_bytes()).decode()
-        metadata["contact_sheet"] = dg.MetadataValue.md(f"![contact sheet](data:image/jpeg;base64,{b64})")
-    return metadata
-
-
-@dg.asset(
-    partitions_def=videos_partitions,
-    group_name=GROUP,
-    kinds={"pyav", "zarr"},
-    # 2: RGB at the source size, then torch's antialiased resize (was swscale's scaled conversion)
-    code_version="2",
-    retry_policy=RETRY,
-    backfill_policy=BATCHED,
-    description=(
-        "Frames sampled at the configured fps with pts: uint8 RGB, converted by FFmpeg at the source"
-        " size, short side resized by torch's antialiased bilinear filter (as torchvision's Resize)."
-    ),
-)
-def decoded_frames(
-    context: dg.AssetExecutionContext,
-    workspace: WorkspaceResource,
-    sampling: SamplingResource,
-    extractor: ExtractorResource,
-) -> dg.MaterializeResult:
-    """One video, or a batch (multi-partition run). A bad video never takes the batch down with it:
-    every video is tried; bad ones are recorded (quarantine, failed-videos report). If any failed,
-    the good ones are reported as materialized one by one and the step then fails, so Dagster shows
-    exactly the bad partitions as failed (their reason in the run's failure event) while the good
-    ones are done; ``resume_after_bad_videos`` carries the good ones through the downstream assets.
-    """
-    catalog = workspace.catalog()
-    cfg = sampling.config(extractor)  # the short side fits the model unless set
-    keys = context.partition_keys
-    done: dict[str, dict] = {}  # key -> decode stats
-    failed: dict[str, str] = {}
-    for key in keys:
-        ref = catalog.get(key)
-        try:
-            meta = stages.decode_video(ref, cfg.plan, workspace.artifacts(), sampling.decode_time_budget_s)
-        except VideoDecodeError as e:
-            # Not transient: recorded for the failed-videos report and quarantine, never retried.
-            catalog.record_failure(key, type(e).__name__, str(e))
-            failed[key] = str(e)
-            context.log.error(f"{key}: VideoDecodeError: {e}")
-            continue
-        catalog.clear_failure(key)
-        done[key] = {"source": ref.uri, **meta}
-    if failed:
-        # the good part of the batch is done: say so per partition, with the code version Dagster
-        # would have recorded (runtime-logged materializations carry none, and would look stale)
-        version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
-        for key, meta in done.items():
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=context.asset_key,
-                    partition=key,
-                    metadata=_decode_metadata(meta),
-                    tags={"dagster/code_version": version} if version else None,
-                )
-            )
-        first = next(iter(failed))
-        raise dg.Failure(
-            description=(
-                f"VideoDecodeError: {failed[first]}"
-                if len(keys) == 1
-                else f"{len(failed)} of {len(keys)} videos failed to decode: "
-                + "; ".join(f"{k}: {why}" for k, why in failed.items())
-            ),
-            metadata={
-                "failed_partitions": dg.MetadataValue.json(failed),
-                "source": catalog.get(first).uri,
-                "error_class": "VideoDecodeError",
-                "reason": failed[first],
-            },
-            allow_retries=False,
-        )
-    if len(keys) == 1:
-        return dg.MaterializeResult(metadata=_decode_metadata(done[keys[0]]))
-    # A multi-partition step has one metadata set, copied onto every partition of the run; a batch
-    # sheet there would store N videos' pictures N times (measured ~6x the bytes of per-video
-    # sheets at N=32). So each video's own sheet goes on an observation of its partition: one
-    # event per video, its bytes stored once.
-    for key, meta in done.items():
-        context.log_event(
-            dg.AssetObservation(asset_key=context.asset_key, partition=key, metadata=_decode_metadata(meta))
-        )
-    return dg.MaterializeResult(
-        metadata=_meta(
-            {
-                "videos": len(keys),
-                "frames": sum(m.get("frames", 0) for m in done.values()),
-                "seconds": sum(m.get("seconds", 0.0) for m in done.values()),
-                "frames_by_video": {k: m.get("frames", 0) for k, m in done.items()},
-                "contact_sheet": "per video, on this partition's observation: "
-                "View all historical events > Observation > Show Markdown",
-            }
-        )
+def _spec(name: str, deps: list[str], kinds: set[str], code_version: str, description: str, **kw) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        name,
+        deps=deps,
+        group_name=GROUP,
+        kinds=kinds,
+        code_version=code_version,
+        description=description,
+        skippable=True,
+        **kw,
     )
 
 
-@dg.asset(
-    partitions_def=videos_partitions,
-    group_name=GROUP,
-    deps=[decoded_frames],
-    kinds={"numpy", "zarr"},
-    code_version="1",
-    retry_policy=RETRY,
-    backfill_policy=BATCHED,
-    automation_condition=dg.AutomationCondition.eager(),
-    description=(
-        "Clips of T sampled frames (the model's clip length by default), cropped at its input size"
-        " (centre, five, ten or seeded random crops), uint8 [clips, T, crops, S, S, 3]."
+VIDEO_SPECS = [
+    _spec(
+        "decoded_frames",
+        [],
+        {"pyav"},
+        # 2: RGB at the source size, then torch's antialiased resize (was swscale's scaled conversion)
+        "2",
+        "Frames sampled at the configured fps with pts: uint8 RGB, converted by FFmpeg at the source size, short"
+        " side resized by torch's antialiased bilinear filter (as torchvision's Resize). Streamed to the model"
+        " when the run selects the whole chain; kept in the work folder only when a run stops here.",
     ),
-)
-def clip_tensors(
-    context: dg.AssetExecutionContext,
-    workspace: WorkspaceResource,
-    sampling: SamplingResource,
-    extractor: ExtractorResource,
-) -> dg.MaterializeResult:
-    # clip length and crop size fit the model (a video model's T frames) unless set; read from
-    # its config, so this CPU step loads no weights
-    spec, artifacts = sampling.config(extractor).clip, workspace.artifacts()
-    metas = {key: stages.build_clips(key, spec, artifacts) for key in context.partition_keys}
-    if len(metas) == 1:
-        return dg.MaterializeResult(metadata=_meta(next(iter(metas.values()))))
-    return dg.MaterializeResult(
-        metadata=_meta(
-            {
-                "videos": len(metas),
-                "clips": sum(m["clips"] for m in metas.values()),
-                "seconds": sum(m["seconds"] for m in metas.values()),
-                "clips_by_video": {k: m["clips"] for k, m in metas.items()},
-            }
-        )
-    )
+    _spec(
+        "clip_tensors",
+        ["decoded_frames"],
+        {"numpy"},
+        "1",
+        "Clips of T sampled frames (the model's clip length by default), cropped at its input size (centre,"
+        " five, ten or seeded random crops), uint8 [clips, T, crops, S, S, 3].",
+        automation_condition=dg.AutomationCondition.eager(),
+    ),
+    _spec(
+        "clip_embeddings",
+        ["clip_tensors"],
+        {"pytorch", "timm"},
+        "1",
+        "Per-clip features from the configured extractor and, for classifiers, top-k labels.",
+        automation_condition=dg.AutomationCondition.eager(),
+    ),
+    _spec(
+        "stored_features",
+        ["clip_embeddings"],
+        {"zarr"},
+        "1",
+        "The video's group in the Zarr feature store: features, clip timestamps, provenance.",
+        automation_condition=dg.AutomationCondition.eager(),
+    ),
+]
+FRAMES_KEY, CLIPS_KEY, EMBED_KEY, STORE_KEY = (s.key for s in VIDEO_SPECS)
 
 
-@dg.asset(
+@dg.multi_asset(
+    name="video_features",
+    specs=VIDEO_SPECS,
+    check_specs=[dg.AssetCheckSpec(name, asset=STORE_KEY, description=d) for name, d in CHECKS.items()],
     partitions_def=videos_partitions,
-    group_name=GROUP,
-    deps=[clip_tensors],
-    kinds={"pytorch", "timm"},
+    can_subset=True,
     pool="gpu",
-    backfill_policy=BATCHED,
-    code_version="1",
     retry_policy=RETRY,
-    automation_condition=dg.AutomationCondition.eager(),
-    description="Per-clip features from the configured extractor (float16) and, for classifiers, top-k labels.",
+    backfill_policy=BATCHED,
 )
-def clip_embeddings(
+def video_features(
     context: dg.AssetExecutionContext,
     workspace: WorkspaceResource,
     sampling: SamplingResource,
     extractor: ExtractorResource,
-) -> dg.MaterializeResult:
-    model = extractor.load(context.log)
-    keys = context.partition_keys  # one, or a batch of videos in a multi-partition (backfill) run
-    per_video = stages.embed_videos(keys, model, workspace.artifacts(), sampling.top_k, text_model=extractor.text_model)
-    if len(keys) == 1:
-        # data version = which weights (id includes the revision) embedded which bytes with which plan
-        ref = workspace.catalog().get(keys[0])
-        # (and which of its outputs: "head" added only, so pooled features keep their versions)
-        weights = model.id if model.output == "pooled" else f"{model.id}|{model.output}"
-        version = hashlib.sha256(
-            f"{weights}|{ref.content_hash}|{sampling.config(model.input_spec)}".encode()
-        ).hexdigest()[:16]
-        return dg.MaterializeResult(metadata=_meta(per_video[keys[0]]), data_version=dg.DataVersion(version))
-    clips = sum(m["clips"] for m in per_video.values())
-    seconds = sum(m["seconds"] for m in per_video.values())
-    return dg.MaterializeResult(
-        metadata=_meta(
-            {
-                "videos": len(keys),
-                "clips": clips,
-                "extractor": model.id,
-                "device": str(model.device),
-                "seconds": seconds,
-                "clips_per_s": clips / max(seconds, 1e-9),
-                "clips_by_video": {k: m["clips"] for k, m in per_video.items()},
-            }
-        )
-    )
-
-
-@dg.asset(
-    partitions_def=videos_partitions,
-    group_name=GROUP,
-    deps=[clip_embeddings],
-    kinds={"zarr"},
-    code_version="1",
-    retry_policy=RETRY,
-    automation_condition=dg.AutomationCondition.eager(),
-    check_specs=[dg.AssetCheckSpec(name, asset="stored_features", description=d) for name, d in CHECKS.items()],
-    backfill_policy=BATCHED,
-    description="The video's group in the Zarr feature store: features, clip timestamps, provenance.",
-)
-def stored_features(
-    context: dg.AssetExecutionContext,
-    workspace: WorkspaceResource,
     feature_store: FeatureStoreResource,
-) -> dg.MaterializeResult:
-    from vid_assets.store.validate import validate_video
+):
+    """The four per-video assets as one step: a run of the whole chain streams its videos through
+    the engine (decode -> clips -> model -> store) with nothing written in between; a run of part
+    of it reads the intermediates an earlier part kept, or decodes again. Each video gets its own
+    materializations, metadata and contact sheet; a bad video fails only its own partition."""
+    from vid_assets.pipeline.video_run import VideoRun
 
-    store = feature_store.store()
-    keys = context.partition_keys
-    metas = {k: stages.store_video(k, workspace.artifacts(), store) for k in keys}
-    outcomes: dict[str, list] = {}
-    for k in keys:
-        for o in validate_video(store.open_video(k)):
-            outcomes.setdefault(o.name, []).append((k, o))
-    checks = [  # one result per check; in a batch run it fails if any video fails, naming them
-        dg.AssetCheckResult(
-            check_name=name,
-            passed=all(o.passed for _, o in results),
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "detail": "; ".join(f"{k}: {o.detail}" for k, o in results if not o.passed or len(keys) == 1)
-                or "all passed",
-                "partitions": len(results),
-            },
-        )
-        for name, results in outcomes.items()
-    ]
-    meta = metas[keys[0]] if len(keys) == 1 else {"videos": len(keys), "clips": sum(m["clips"] for m in metas.values())}
-    return dg.MaterializeResult(metadata=_meta(meta), check_results=checks)
+    yield from VideoRun(context, workspace, sampling, extractor, feature_store).execute()
+
+
+video_assets = [video_features]
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=[stored_features],
+    deps=[STORE_KEY],
     kinds={"zarr"},
     code_version="2",  # 2: the view's segment column (layout 2)
     description="All stored videos as flat, chunk-aligned arrays for training (incremental append).",
@@ -320,17 +168,15 @@ def training_view(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
     )
 
 
-video_assets = [decoded_frames, clip_tensors, clip_embeddings, stored_features]
-
 embed_videos_job = dg.define_asset_job(
     "embed_videos",
-    selection=dg.AssetSelection.assets(*video_assets),
+    selection=dg.AssetSelection.assets(*(s.key for s in VIDEO_SPECS)),
     description="Decode, clip, embed and store videos: one partition, or a range of up to VID_ASSETS_BATCH per run.",
 )
 
 embed_batches_job = dg.define_asset_job(
     "embed_batches",
-    selection=dg.AssetSelection.assets(clip_embeddings, stored_features),
+    selection=dg.AssetSelection.assets(EMBED_KEY, STORE_KEY),
     description="Embed + store many decoded videos per run (launch as a backfill; VID_ASSETS_BATCH per run).",
 )
 

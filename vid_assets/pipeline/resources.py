@@ -9,8 +9,8 @@ from pydantic import Field
 
 from vid_assets import settings
 from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, InputSpec, input_spec
-from vid_assets.media import SamplingPlan, VideoCatalog
-from vid_assets.stages import PipelineConfig, clip_spec_for, short_side_for
+from vid_assets.fit import PipelineConfig, fit_config
+from vid_assets.media import VideoCatalog
 from vid_assets.store import ArtifactStore, FeatureStore
 
 
@@ -18,9 +18,19 @@ class WorkspaceResource(dg.ConfigurableResource):
     """Where intermediate arrays and the partition -> source catalog live (configured once)."""
 
     work_dir: str = Field(default=settings.work_dir(), description="Intermediate arrays root.")
+    keep_intermediates: bool = Field(
+        default=settings.keep_intermediates(),
+        description="Keep a video's frames / clips / embeddings after it is stored (default: deleted;"
+        " env VID_ASSETS_KEEP_INTERMEDIATES=1). Runs of the whole chain write none in the first place.",
+    )
 
     def artifacts(self) -> ArtifactStore:
         return ArtifactStore(Path(self.work_dir) / "artifacts")
+
+    def feed_options(self) -> dict:
+        """Decoder settings for the engine (``VID_ASSETS_DECODE_WORKERS`` overrides the host's default)."""
+        workers = settings.decode_workers()
+        return {} if workers is None else {"num_workers": workers}
 
     def catalog(self) -> VideoCatalog:
         return VideoCatalog(Path(self.work_dir) / "catalog")
@@ -94,33 +104,7 @@ class SamplingResource(dg.ConfigurableResource):
             spec = fit
         else:
             spec = input_spec(fit.name if fit is not None else DEFAULT_EXTRACTOR)
-        frames = self.frames_per_clip
-        if not frames and self.mode == "segments" and spec.kind == "frame":
-            frames = self.frames_per_segment  # a frame model's clip is one whole segment
-        clip = clip_spec_for(
-            spec,
-            frames,
-            self.stride,
-            self.crop_size,
-            crop=self.crop,
-            crop_reduce=self.crop_reduce,
-            seed=self.seed,
-        )
-        return PipelineConfig(
-            plan=SamplingPlan(
-                mode=self.mode,
-                fps=self.fps,
-                every_n_frames=self.every_n_frames,
-                segment_s=self.segment_s,
-                frames_per_segment=self.frames_per_segment,
-                max_segments=self.max_segments or None,
-                start_s=self.start_s,
-                end_s=self.end_s or None,
-                short_side=short_side_for(spec, self.short_side, clip.crop_size),
-            ),
-            clip=clip,
-            top_k=self.top_k,
-        )
+        return fit_config(spec, **self.model_dump(exclude={"decode_time_budget_s"}))
 
 
 class ExtractorResource(dg.ConfigurableResource):

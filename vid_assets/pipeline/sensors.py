@@ -15,7 +15,7 @@ import dagster as dg
 from vid_assets import settings
 from vid_assets.media import VideoRef, scan_folder
 from vid_assets.media.source import read_manifest, scan_prefix
-from vid_assets.pipeline.assets import BATCH, clip_embeddings, clip_tensors, embed_videos_job, stored_features
+from vid_assets.pipeline.assets import BATCH, CLIPS_KEY, EMBED_KEY, STORE_KEY, embed_videos_job
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import WorkspaceResource
 
@@ -120,8 +120,10 @@ def build_resume_sensor(
         if not bad:
             return dg.SkipReason("the run did not fail on bad videos (transient errors are retried)")
         decoded = context.instance.get_materialized_partitions(dg.AssetKey("decoded_frames"))
-        good = [k for k in keys if k not in bad and k in decoded]
-        downstream = [clip_tensors.key, clip_embeddings.key, stored_features.key]
+        stored = context.instance.get_materialized_partitions(STORE_KEY)
+        # a batch of the whole chain stores its good videos itself; one that stopped at decode does not
+        good = [k for k in keys if k not in bad and k in decoded and k not in stored]
+        downstream = [CLIPS_KEY, EMBED_KEY, STORE_KEY]
         return [
             range_request(chunk, run_key=f"resume-{run.run_id}-{i}", asset_selection=downstream)
             for i, chunk in enumerate(contiguous_runs(good, all_keys))

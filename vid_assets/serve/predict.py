@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from vid_assets.clips import ClipSpec, count_clips, iter_clips
+from vid_assets.fit import PipelineConfig, config_for
 from vid_assets.media import SamplingPlan, iter_frames
 from vid_assets.media.decode import DecodeStats, VideoDecodeError, VideoInfo
 from vid_assets.serve.batcher import DynamicBatcher
-from vid_assets.stages import PipelineConfig, config_for
 
 Event = tuple[str, dict[str, Any]]
 

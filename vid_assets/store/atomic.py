@@ -11,7 +11,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 STAGING = ".staging"
@@ -29,6 +29,39 @@ def _sweep(folder: Path, older_than_s: float = 3600.0) -> None:
                 shutil.rmtree(child, ignore_errors=True)
         except FileNotFoundError:
             pass
+
+
+def collect(root: str | os.PathLike[str], older_than_s: float = 0.0) -> int:
+    """Remove what crashed writers left under ``root`` (every ``.staging`` / ``.trash`` folder at
+    any depth) and return the bytes freed. ``older_than_s`` spares writers still running."""
+    freed = 0
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    now = time.time()
+    for folder in [*root.rglob(STAGING), *root.rglob(TRASH)]:
+        for child in list(folder.iterdir()) if folder.is_dir() else []:
+            try:
+                if now - child.stat().st_mtime < older_than_s:
+                    continue
+                freed += tree_bytes(child)
+                shutil.rmtree(child, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+    return freed
+
+
+def tree_bytes(path: str | os.PathLike[str]) -> int:
+    """Bytes of the files under ``path`` (0 if it is gone)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            with suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
 
 
 @contextmanager

@@ -1,0 +1,231 @@
+"""The one streaming engine: videos -> decode -> clips -> model -> one result per video.
+
+Every door runs this: the Dagster assets (a backfill, a sensor run, ``dagster asset
+materialize``), ``vid-assets extract`` and the benchmarks. Decoders run in parallel where the
+host has cores for them (``clips.stream``), frames are converted on the accelerator where there
+is one (``clips.device``), the next pass is queued before the host waits for the last one
+(``iter_pipelined``), and nothing is written between the stages: memory is bounded by the batches
+in flight plus each unfinished video's feature rows, never by a video's frames.
+
+Passes are cut from the stream of clips at a fixed size, across video boundaries: many short
+videos fill a pass as well as one long one does, and the same clips in the same order always make
+the same passes, so a video's features do not depend on where its clips came from (decoded now, or
+read back from kept intermediates).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vid_assets.clips import ClipSpec
+from vid_assets.clips.device import to_device_clips
+from vid_assets.clips.stream import ClipBatch, iter_clip_batches
+from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
+from vid_assets.fit import PipelineConfig
+
+
+@dataclass
+class VideoResult:
+    """One video's features and what its decode did, or why it failed (``stage``, ``error``)."""
+
+    index: int  # position in the engine's input
+    features: np.ndarray | None = None  # float32 [clips, crops, D]
+    top_labels: np.ndarray | None = None  # [clips, crops, k] (classifiers)
+    top_scores: np.ndarray | None = None
+    timestamps: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # float64 [clips, 2]
+    frame_times: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # float64 [clips, T]
+    segments: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # [clips], -1 outside segments
+    summary: dict | None = None  # the decode's report (``clips.stream.decode_summary``)
+    error: str | None = None
+    stage: str | None = None  # where it failed: "decode" or "embed"
+    seconds: float = 0.0  # the model's time spent on this video's clips
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.timestamps)
+
+
+def default_feed(device: torch.device) -> dict:
+    """How to decode on this host, as measured (benchmarks/RESULTS.md): on CUDA, decoder processes
+    on all cores but two, handing YUV planes to the device; on a small CPU host, inline in the
+    model's process (2-core VM: 0.93 of the bare model's rate); more cores, a few decoder threads."""
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return {"num_workers": max(1, cores - 2), "backend": "processes", "device_convert": True}
+    return {"num_workers": 0 if cores <= 4 else cores // 4, "backend": "threads", "device_convert": False}
+
+
+def decode_feed(sources: Sequence[str], config: PipelineConfig, extractor: Extractor, **options) -> Iterator[ClipBatch]:
+    """Clip batches decoded from ``sources`` for ``extractor`` (``options`` override ``default_feed``)."""
+    feed = {**default_feed(extractor.device), **options}
+    return iter_clip_batches(
+        sources,
+        config.plan,
+        config.clip,
+        batch_clips=pass_clips(extractor, config.clip),
+        pin_memory=extractor.device.type == "cuda",
+        **feed,
+    )
+
+
+def pass_clips(extractor: Extractor, spec: ClipSpec) -> int:
+    """Clips per forward pass: the extractor's images per pass over the images in a clip."""
+    return max(1, extractor.batch_size // (spec.frames_per_clip * spec.num_crops))
+
+
+def _top_k(logits: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    if logits is None:
+        return None
+    b, c, n = logits.shape
+    probs = torch.softmax(torch.from_numpy(logits.reshape(b * c, n)), dim=-1)
+    scores, idx = probs.topk(min(k, n), dim=-1)
+    index_dtype = np.int16 if n <= np.iinfo(np.int16).max + 1 else np.int32  # a 40k-class head wraps int16
+    return idx.numpy().astype(index_dtype).reshape(b, c, -1), scores.numpy().reshape(b, c, -1)
+
+
+class _Video:
+    """A video's rows while its clips are in flight."""
+
+    def __init__(self, index: int) -> None:
+        self.result = VideoResult(index)
+        self.rows: list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = []
+        self.stamps: list[np.ndarray] = []
+        self.times: list[np.ndarray] = []
+        self.segments: list[np.ndarray] = []
+        self.in_flight = 0
+        self.ended = False
+
+    def finish(self) -> VideoResult:
+        r = self.result
+        if r.ok and self.stamps:
+            r.timestamps = np.concatenate(self.stamps)
+            r.frame_times = np.concatenate(self.times)
+            r.segments = np.concatenate(self.segments)
+        if r.ok and self.rows:
+            r.features = np.concatenate([f for f, _ in self.rows])
+            if self.rows[0][1] is not None:
+                r.top_labels = np.concatenate([t[0] for _, t in self.rows])
+                r.top_scores = np.concatenate([t[1] for _, t in self.rows])
+        self.rows = []
+        return r
+
+
+def run(
+    feed: Iterable[ClipBatch],
+    extractor: Extractor,
+    config: PipelineConfig,
+    *,
+    depth: int = 1,
+    on_pass: Callable[[int], None] | None = None,
+) -> Iterator[VideoResult]:
+    """Embed every clip ``feed`` yields; a video's :class:`VideoResult` comes as soon as its last
+    clip is done (or its decode failed), in finishing order.
+
+    ``depth`` passes stay queued on the device while the host prepares the next one.
+    ``on_pass(clips)`` is called after each pass (progress bars).
+    """
+    spec, plan = config.clip, config.plan
+    cap = pass_clips(extractor, spec)
+    videos: dict[int, _Video] = {}
+    ready: list[int] = []  # ended videos with no clip in flight
+
+    def video(i: int) -> _Video:
+        return videos.setdefault(i, _Video(i))
+
+    def receive(b: ClipBatch) -> torch.Tensor | None:
+        v = video(b.video)
+        if b.error is not None:
+            v.result.error, v.result.stage = b.error, "decode"
+        elif len(b.timestamps):
+            v.stamps.append(b.timestamps)
+            v.times.append(b.frame_times)
+            v.segments.append(b.segments)
+        if b.summary is not None:
+            v.result.summary = b.summary
+        v.ended = b.last
+        if b.error is not None or not len(b.timestamps):
+            if v.ended and v.in_flight == 0:
+                ready.append(b.video)
+            return None
+        v.in_flight += len(b.timestamps)
+        return to_device_clips(b, spec, plan.short_side, extractor.device) if b.color is not None else b.pixels
+
+    def passes() -> Iterator[list[tuple[int, torch.Tensor]]]:
+        """Runs of exactly ``cap`` clips (the last may be short), each part tagged with its video."""
+        parts: list[tuple[int, torch.Tensor]] = []
+        held = 0
+        for b in feed:
+            pixels = receive(b)
+            while pixels is not None and len(pixels):
+                take = pixels[: cap - held]
+                parts.append((b.video, take))
+                held += len(take)
+                pixels = pixels[len(take) :]
+                if held == cap:
+                    yield parts
+                    parts, held = [], 0
+        if parts:
+            yield parts
+
+    def submit(parts: list[tuple[int, torch.Tensor]]):
+        tensors = [t for _, t in parts]
+        if len(tensors) == 1:
+            batch = tensors[0]
+        elif tensors[0].device.type == "cpu":  # keep a CUDA upload's source page-locked
+            batch = torch.empty(
+                (sum(map(len, tensors)), *tensors[0].shape[1:]), dtype=torch.uint8, pin_memory=tensors[0].is_pinned()
+            )
+            torch.cat(tensors, out=batch)
+        else:
+            batch = torch.cat(tensors)
+        return submit_clips(extractor, batch, crop_reduce=spec.crop_reduce)
+
+    last_done = time.perf_counter()
+    for parts, pending in iter_pipelined(passes(), submit, depth=depth):
+        try:
+            out = pending.result()
+        except Exception as e:  # noqa: BLE001 - the model failed these videos, not the run
+            out, error = None, f"{type(e).__name__}: {e}"
+        top = _top_k(out.logits, config.top_k) if out is not None else None
+        now = time.perf_counter()
+        total = sum(len(t) for _, t in parts)
+        share, last_done = (now - last_done) / max(1, total), now
+        offset = 0
+        for i, t in parts:
+            v, sl = videos[i], slice(offset, offset + len(t))
+            offset = sl.stop
+            v.in_flight -= len(t)
+            if out is None:
+                v.result.error, v.result.stage = v.result.error or error, v.result.stage or "embed"
+            elif v.result.ok:
+                v.rows.append((out.features[sl], None if top is None else (top[0][sl], top[1][sl])))
+                v.result.seconds += share * len(t)
+            if v.ended and v.in_flight == 0 and i not in ready:
+                ready.append(i)
+        if on_pass is not None:
+            on_pass(total)
+        while ready:
+            yield videos.pop(ready.pop(0)).finish()
+    while ready:
+        yield videos.pop(ready.pop(0)).finish()
+    for i in sorted(videos):  # a feed that stopped early (cancelled) leaves unfinished videos
+        v = videos.pop(i)
+        v.result.error, v.result.stage = v.result.error or "the feed ended before the video did", "decode"
+        yield v.finish()
+
+
+def extract(
+    sources: Sequence[str], extractor: Extractor, config: PipelineConfig, **feed_options
+) -> Iterator[VideoResult]:
+    """Decode ``sources`` and embed them: :func:`run` over :func:`decode_feed`."""
+    return run(decode_feed(sources, config, extractor, **feed_options), extractor, config)

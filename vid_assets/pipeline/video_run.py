@@ -1,0 +1,269 @@
+"""One run of the ``video_features`` step: which feed, which intermediates, what Dagster is told.
+
+No video logic lives here: decoding, clips and the model are ``vid_assets.engine``; keeping and
+reading intermediates and writing the store are ``vid_assets.stages``. This class only decides,
+from the selected assets and what the work folder holds, which of those to call, and turns what
+each video did into its own materializations (or its own failure).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from itertools import chain
+from pathlib import Path
+
+import dagster as dg
+
+from vid_assets import engine, stages
+from vid_assets.media import VideoDecodeError
+from vid_assets.pipeline.resources import ExtractorResource, FeatureStoreResource, SamplingResource, WorkspaceResource
+
+ORDER = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
+LOG_EVERY_S = 30.0
+
+
+def _meta(d: dict) -> dict:
+    from vid_assets.pipeline.assets import _meta as meta
+
+    return meta(d)
+
+
+def decode_metadata(meta: dict, jpeg: bytes | None) -> dict:
+    """A video's decode report, its contact sheet inline (the UI shows it on the materialization)."""
+    out = _meta(meta)
+    if jpeg:
+        out["contact_sheet"] = dg.MetadataValue.md(
+            f"![contact sheet](data:image/jpeg;base64,{base64.b64encode(jpeg).decode()})"
+        )
+    return out
+
+
+class VideoRun:
+    def __init__(
+        self,
+        context: dg.AssetExecutionContext,
+        workspace: WorkspaceResource,
+        sampling: SamplingResource,
+        extractor: ExtractorResource,
+        feature_store: FeatureStoreResource,
+    ) -> None:
+        self.context, self.workspace, self.extractor = context, workspace, extractor
+        self.selected = [a for a in ORDER if dg.AssetKey(a) in context.selected_asset_keys]
+        self.keys = list(context.partition_keys)
+        self.catalog, self.artifacts = workspace.catalog(), workspace.artifacts()
+        self.store = feature_store.store()
+        self.config = sampling.config(extractor)
+        self.time_budget_s = sampling.decode_time_budget_s
+        self.meta: dict[str, dict[str, dict]] = {a: {} for a in ORDER}
+        self.failed: dict[str, tuple[str, str]] = {}  # key -> (stage, reason)
+        self.checks: dict[str, list] = {}  # check name -> [(key, outcome)]
+        self.data_version: str | None = None
+        self._done, self._logged = 0, time.monotonic()
+
+    # -- what to run ------------------------------------------------------------------------------
+    def execute(self):
+        wants = set(self.selected)
+        if not wants & {"clip_embeddings", "stored_features"}:
+            self._keep_intermediates()
+        else:
+            kept = (
+                []
+                if "clip_embeddings" in wants
+                else [k for k in self.keys if self.artifacts.exists(stages.EMBEDDINGS, k)]
+            )
+            for key in kept:  # a store-only run over kept embeddings
+                result, info = stages.load_result(self.artifacts, key)
+                self._finish(key, result, info)
+            rest = [k for k in self.keys if k not in kept]
+            if rest:
+                self._embed(rest)
+        yield from self._report()
+
+    def _keep_intermediates(self) -> None:
+        """A run that stops before the model: frames (and clips) stay in the work folder for a later run."""
+        for key in self.keys:
+            try:
+                if "decoded_frames" in self.selected or not self.artifacts.exists(stages.FRAMES, key):
+                    meta = stages.decode_video(
+                        self.catalog.get(key), self.config.plan, self.artifacts, self.time_budget_s
+                    )
+                    jpeg_path = meta.pop("contact_sheet_path", "")
+                    jpeg = Path(jpeg_path).read_bytes() if jpeg_path else None
+                    self.meta["decoded_frames"][key] = {**meta, "_jpeg": jpeg}
+                if "clip_tensors" in self.selected:
+                    self.meta["clip_tensors"][key] = stages.build_clips(key, self.config.clip, self.artifacts)
+            except VideoDecodeError as e:
+                self._fail(key, "decode", str(e))
+
+    def _embed(self, keys: list[str]) -> None:
+        model = self.extractor.load(self.context.log)
+        if model.label_set:  # a model's own class names go to the store once
+            self.store.save_label_set(model.label_set, model.labels)
+        redecode = "decoded_frames" in self.selected
+        from_kept = [k for k in keys if not redecode and stages.has_clips_or_frames(self.artifacts, k)]
+        to_decode = [k for k in keys if k not in from_kept]
+        order = to_decode + from_kept
+        decoded = (
+            engine.decode_feed(
+                [self.catalog.get(k).uri for k in to_decode], self.config, model, **self.workspace.feed_options()
+            )
+            if to_decode
+            else ()
+        )
+        kept = stages.artifact_feed(
+            [(len(to_decode) + i, k) for i, k in enumerate(from_kept)],
+            self.artifacts,
+            self.config.clip,
+            engine.pass_clips(model, self.config.clip),
+        )
+        info = model.describe()
+        for result in engine.run(chain(decoded, kept), model, self.config):
+            key = order[result.index]
+            if not result.ok:
+                self._fail(key, result.stage or "embed", result.error or "")
+                continue
+            if result.summary is not None and key in to_decode:
+                jpeg = result.summary.get("contact_sheet_jpeg")
+                self.meta["decoded_frames"][key] = {**stages.decode_meta(result.summary), "_jpeg": jpeg}
+            self.meta["clip_tensors"][key] = {
+                "clips": result.num_clips,
+                "clip_tensor_shape": [result.num_clips, *self._clip_shape()],
+            }
+            shape = list(result.features.shape) if result.features is not None else [0]
+            self.meta["clip_embeddings"][key] = {
+                "clips": result.num_clips,
+                "feature_shape": shape,
+                "extractor": model.id,
+                "device": str(model.device),
+                "seconds": result.seconds,
+                "clips_per_s": result.num_clips / max(result.seconds, 1e-9),
+            }
+            if len(self.keys) == 1:
+                ref = self.catalog.get(key)
+                # which weights (and which of their outputs) embedded which bytes with which plan
+                weights = model.id if model.output == "pooled" else f"{model.id}|{model.output}"
+                self.data_version = hashlib.sha256(f"{weights}|{ref.content_hash}|{self.config}".encode()).hexdigest()[
+                    :16
+                ]
+            self._finish(key, result, info)
+
+    def _clip_shape(self) -> list[int]:
+        c = self.config.clip
+        return [c.frames_per_clip, c.num_crops, c.crop_size, c.crop_size, 3]
+
+    def _finish(self, key: str, result: engine.VideoResult, extractor_info: dict) -> None:
+        """Store the video (and drop its intermediates), or keep its embeddings for a store-only run."""
+        if "stored_features" not in self.selected:
+            stages.save_result(self.artifacts, key, result, self.extractor.load())
+            return
+        from vid_assets.store.validate import validate_video
+
+        try:
+            meta = stages.store_result(
+                self.catalog.get(key),
+                result,
+                self.store,
+                extractor_info,
+                self.config,
+                text_model=self.extractor.text_model,
+            )
+        except Exception as e:  # noqa: BLE001 - a store write fails this video, not the batch
+            self._fail(key, "store", f"{type(e).__name__}: {e}")
+            return
+        self.meta["stored_features"][key] = meta
+        for outcome in validate_video(self.store.open_video(key)):
+            self.checks.setdefault(outcome.name, []).append((key, outcome))
+        self.catalog.clear_failure(key)
+        if not self.workspace.keep_intermediates:
+            self.artifacts.discard(key)
+        self._done += 1
+        if time.monotonic() - self._logged > LOG_EVERY_S:
+            self._logged = time.monotonic()
+            self.context.log.info(f"{self._done} of {len(self.keys)} videos stored")
+
+    def _fail(self, key: str, stage: str, reason: str) -> None:
+        """Not transient: recorded for the failed-videos report and quarantine, never retried."""
+        error_class = "VideoDecodeError" if stage == "decode" else reason.split(":", 1)[0]
+        self.catalog.record_failure(key, error_class, reason, stage=stage)
+        self.failed[key] = (stage, reason)
+        self.context.log.error(f"{key}: {stage} failed: {reason}")
+
+    # -- what Dagster is told ---------------------------------------------------------------------
+    def _metadata(self, asset: str, key: str) -> dict:
+        meta = dict(self.meta[asset].get(key, {}))
+        jpeg = meta.pop("_jpeg", None)
+        return decode_metadata(meta, jpeg) if asset == "decoded_frames" else _meta(meta)
+
+    def _report(self):
+        ctx = self.context
+        good = [k for k in self.keys if k not in self.failed]
+        if self.failed:
+            # the good videos are done: say so per partition, with the code version Dagster would
+            # have recorded (runtime-logged materializations carry none, and would look stale)
+            versions = ctx.assets_def.code_versions_by_key
+            for asset in self.selected:
+                akey = dg.AssetKey(asset)
+                version = versions.get(akey) or ""
+                for key in good:
+                    ctx.log_event(
+                        dg.AssetMaterialization(
+                            asset_key=akey,
+                            partition=key,
+                            metadata=self._metadata(asset, key),
+                            tags={"dagster/code_version": version} if version else None,
+                        )
+                    )
+            raise self._failure()
+        for asset in self.selected:
+            akey = dg.AssetKey(asset)
+            for key in self.keys:
+                ctx.add_asset_metadata(self._metadata(asset, key), asset_key=akey, partition_key=key)
+            extra: dict = {}
+            if asset == "clip_embeddings" and self.data_version:
+                extra["data_version"] = dg.DataVersion(self.data_version)
+            if asset == "stored_features":
+                extra["check_results"] = self._check_results()
+            yield dg.MaterializeResult(asset_key=akey, **extra)
+
+    def _check_results(self) -> list[dg.AssetCheckResult]:
+        """One result per check; in a batch run it fails if any video fails, naming them."""
+        selected = {k.name for k in self.context.selected_asset_check_keys}
+        return [
+            dg.AssetCheckResult(
+                asset_key="stored_features",
+                check_name=name,
+                passed=all(o.passed for _, o in results),
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "detail": "; ".join(f"{k}: {o.detail}" for k, o in results if not o.passed or len(self.keys) == 1)
+                    or "all passed",
+                    "partitions": len(results),
+                },
+            )
+            for name, results in self.checks.items()
+            if name in selected
+        ]
+
+    def _failure(self) -> dg.Failure:
+        first = next(iter(self.failed))
+        stage, reason = self.failed[first]
+        what = "decode" if all(s == "decode" for s, _ in self.failed.values()) else "go through"
+        error_class = "VideoDecodeError" if stage == "decode" else reason.split(":", 1)[0]
+        return dg.Failure(
+            description=(
+                f"{error_class}: {reason}"
+                if len(self.keys) == 1
+                else f"{len(self.failed)} of {len(self.keys)} videos failed to {what}: "
+                + "; ".join(f"{k}: {why}" for k, (_, why) in self.failed.items())
+            ),
+            metadata={
+                "failed_partitions": dg.MetadataValue.json({k: why for k, (_, why) in self.failed.items()}),
+                "failed_stages": dg.MetadataValue.json({k: s for k, (s, _) in self.failed.items()}),
+                "source": self.catalog.get(first).uri,
+                "error_class": error_class,
+                "reason": reason,
+            },
+            allow_retries=False,
+        )

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from vid_assets.demo import register_videos
-from vid_assets.media import VideoRef
+from vid_assets.media import VideoRef, iter_frames
 from vid_assets.pipeline.definitions import build_definitions
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import ExtractorResource, HubResource, SamplingResource
-from vid_assets.media import iter_frames
 from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
 
 ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
@@ -267,7 +266,9 @@ def test_asset_checks_pass_then_fail_on_a_planted_nan(run):
     )
     assert decode_meta["contact_sheet"].value.startswith("![contact sheet](data:image/jpeg;base64,")
     # keep the embeddings (a run of clip_embeddings alone), plant a NaN there, then store only that partition
-    job.execute_in_process(partition_key=key, instance=run["instance"], asset_selection=[dg.AssetKey("clip_embeddings")])
+    job.execute_in_process(
+        partition_key=key, instance=run["instance"], asset_selection=[dg.AssetKey("clip_embeddings")]
+    )
     emb = run["defs"].resources["workspace"].artifacts().path("embeddings", key)
     zarr.open_group(emb, mode="a")["features"][0, 0, 0] = np.nan
     bad = job.execute_in_process(

@@ -68,6 +68,37 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
 
 
 @app.command()
+def gc(
+    min_age: Annotated[
+        float, typer.Option(help="Spare leftovers younger than this many seconds (a run may be writing them).")
+    ] = 900,
+):
+    """Free the disk crashed runs left: half-written output, trash, intermediates of stored videos."""
+    from vid_assets.definitions import defs
+    from vid_assets.store.gc import collect_garbage
+
+    workspace = defs.resources["workspace"]
+    freed = collect_garbage(
+        workspace.artifacts(),
+        defs.resources["feature_store"].store(),
+        keep_intermediates=workspace.keep_intermediates,
+        older_than_s=min_age,
+    )
+    typer.echo(
+        f"freed {_size(freed['staging_bytes'])} of half-written or replaced output and "
+        f"{_size(freed['intermediate_bytes'])} of intermediates ({freed['videos_cleaned']} stored videos)"
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@app.command()
 def summary():
     """Print one row per video in the feature store."""
     from vid_assets.definitions import defs

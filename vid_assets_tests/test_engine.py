@@ -1,0 +1,181 @@
+"""The one engine, and the Dagster step that runs it: streamed, subset and crashed runs."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from vid_assets import engine
+from vid_assets.demo import register_videos
+from vid_assets.extractors import get_extractor
+from vid_assets.fit import config_for
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
+from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
+from vid_assets.store.gc import collect_garbage
+
+FULL = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
+
+
+@pytest.fixture(scope="module")
+def ext():
+    return get_extractor("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture()
+def videos(tmp_path, media_dir):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("clip_a.mp4", "clip_b.mp4"):
+        shutil.copyfile(media_dir / name, folder / name)
+    return sorted(folder.iterdir())
+
+
+def test_engine_gives_each_video_its_result_or_its_reason(ext, media_dir):
+    """Good videos give features and timestamps; a broken one fails alone, at the decode stage;
+    decoder threads give the same features as decoding inline."""
+    sources = [str(media_dir / n) for n in ("clip_a.mp4", "not_a_video.mp4", "clip_b.mp4")]
+    config = config_for(ext)
+    inline = {r.index: r for r in engine.extract(sources, ext, config, num_workers=0)}
+    assert sorted(inline) == [0, 1, 2]
+    assert inline[1].stage == "decode" and "not a readable video container" in inline[1].error
+    a, b = inline[0], inline[2]
+    assert a.ok and a.features.shape == (3, 1, 1280) and a.timestamps.shape == (3, 2)
+    assert a.frame_times.shape == (3, 2) and a.top_labels.shape == (3, 1, 5)
+    assert a.summary["frames"] == 6 and a.summary["contact_sheet_jpeg"][:2] == b"\xff\xd8"
+    assert b.ok and b.features.shape[0] == 3 and b.summary["info"]["width"] == 200
+    threaded = {r.index: r for r in engine.extract(sources, ext, config, num_workers=2, backend="threads")}
+    for i in (0, 2):
+        np.testing.assert_allclose(threaded[i].features, inline[i].features, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(threaded[i].timestamps, inline[i].timestamps)
+
+
+def test_many_short_videos_share_passes_and_come_back_whole(ext, media_dir):
+    """Passes cut across videos (3 clips each, 4 per pass): every video still gets its own rows."""
+    config = config_for(ext)
+    sources = [str(media_dir / "clip_a.mp4")] * 5
+    results = list(engine.extract(sources, ext, config, num_workers=0))
+    assert sorted(r.index for r in results) == list(range(5))
+    first = results[0].features
+    for r in results:
+        assert r.features.shape == first.shape
+        np.testing.assert_allclose(r.features, first, rtol=1e-4, atol=1e-4)
+
+
+def _definitions(root, videos_dir):
+    return build_definitions(
+        videos_dir=str(videos_dir),
+        work_dir=str(root / "work"),
+        store_dir=str(root / "features.zarr"),
+        extractor=ExtractorResource(device="cpu"),
+    )
+
+
+def _stored(defs, keys):
+    store = defs.resources["feature_store"].store()
+    return {k: store.open_video(k)["features"][...].tobytes() for k in keys}
+
+
+def _run(defs, instance, keys, selection):
+    tags = {RANGE_START: keys[0], RANGE_END: keys[-1]}
+    return defs.resolve_job_def("embed_videos").execute_in_process(
+        instance=instance, tags=tags, asset_selection=[dg.AssetKey(a) for a in selection]
+    )
+
+
+def test_streamed_and_subset_runs_store_byte_identical_features(tmp_path, videos):
+    """The whole chain streamed; decode + clips kept, then embeddings + store from them; and
+    embeddings + store with nothing kept (decoded again): the same bytes in the store."""
+    stored = {}
+    for name, steps in {
+        "streamed": [FULL],
+        "kept": [FULL[:2], FULL[2:]],
+        "redecoded": [FULL[2:]],
+    }.items():
+        root = tmp_path / name
+        defs = _definitions(root, videos[0].parent)
+        (root / "home").mkdir(parents=True)
+        with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
+            keys = [r.key for r in register_videos(instance, defs, videos)]
+            artifacts = defs.resources["workspace"].artifacts()
+            for selection in steps:
+                assert _run(defs, instance, keys, selection).success
+                if selection == FULL[:2]:  # a run that stops before the model keeps what the next reads
+                    assert all(artifacts.exists(FRAMES, k) and artifacts.exists(CLIPS, k) for k in keys)
+            for asset in steps[-1]:
+                assert instance.get_materialized_partitions(dg.AssetKey(asset)) == set(keys)
+            assert artifacts.total_bytes() == 0  # stored: the intermediates are gone
+            stored[name] = _stored(defs, keys)
+    assert stored["streamed"] == stored["kept"] == stored["redecoded"]
+
+
+def test_a_store_only_run_reads_kept_embeddings_and_redecodes_when_they_are_gone(tmp_path, videos):
+    defs = _definitions(tmp_path, videos[0].parent)
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        keys = [r.key for r in register_videos(instance, defs, videos)]
+        artifacts = defs.resources["workspace"].artifacts()
+        assert _run(defs, instance, keys, ["clip_embeddings"]).success
+        assert all(artifacts.exists(EMBEDDINGS, k) for k in keys)
+        assert _run(defs, instance, keys, ["stored_features"]).success
+        first = _stored(defs, keys)
+        assert artifacts.total_bytes() == 0
+        # intermediates deleted (as after any stored run): a store-only run decodes again
+        assert _run(defs, instance, keys, ["stored_features"]).success
+        assert _stored(defs, keys) == first
+
+
+CRASH = """
+import os, signal, sys
+import dagster as dg
+import vid_assets.store.features as features
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.resources import ExtractorResource
+
+def die():  # the process dies with the video's arrays written, before they are published
+    os.kill(os.getpid(), signal.SIGKILL)
+
+features.library_versions = die
+defs = build_definitions(work_dir=sys.argv[1], store_dir=sys.argv[2], extractor=ExtractorResource(device="cpu"))
+defs.resolve_job_def("embed_videos").execute_in_process(instance=dg.DagsterInstance.get(), partition_key=sys.argv[3])
+"""
+
+
+def test_a_crash_mid_write_leaves_nothing_half_written_and_gc_frees_it(tmp_path, videos):
+    defs = _definitions(tmp_path, videos[0].parent)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    work, root = defs.resources["workspace"].work_dir, defs.resources["feature_store"].root
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        (ref,) = register_videos(instance, defs, videos[:1])
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, "-c", CRASH, work, root, ref.key], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == -9, out.stderr[-2000:]
+    store = defs.resources["feature_store"].store()
+    assert store.list_videos() == [] and not store.has_video(ref.key)  # nothing visible
+    staged = list((store.root / ".staging").iterdir())
+    assert staged and any((p / "features").exists() for p in staged)  # the half-written video
+    # the CLI, as a user runs it after a crash
+    cli = subprocess.run(
+        [sys.executable, "-m", "vid_assets.cli", "gc", "--min-age", "0"],
+        env={**env, "VID_ASSETS_WORK": work, "VID_ASSETS_STORE": root},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "freed" in cli.stdout and not cli.stdout.startswith("freed 0 B")
+    assert list((store.root / ".staging").iterdir()) == []
+    freed = collect_garbage(defs.resources["workspace"].artifacts(), store, older_than_s=0)
+    assert freed["staging_bytes"] == 0  # nothing left to free
+    with dg.instance_for_test(temp_dir=str(home)) as instance:  # the retry stores the video whole
+        result = defs.resolve_job_def("embed_videos").execute_in_process(instance=instance, partition_key=ref.key)
+        assert result.success and store.read_video(ref.key).features.shape == (3, 1, 1280)

@@ -47,5 +47,14 @@ def decode_workers() -> int | None:
     return int(value) if value else None
 
 
+def executor() -> str:
+    """``VID_ASSETS_EXECUTOR``: ``in_process`` (default: a run is one process; the video chain is one
+    step, so step processes only add start-up) or ``multiprocess`` (a process per step)."""
+    value = os.environ.get("VID_ASSETS_EXECUTOR") or "in_process"
+    if value not in ("in_process", "multiprocess"):
+        raise ValueError(f"VID_ASSETS_EXECUTOR must be in_process or multiprocess, not {value!r}")
+    return value
+
+
 def device() -> str:
     return os.environ.get("VID_ASSETS_DEVICE", "auto")

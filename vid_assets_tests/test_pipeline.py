@@ -580,10 +580,11 @@ def test_loading_definitions_never_builds_an_undeclared_model(tmp_path, monkeypa
         ("tv:resnet18", ["torchvision"]),  # torchvision's weight transforms
     ],
 )
-def test_the_forkserver_imports_what_the_models_input_spec_needs_once_per_run(tmp_path, name, extra):
+def test_the_forkserver_imports_what_the_models_input_spec_needs_once_per_run(tmp_path, name, extra, monkeypatch):
     """Every step process loads the definitions, whose code versions hold the model's fitted sizes:
     the forkserver imports what answering that needs, so the steps fork with it already loaded
     (benchmarks/step_imports.py: a timm model's run 48.9 -> 37.5 s)."""
+    monkeypatch.setenv("VID_ASSETS_EXECUTOR", "multiprocess")
     defs = build_definitions(work_dir=str(tmp_path), extractor=ExtractorResource(name=name))
     config = defs.executor.apply_config_mapping({}).value["config"]["start_method"]
     assert config == {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions", *extra]}}

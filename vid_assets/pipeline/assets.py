@@ -25,10 +25,12 @@ GROUP = "video_features"
 # Transient trouble (a busy disk, a flaky mount, an OOM-killed step) is retried; a bad video is not:
 # it raises dg.Failure(allow_retries=False) in decoded_frames.
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
-# Backfills (and the sensor) run this many videos per run through all four assets: one run, one
-# model load and cross-video forward passes per batch instead of one run per video. A bad video in
-# a batch still fails only its own partition (see ``decoded_frames``).
-BATCH = int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "32")
+# Backfills (and the sensor) run up to this many videos per run through all four assets: one
+# process start, one model load, and passes across videos. A run's fixed cost (process start,
+# imports, model load, ~5 s on 2 cores) is what a video's work must amortize: a 10-s video takes
+# ~0.25 s of engine time there, so 256 videos per run keep it under ~10 % (benchmarks/backfill.py,
+# RESULTS.md). Memory does not grow with it (videos stream); a transient failure retries the run.
+BATCH = int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "256")
 BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
 # `backfill_policy` is still marked beta in Dagster 1.13; we chose it knowingly, so its warning (four
 # copies, one per asset, in every step process and CLI call) is silenced here and nowhere else.

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from vid_assets import settings
 from vid_assets.extractors import input_spec, spec_imports
 from vid_assets.pipeline.assets import (
     embed_batches_job,
@@ -50,6 +51,15 @@ def local_executor(start_method: str | None = None, preload: Sequence[str] = ())
     else:
         raise ValueError(f"VID_ASSETS_STEP_START must be forkserver or spawn, not {method!r}")
     return dg.multiprocess_executor.configured({"start_method": config}, name=f"multiprocess_{method}")
+
+
+def default_executor(extractor: ExtractorResource, sampling: SamplingResource) -> dg.ExecutorDefinition:
+    """``VID_ASSETS_EXECUTOR``: in-process (default) or the multiprocess ``local_executor``, whose
+    step processes load these definitions, whose code versions hold the model's input spec: what
+    answering it imports (timm, torchvision) the forkserver imports once per run, not per step."""
+    if settings.executor() == "in_process":
+        return dg.in_process_executor
+    return local_executor(preload=spec_imports(extractor.name) if sampling.fits_model() else ())
 
 
 def _short_hash(obj) -> str:
@@ -119,9 +129,9 @@ def build_definitions(
             "extractor": extractor,
             "hub": hub or HubResource(),
         },
-        # Local default: one process per step, runs queued by the instance. Swap for
-        # dagster_celery / dagster_k8s executors to scale out (see README).
-        # every step loads these definitions, whose code versions hold the model's input spec:
-        # what answering it imports (timm, torchvision) is imported once per run, not per step
-        executor=executor or local_executor(preload=spec_imports(extractor.name) if sampling.fits_model() else ()),
+        # Local default: each run in one process (the four video assets are one step; a process per
+        # step only added its start-up: benchmarks/RESULTS.md), runs queued by the instance and
+        # limited by the `gpu` pool. VID_ASSETS_EXECUTOR=multiprocess gives a process per step;
+        # swap for dagster_celery / dagster_k8s executors to scale out (see README).
+        executor=executor or default_executor(extractor, sampling),
     )

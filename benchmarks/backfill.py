@@ -1,0 +1,373 @@
+"""What a user's backfill costs against the engine alone, a naive loop, and on disk and memory.
+
+    python benchmarks/backfill.py --json out.json [--quick] [--batch N] [--video-dir DIR]
+
+Paths compared do the same work on the same videos: EfficientNet-Lite0 on the CPU, features
+written to a Zarr store. Backfill vs engine: the product's default plan (2 fps, clips of 2 frames).
+Backfill vs naive: 1 fps, one feature row per sampled frame (seed 002's recipe), as the naive loop.
+
+- **engine**: ``vid_assets.engine`` in this plain Python process (model loaded before the clock),
+  each result written to the store: the floor a backfill is measured against.
+- **backfill**: a real one. A fresh ``DAGSTER_HOME`` with the repository's ``dagster.yaml``
+  (queued runs, ``max_concurrent_runs``, the ``gpu`` pool), ``dagster-daemon run`` on the
+  product's definitions, videos registered with ``vid-assets register``, then a partition backfill
+  of the four video assets submitted as the UI's GraphQL mutation does
+  (``PartitionBackfill.from_asset_partitions`` + ``instance.add_backfill``). The daemon turns it
+  into runs of ``--batch`` videos (``VID_ASSETS_BATCH``), queues and launches them; every run is
+  a process that imports everything and loads the model. Two figures: from submission to the last
+  run's end (``backfill_s``), and the same less the daemon's pick-up wait (its backfill loop ticks
+  every 30 s, a Dagster constant: ``pickup_s``). The ratios use the latter; both are in the JSON.
+- **naive**: what the seed scripts do: decode every frame, convert it to RGB, keep 1 fps, resize,
+  one model call per frame, ``np.save`` per video.
+- **disk**: bytes under the work folder, sampled every 0.2 s during the 10-s backfill, and left after.
+- **memory**: peak RSS of ``dagster asset materialize`` of one 1-min and one 20-min video.
+- **one video**: ``dagster asset materialize --select '*' --partition K`` as a whole command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vid_assets.devtools.host import cpu_model  # noqa: E402
+from vid_assets.samples import write_synthetic_video  # noqa: E402
+
+BIN = Path(sys.executable).parent
+DEFS = """
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
+
+defs = build_definitions(
+    videos_dir={videos!r},
+    work_dir={work!r},
+    store_dir={store!r},
+    extractor=ExtractorResource(device="cpu"),
+    sampling=SamplingResource({sampling}),
+)
+"""
+DEFAULT_PLAN: dict = {}  # the product's defaults: 2 fps, clips of 2 frames fitted to the model
+ONE_FPS = {"fps": 1.0, "frames_per_clip": 1}  # the naive loop's work: one row per 1-fps frame
+VIDEO_ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
+
+
+# -- videos ---------------------------------------------------------------------------------------
+def _encode(job) -> None:
+    path, seconds, size, seed = job
+    write_synthetic_video(path, seconds=seconds, fps=30, size=size, seed=seed)
+
+
+def prepare(folder: Path, count: int, seconds: float, size: tuple[int, int]) -> list[Path]:
+    """``count`` distinct synthetic 30 fps H.264 videos (encoded once, kept in ``folder``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(folder / f"v{i:04d}.mp4", seconds, size, 1000 + i) for i in range(count)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(_encode, [j for j in jobs if not j[0].exists()]))
+    return [j[0] for j in jobs]
+
+
+# -- the engine alone -----------------------------------------------------------------------------
+def run_engine(paths: list[Path], store_dir: Path, sampling: dict) -> float:
+    from vid_assets import engine
+    from vid_assets.media import VideoRef
+    from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
+    from vid_assets.stages import store_result
+    from vid_assets.store import FeatureStore
+
+    ext = ExtractorResource(device="cpu").load()  # before the clock, as the issue asks
+    config = SamplingResource(**sampling).config(ext)
+    store, info = FeatureStore(store_dir), ext.describe()
+    refs = [VideoRef.from_path(p) for p in paths]  # hashing counts on both sides
+    t0 = time.perf_counter()
+    for r in engine.extract([str(p) for p in paths], ext, config):
+        assert r.ok, r.error
+        store_result(refs[r.index], r, store, info, config)
+    return time.perf_counter() - t0
+
+
+# -- a naive loop (the seed scripts) --------------------------------------------------------------
+def run_naive(paths: list[Path], out: Path) -> float:
+    import av
+    import torch
+    import torch.nn.functional as F
+
+    from vid_assets.pipeline.resources import ExtractorResource
+
+    ext = ExtractorResource(device="cpu").load()
+    model = ext.model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for p in paths:
+        feats = []
+        with av.open(str(p)) as c:
+            stream = c.streams.video[0]
+            every = max(1, round(float(stream.average_rate or 30)))
+            for i, frame in enumerate(c.decode(stream)):
+                rgb = frame.to_ndarray(format="rgb24")  # every frame converted, as cv2.read() does
+                if i % every:
+                    continue
+                x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+                h, w = x.shape[-2:]
+                s = 256 / min(h, w)
+                x = F.interpolate(x, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True)
+                top, left = (x.shape[-2] - 224) // 2, (x.shape[-1] - 224) // 2
+                x = (x[..., top : top + 224, left : left + 224] - 0.5) / 0.5
+                with torch.inference_mode():
+                    f = model(x)  # the backbone: pooled features
+                feats.append(f[0].numpy())
+        np.save(out / f"{p.stem}.npy", np.stack(feats).astype(np.float32))
+    return time.perf_counter() - t0
+
+
+# -- a real backfill ------------------------------------------------------------------------------
+class Home:
+    """A fresh Dagster home + data folders, the product's definitions pointed at them."""
+
+    def __init__(self, root: Path, batch: int, sampling: dict | None = None) -> None:
+        self.root = root
+        self.home, self.work, self.store = root / "home", root / "work", root / "features.zarr"
+        self.empty = root / "watched"  # the sensor watches an empty folder: the backfill is the only work
+        for d in (self.home, self.empty):
+            d.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        self.defs_file = root / "bench_defs.py"
+        args = ", ".join(f"{k}={v!r}" for k, v in (sampling or {}).items())
+        self.defs_file.write_text(
+            DEFS.format(videos=str(self.empty), work=str(self.work), store=str(self.store), sampling=args)
+        )
+        (root / "workspace.yaml").write_text(f"load_from:\n  - python_file: {self.defs_file}\n")
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "VID_ASSETS_BATCH": str(batch),
+            "VID_ASSETS_DEVICE": "cpu",
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def register(self, folder: Path) -> tuple[list[str], float]:
+        """``vid-assets register`` with these definitions (as a user runs it), timed."""
+        code = (
+            "import sys, dagster as dg, runpy\n"
+            f"defs = runpy.run_path({str(self.defs_file)!r})['defs']\n"
+            "from vid_assets.demo import register_videos\n"
+            "from vid_assets.media import scan_folder\n"
+            f"refs = register_videos(dg.DagsterInstance.get(), defs, [p for p, _ in scan_folder({str(folder)!r})])\n"
+            "print('\\n'.join(r.key for r in refs))\n"
+        )
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, check=True)
+        return out.stdout.split(), time.perf_counter() - t0
+
+
+def _wait_daemon(instance, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        beats = instance.get_daemon_heartbeats()
+        if {"BACKFILL", "QUEUED_RUN_COORDINATOR"} <= set(beats):
+            return
+        time.sleep(0.5)
+    raise RuntimeError("dagster-daemon did not start")
+
+
+def _dir_bytes(path: Path) -> int:
+    from vid_assets.store.atomic import tree_bytes
+
+    return tree_bytes(path) if path.exists() else 0
+
+
+def run_backfill(root: Path, videos: Path, batch: int, sampling: dict) -> dict:
+    import dagster as dg
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    home = Home(root, batch, sampling)
+    keys, register_s = home.register(videos)
+    os.environ["DAGSTER_HOME"] = str(home.home)
+    instance = dg.DagsterInstance.get()
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(root / "workspace.yaml")],
+        env=home.env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "daemon.log", "w"),  # noqa: SIM115 - open for the daemon's lifetime
+        start_new_session=True,
+    )
+    peak, sampling = [0], threading.Event()
+
+    def sample() -> None:
+        while not sampling.is_set():
+            peak[0] = max(peak[0], _dir_bytes(home.work / "artifacts"))
+            time.sleep(0.2)
+
+    try:
+        _wait_daemon(instance)
+        import runpy
+
+        defs = runpy.run_path(str(home.defs_file))["defs"]
+        backfill_id = make_new_backfill_id()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.time()
+        instance.add_backfill(
+            PartitionBackfill.from_asset_partitions(
+                backfill_id=backfill_id,
+                asset_graph=defs.resolve_asset_graph(),
+                partition_names=keys,
+                asset_selection=[dg.AssetKey(a) for a in VIDEO_ASSETS],
+                backfill_timestamp=t0,
+                tags={},
+                dynamic_partitions_store=instance,
+                all_partitions=False,
+                title=None,
+                description=None,
+                run_config=None,
+            )
+        )
+        while True:
+            bf = instance.get_backfill(backfill_id)
+            runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+            finished = [r for r in runs if r.dagster_run.is_finished]
+            if bf.status != BulkActionStatus.REQUESTED and runs and len(finished) == len(runs):
+                break
+            if time.time() - t0 > 3600:
+                raise RuntimeError("backfill did not finish in an hour")
+            time.sleep(0.5)
+        sampling.set()
+        end = max(r.end_time for r in runs)
+        first_created = min(r.create_timestamp.timestamp() for r in runs)
+        ok = sum(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        stored = len(instance.get_materialized_partitions(dg.AssetKey("stored_features")))
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+    return {
+        "videos": len(keys),
+        "runs": len(runs),
+        "runs_succeeded": ok,
+        "videos_stored": stored,
+        "register_s": register_s,
+        "backfill_s": end - t0,
+        "pickup_s": first_created - t0,
+        "runs_s": end - first_created,
+        "peak_work_bytes": peak[0],
+        "intermediate_bytes_left": _dir_bytes(home.work / "artifacts"),
+        "home": home,
+    }
+
+
+# -- one video through the CLI, and its memory --------------------------------------------------
+def materialize(home: Home, key: str, select: str) -> tuple[float, int]:
+    """``dagster asset materialize`` as a whole command: (seconds, peak RSS bytes of the process tree)."""
+    cmd = [str(BIN / "dagster"), "asset", "materialize", "-f", str(home.defs_file), "--select", select]
+    cmd += ["--partition", key]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=home.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
+    return took, usage.ru_maxrss * 1024
+
+
+def one_video(root: Path, folder: Path, batch: int) -> dict:
+    """One 10-s video through ``--select '*'``; peak RSS of a 1-min vs a 20-min video."""
+    home = Home(root, batch)
+    out = {}
+    for name, seconds, size in (("ten", 10, (320, 240)), ("one_min", 60, (160, 120)), ("twenty_min", 1200, (160, 120))):
+        path = folder / f"{name}.mp4"
+        if not path.exists():
+            write_synthetic_video(path, seconds=seconds, fps=30, size=size, seed=7)
+        sub = root / f"videos_{name}"
+        sub.mkdir(exist_ok=True)
+        shutil.copyfile(path, sub / path.name)
+        (key,) = home.register(sub)[0]
+        select = "*" if name == "ten" else ",".join(VIDEO_ASSETS)
+        out[name] = materialize(home, key, select)
+    return {
+        "materialize_one_video_s": out["ten"][0],
+        "rss_1min_bytes": out["one_min"][1],
+        "rss_20min_bytes": out["twenty_min"][1],
+        "rss_ratio_20min_vs_1min": out["twenty_min"][1] / out["one_min"][1],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--quick", action="store_true", help="half the videos of each set")
+    ap.add_argument("--batch", type=int, default=None, help="videos per run (default: the product's BATCH)")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many videos per set (a quick try)")
+    ap.add_argument("--video-dir", default=str(Path(tempfile.gettempdir()) / "vid_assets_backfill_videos"))
+    args = ap.parse_args()
+    from vid_assets.pipeline.assets import BATCH
+
+    batch = args.batch or BATCH
+    scale = 2 if args.quick else 1
+    sets = {"10s": (256 // scale, 10.0, (320, 240)), "2s": (512 // scale, 2.0, (160, 120))}
+    if args.limit:
+        sets = {k: (min(n, args.limit), s, size) for k, (n, s, size) in sets.items()}
+    cache = Path(args.video_dir)
+    result: dict = {
+        "machine": f"{platform.node()} {cpu_model()} x{os.cpu_count()}",
+        "batch": batch,
+        "quick": args.quick,
+    }
+    with tempfile.TemporaryDirectory(prefix="vid_assets_backfill_") as tmp:
+        tmp = Path(tmp)
+        for name, (count, seconds, size) in sets.items():
+            folder = cache / f"{name}_{size[0]}x{size[1]}"
+            paths = prepare(folder, count, seconds, size)
+            subset = tmp / f"videos_{name}"
+            subset.mkdir()
+            for p in paths:
+                os.link(p, subset / p.name) if p.stat().st_dev == subset.stat().st_dev else shutil.copy(p, subset)
+            engine_s = run_engine(paths, tmp / f"engine_{name}.zarr", DEFAULT_PLAN)
+            bf = run_backfill(tmp / f"backfill_{name}", subset, batch, DEFAULT_PLAN)
+            bf.pop("home")
+            row = {"videos": count, "engine_s": engine_s, **{f"backfill_{k}": v for k, v in bf.items()}}
+            row["engine_videos_per_s"] = count / engine_s
+            row["backfill_videos_per_s"] = count / bf["runs_s"]
+            result[f"backfill_vs_engine_{name}"] = engine_s / bf["runs_s"]
+            result[f"backfill_vs_engine_{name}_incl_pickup"] = engine_s / bf["backfill_s"]
+            result[name] = row
+            if name == "10s":
+                result["intermediate_bytes_left"] = bf["intermediate_bytes_left"]
+                result["peak_work_bytes"] = bf["peak_work_bytes"]
+                naive_s = run_naive(paths, tmp / "naive_npy")
+                per_frame = run_backfill(tmp / "backfill_1fps", subset, batch, ONE_FPS)
+                per_frame.pop("home")
+                row["naive_s"] = naive_s
+                row.update({f"backfill_1fps_{k}": v for k, v in per_frame.items()})
+                result["backfill_vs_naive_10s"] = naive_s / per_frame["runs_s"]
+                result["backfill_vs_naive_10s_incl_pickup"] = naive_s / per_frame["backfill_s"]
+                result["intermediate_bytes_left"] += per_frame["intermediate_bytes_left"]
+                result["peak_work_bytes"] = max(result["peak_work_bytes"], per_frame["peak_work_bytes"])
+            print(json.dumps({name: row}, indent=1), flush=True)
+        result.update(one_video(tmp / "one", cache, batch))
+    width = max(map(len, result))
+    for k, v in result.items():
+        if not isinstance(v, dict):
+            print(f"{k:<{width}}  {round(v, 3) if isinstance(v, float) else v}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export VID_ASSETS_DATA ?= $(CURDIR)/data
 export HF_HUB_OFFLINE ?= 1
+# Dagster hands events to the event log in batches only when this is set; dagster.yaml's SQLite
+# storage (and Postgres) then writes a batch in one transaction. The daemon and `dagster dev` read it.
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 .PHONY: venv demo test ui serve lint clean services
 

@@ -154,6 +154,7 @@ class Home:
             **os.environ,
             "DAGSTER_HOME": str(self.home),
             "VID_ASSETS_BATCH": str(batch),
+            "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),  # as the Makefile
             "VID_ASSETS_DEVICE": "cpu",
             "HF_HUB_OFFLINE": "1",
             "PYTHONPATH": str(ROOT),

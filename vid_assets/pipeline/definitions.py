@@ -10,6 +10,11 @@ from collections.abc import Sequence
 import dagster as dg
 
 from vid_assets import settings
+
+# Dagster hands a run's events to the event log in batches only when this is set (its default, 0,
+# stores them one by one); the project's SQLite storage (dagster.yaml) and Postgres write a batch
+# at once. Set here because every run process loads these definitions before it executes.
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 from vid_assets.extractors import input_spec, spec_imports
 from vid_assets.pipeline.assets import (
     embed_batches_job,

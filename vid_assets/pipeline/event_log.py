@@ -1,0 +1,59 @@
+"""Dagster's SQLite storage, writing a batch of asset events in one transaction per database.
+
+A batch run reports four materializations per video. Dagster hands such events over in batches
+when ``DAGSTER_EVENT_BATCH_SIZE`` is set (``vid_assets.definitions`` sets it), but its SQLite
+event log stores a batch one event at a time, and each event opens both databases (the run's and
+the cross-run index), commits and syncs: ~5 ms an event on the 2-core VM (benchmarks/RESULTS.md).
+Postgres already writes a batch in one statement. Here a batch of asset events costs one
+transaction in the run's database and one in the index, whatever its size. Batches holding other
+kinds of events (check evaluations, run status) go the stock way, event by event.
+
+The on-disk layout is the stock one (``$DAGSTER_HOME/history``): an existing instance keeps its
+history; remove the ``storage:`` block from ``dagster.yaml`` to go back to the stock class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dagster._core.events import ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+
+
+class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        runs = {e.run_id for e in events}
+        if not events or len(runs) != 1 or not all(_is_asset_event(e) for e in events):
+            super().store_event_batch(events)
+            return
+        statements = [self.prepare_insert_event(e) for e in events]
+        with self.run_connection(events[0].run_id) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        with self.index_transaction() as conn:
+            ids = []
+            for statement in statements:
+                with db_result(conn, statement) as result:
+                    ids.append(result.inserted_primary_key[0])
+            self._store_asset_event_tags(conn, list(events), ids)
+            for event, event_id in zip(events, ids, strict=True):
+                self._store_asset_event(conn, event, event_id)
+
+
+def _is_asset_event(event: EventLogEntry) -> bool:
+    return bool(event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS)
+
+
+class BatchingSqliteStorage(DagsterSqliteStorage):
+    """The stock SQLite storage (runs, schedules, layout) with the batching event log."""
+
+    def __init__(self, base_dir: str, inst_data=None) -> None:
+        super().__init__(base_dir, inst_data)
+        self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> BatchingSqliteStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)

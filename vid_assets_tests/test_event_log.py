@@ -1,0 +1,87 @@
+"""The project's SQLite event log (dagster.yaml) against Dagster's stock one, on the same batch run."""
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from vid_assets.demo import register_videos
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.event_log import BatchingSqliteEventLogStorage
+from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
+
+
+def _history(instance: dg.DagsterInstance, keys: list[str]) -> dict:
+    """What the UI reads: per asset and partition, the latest materialization's metadata keys and
+    version tags; run status; how many events each kind."""
+    out: dict = {}
+    for asset in ASSETS:
+        records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
+        latest = {r.partition_key: r for r in reversed(records)}
+        out[asset] = {
+            k: (
+                sorted(latest[k].asset_materialization.metadata),
+                {t: v for t, v in latest[k].asset_materialization.tags.items() if "version" in t},
+            )
+            for k in keys
+        }
+        status = instance.get_status_by_partition(dg.AssetKey(asset), keys, _partitions())
+        out[f"{asset}_status"] = sorted(str(s) for s in status.values())
+    (run,) = instance.get_run_records()
+    counts: dict = {}
+    for e in instance.all_logs(run.dagster_run.run_id):
+        if e.dagster_event:  # (user log lines differ: the model is loaded once per process)
+            kind = e.dagster_event.event_type_value
+            counts[kind] = counts.get(kind, 0) + 1
+    out["events"] = counts
+    out["run"] = str(run.dagster_run.status)
+    return out
+
+
+def _partitions():
+    from vid_assets.pipeline.partitions import videos_partitions
+
+    return videos_partitions
+
+
+def test_batched_asset_events_read_back_as_the_stock_storage_writes_them(tmp_path, media_dir, monkeypatch):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_a.mp4").read_bytes() + bytes([i]))
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    seen = {}
+    for name in ("stock", "project"):
+        home = tmp_path / name
+        home.mkdir()
+        if name == "stock":
+            config = {k: v for k, v in config.items() if k != "storage"}
+        else:
+            config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+            config["storage"]["custom"]["config"]["base_dir"] = str(home)
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        defs = build_definitions(
+            videos_dir=str(videos),
+            work_dir=str(home / "work"),
+            store_dir=str(home / "features.zarr"),
+            extractor=ExtractorResource(device="cpu"),
+        )
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            is_project = isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+            assert is_project == (name == "project")
+            keys = [r.key for r in register_videos(instance, defs, sorted(videos.iterdir()))]
+            result = defs.resolve_job_def("embed_videos").execute_in_process(
+                instance=instance, tags={RANGE_START: keys[0], RANGE_END: keys[-1]}
+            )
+            assert result.success
+            seen[name] = _history(instance, keys)
+        shutil.rmtree(home / "work", ignore_errors=True)
+    assert seen["project"]["stored_features"][keys[0]][0]  # per-video metadata is there
+    assert seen["project"]["events"]["ASSET_MATERIALIZATION"] == 4 * 3
+    assert seen["project"] == seen["stock"]

@@ -22,6 +22,11 @@ Backfill vs naive: 1 fps, one feature row per sampled frame (seed 002's recipe),
 - **disk**: bytes under the work folder, sampled every 0.2 s during the 10-s backfill, and left after.
 - **memory**: peak RSS of ``dagster asset materialize`` of one 1-min and one 20-min video.
 - **one video**: ``dagster asset materialize --select '*' --partition K`` as a whole command.
+
+``--gpu`` (a lent GPU host, ``benchmarks/gpu_session.sh backfill``): 1080p videos, ViT-B/16
+(random init, bf16, compiled), every frame sampled; the bare compiled model's images/s on
+pre-made tensors against the images/s inside the asset (the step's engine log line), with
+videos/s and decoded frames/s, and PyAV's CUDA hardware decoder against one CPU decoder.
 """
 
 from __future__ import annotations
@@ -56,9 +61,16 @@ defs = build_definitions(
     videos_dir={videos!r},
     work_dir={work!r},
     store_dir={store!r},
-    extractor=ExtractorResource(device="cpu"),
+    extractor=ExtractorResource({extractor}),
     sampling=SamplingResource({sampling}),
 )
+"""
+GPU_MODELS = """
+from vid_assets.extractors import create_extractor
+
+
+def vit_random(**kwargs):
+    return create_extractor("timm:vit_base_patch16_224", pretrained=False, **kwargs)
 """
 DEFAULT_PLAN: dict = {}  # the product's defaults: 2 fps, clips of 2 frames fitted to the model
 ONE_FPS = {"fps": 1.0, "frames_per_clip": 1}  # the naive loop's work: one row per 1-fps frame
@@ -137,7 +149,7 @@ def run_naive(paths: list[Path], out: Path) -> float:
 class Home:
     """A fresh Dagster home + data folders, the product's definitions pointed at them."""
 
-    def __init__(self, root: Path, batch: int, sampling: dict | None = None) -> None:
+    def __init__(self, root: Path, batch: int, sampling: dict | None = None, extractor: dict | None = None) -> None:
         self.root = root
         self.home, self.work, self.store = root / "home", root / "work", root / "features.zarr"
         self.empty = root / "watched"  # the sensor watches an empty folder: the backfill is the only work
@@ -146,18 +158,21 @@ class Home:
         shutil.copyfile(ROOT / "dagster.yaml", self.home / "dagster.yaml")
         self.defs_file = root / "bench_defs.py"
         args = ", ".join(f"{k}={v!r}" for k, v in (sampling or {}).items())
+        model = ", ".join(f"{k}={v!r}" for k, v in (extractor or {"device": "cpu"}).items())
         self.defs_file.write_text(
-            DEFS.format(videos=str(self.empty), work=str(self.work), store=str(self.store), sampling=args)
+            DEFS.format(
+                videos=str(self.empty), work=str(self.work), store=str(self.store), sampling=args, extractor=model
+            )
         )
+        (root / "vid_bench_models.py").write_text(GPU_MODELS)
         (root / "workspace.yaml").write_text(f"load_from:\n  - python_file: {self.defs_file}\n")
         self.env = {
             **os.environ,
             "DAGSTER_HOME": str(self.home),
             "VID_ASSETS_BATCH": str(batch),
             "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),  # as the Makefile
-            "VID_ASSETS_DEVICE": "cpu",
             "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{root}",
         }
 
     def register(self, folder: Path) -> tuple[list[str], float]:
@@ -185,18 +200,39 @@ def _wait_daemon(instance, timeout: float = 120) -> None:
     raise RuntimeError("dagster-daemon did not start")
 
 
+def _tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds used so far by ``root_pid`` and its live descendants (Linux /proc)."""
+    parent, cpu = {}, {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(d.name)] = int(fields[1])
+        cpu[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += [c for c, p in parent.items() if p == pid]
+    return total
+
+
 def _dir_bytes(path: Path) -> int:
     from vid_assets.store.atomic import tree_bytes
 
     return tree_bytes(path) if path.exists() else 0
 
 
-def run_backfill(root: Path, videos: Path, batch: int, sampling: dict) -> dict:
+def run_backfill(root: Path, videos: Path, batch: int, sampling: dict, extractor: dict | None = None) -> dict:
     import dagster as dg
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
 
-    home = Home(root, batch, sampling)
+    home = Home(root, batch, sampling, extractor)
     keys, register_s = home.register(videos)
     os.environ["DAGSTER_HOME"] = str(home.home)
     instance = dg.DagsterInstance.get()
@@ -222,6 +258,7 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict) -> dict:
         backfill_id = make_new_backfill_id()
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
+        idle_cpu = _tree_cpu_s(daemon.pid)
         t0 = time.time()
         instance.add_backfill(
             PartitionBackfill.from_asset_partitions(
@@ -248,10 +285,18 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict) -> dict:
                 raise RuntimeError("backfill did not finish in an hour")
             time.sleep(0.5)
         sampling.set()
+        # the daemon and its code server (run processes have exited by now): what they took beside the runs
+        daemon_cpu = _tree_cpu_s(daemon.pid) - idle_cpu
         end = max(r.end_time for r in runs)
         first_created = min(r.create_timestamp.timestamp() for r in runs)
         ok = sum(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         stored = len(instance.get_materialized_partitions(dg.AssetKey("stored_features")))
+        engine_logs = [
+            json.loads(e.user_message.split("engine: ", 1)[1])
+            for r in runs
+            for e in instance.all_logs(r.dagster_run.run_id)
+            if e.user_message and "engine: {" in e.user_message
+        ]
     finally:
         daemon.terminate()
         try:
@@ -269,6 +314,8 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict) -> dict:
         "runs_s": end - first_created,
         "peak_work_bytes": peak[0],
         "intermediate_bytes_left": _dir_bytes(home.work / "artifacts"),
+        "engine_in_runs": engine_logs,
+        "daemon_cpu_s": daemon_cpu,
         "home": home,
     }
 
@@ -309,17 +356,91 @@ def one_video(root: Path, folder: Path, batch: int) -> dict:
     }
 
 
+def hardware_decode(path: Path, seconds: float = 10.0) -> dict:
+    """Frames/s of one PyAV decoder on ``path``: CPU (FFmpeg's threads) vs CUDA (NVDEC, if PyAV's
+    FFmpeg and the driver provide it; the reason if not)."""
+    import av
+
+    def rate(**kw) -> float:
+        n, t0 = 0, time.perf_counter()
+        with av.open(str(path), **kw) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for _ in c.decode(stream):
+                n += 1
+                if time.perf_counter() - t0 > seconds:
+                    break
+        return n / (time.perf_counter() - t0)
+
+    out = {"cpu_decode_fps": rate()}
+    try:
+        from av.codec.hwaccel import HWAccel
+
+        out["cuda_decode_fps"] = rate(hwaccel=HWAccel(device_type="cuda", allow_software_fallback=False))
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        out["cuda_decode_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def gpu(args, cache: Path, batch: int) -> dict:
+    """ViT-B/16 bf16 compiled on 1080p videos: bare vs inside a real backfill, and the decoders."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from embed import bare  # noqa: PLC0415 - the bare forward embed.py measures
+
+    from vid_assets.extractors import create_extractor
+
+    paths = prepare(cache / "1080p", args.gpu_videos, args.gpu_seconds, (1920, 1080))
+    ext = create_extractor("timm:vit_base_patch16_224", pretrained=False, device="cuda", compile=True)
+    ext.batch_size = 256
+    result = {"bare_images_per_s": bare(ext, 256, 20.0), **hardware_decode(paths[0])}
+    plan = {"mode": "every_n", "every_n_frames": 1, "frames_per_clip": 1}
+    model = {"name": "vid_bench_models:vit_random", "device": "cuda", "compile": True, "batch_size": 256}
+    with tempfile.TemporaryDirectory(prefix="vid_assets_backfill_gpu_") as tmp:
+        tmp = Path(tmp)
+        subset = tmp / "videos"
+        subset.mkdir()
+        for p in paths:
+            os.link(p, subset / p.name)
+        bf = run_backfill(tmp / "backfill", subset, batch, plan, model)
+    bf.pop("home")
+    inside = bf["engine_in_runs"]
+    images = sum(e["images"] for e in inside)
+    seconds = sum(e["seconds"] for e in inside)
+    result.update(
+        backfill=bf,
+        images_per_s_in_asset=images / seconds,
+        decoded_frames_per_s_in_asset=sum(e["decoded_frames"] for e in inside) / seconds,
+        videos_per_s_in_asset=sum(e["videos"] for e in inside) / seconds,
+        backfill_videos_per_s=bf["videos"] / bf["runs_s"],
+    )
+    result["steady_images_per_s_in_asset"] = min(e.get("steady_images_per_s", 0.0) for e in inside)
+    result["asset_vs_bare"] = result["steady_images_per_s_in_asset"] / result["bare_images_per_s"]
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true", help="half the videos of each set")
     ap.add_argument("--batch", type=int, default=None, help="videos per run (default: the product's BATCH)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many videos per set (a quick try)")
+    ap.add_argument("--gpu", action="store_true", help="the GPU row: ViT-B/16 on 1080p (a CUDA host)")
+    ap.add_argument("--gpu-videos", type=int, default=28)
+    ap.add_argument("--gpu-seconds", type=float, default=10.0)
     ap.add_argument("--video-dir", default=str(Path(tempfile.gettempdir()) / "vid_assets_backfill_videos"))
     args = ap.parse_args()
     from vid_assets.pipeline.assets import BATCH
 
     batch = args.batch or BATCH
+    if args.gpu:
+        result = {
+            "machine": f"{platform.node()} {cpu_model()} x{os.cpu_count()}",
+            **gpu(args, Path(args.video_dir), batch),
+        }
+        print(json.dumps(result, indent=1, default=str))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+        return
     scale = 2 if args.quick else 1
     sets = {"10s": (256 // scale, 10.0, (320, 240)), "2s": (512 // scale, 2.0, (160, 120))}
     if args.limit:

@@ -14,3 +14,12 @@ __version__ = "0.1.0"
 # command. Nothing of ours relies on a collection at exit (writes are published explicitly), so
 # the objects alive then are frozen out of that last pass. Registered first, it runs last.
 atexit.register(gc.freeze)
+
+
+def __getattr__(name: str):
+    """``vid_assets.extract(...)``: the one-call path (``vid_assets/extraction.py``), imported on use."""
+    if name == "extract":
+        from vid_assets.extraction import extract
+
+        return extract
+    raise AttributeError(f"module 'vid_assets' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -65,6 +66,83 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
     console.print(table)
     for f in report["failures"]:
         console.print(f"[red]failed[/red] {f['id']} ({f['time']}): {f['error_class']}: {f['message']}")
+
+
+@app.command()
+def extract(
+    sources: Annotated[list[str], typer.Argument(help="Video files, folders (recursive) or URLs.")],
+    out: Annotated[Path, typer.Option(help="Output folder (zarr: the feature store's root).")],
+    format: Annotated[
+        str, typer.Option(help="zarr (the feature store) | npy (<stem>.npy + failed_videos.json).")
+    ] = "zarr",
+    extractor: Annotated[
+        str, typer.Option(help="Extractor name (see `vid-assets extractors`).")
+    ] = "efficientnet_lite0",
+    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "auto",
+    mode: Annotated[str, typer.Option(help="fps | every_n | segments | keyframes.")] = "fps",
+    fps: Annotated[float, typer.Option(help="fps mode: frames sampled per second.")] = 2.0,
+    every_n: Annotated[int, typer.Option(help="every_n mode: keep every n-th frame.")] = 1,
+    segment_s: Annotated[float, typer.Option(help="segments mode: segment length (s).")] = 5.0,
+    frames_per_segment: Annotated[int, typer.Option(help="segments mode: frames per segment.")] = 20,
+    frames_per_clip: Annotated[int, typer.Option(help="0: the model's clip length (2 for image models).")] = 0,
+    crop: Annotated[str, typer.Option(help="center | five | ten | random.")] = "center",
+    workers: Annotated[int | None, typer.Option(help="Parallel decoders (default: the host's).")] = None,
+):
+    """Features for SOURCES into --out with the pipeline's engine, no Dagster needed; done videos skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vid_assets.demo import make_console
+    from vid_assets.extraction import expand
+    from vid_assets.extraction import extract as run_extract
+
+    console = make_console()
+    with Progress(
+        TextColumn("[bold]videos"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("videos", total=len(expand(sources)), rate="")
+        clips, t0 = [0], time.perf_counter()
+
+        class Hook:  # the engine's progress: videos done, clips/s
+            def reset(self, total: int) -> None:
+                bar.update(task, total=total)
+
+            def update(self, current: int) -> None:
+                bar.update(task, completed=current)
+
+        def on_pass(n: int) -> None:
+            clips[0] += n
+            rate = clips[0] / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, rate=f"{clips[0]} clips, {rate:.1f} clips/s")
+
+        summary = run_extract(
+            sources,
+            out=out,
+            format=format,
+            extractor=extractor,
+            device=device,
+            progress=Hook(),
+            on_pass=on_pass,
+            num_workers=workers,
+            mode=mode,
+            fps=fps,
+            every_n_frames=every_n,
+            segment_s=segment_s,
+            frames_per_segment=frames_per_segment,
+            frames_per_clip=frames_per_clip,
+            crop=crop,
+        )
+    console.print(
+        f"{summary['done']} done, {summary['skipped']} already there, {len(summary['failed'])} failed "
+        f"in {summary['seconds']:.1f} s -> {summary['out']}"
+    )
+    for f in summary["failed"]:
+        console.print(f"[red]failed[/red] {f['source']} ({f['stage']}): {f['reason']}")
+    raise typer.Exit(1 if summary["failed"] else 0)
 
 
 @app.command()

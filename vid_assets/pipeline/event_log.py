@@ -5,8 +5,9 @@ when ``DAGSTER_EVENT_BATCH_SIZE`` is set (``vid_assets.definitions`` sets it), b
 event log stores a batch one event at a time, and each event opens both databases (the run's and
 the cross-run index), commits and syncs: ~5 ms an event on the 2-core VM (benchmarks/RESULTS.md).
 Postgres already writes a batch in one statement. Here a batch of asset events costs one
-transaction in the run's database and one in the index, whatever its size. Batches holding other
-kinds of events (check evaluations, run status) go the stock way, event by event.
+transaction in the run's database and one in the index, whatever its size (a check's planned or
+evaluation event adds its own small write). Batches holding other kinds of events (run status)
+go the stock way, event by event.
 
 The on-disk layout is the stock one (``$DAGSTER_HOME/history``): an existing instance keeps its
 history; remove the ``storage:`` block from ``dagster.yaml`` to go back to the stock class.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster._core.events import ASSET_EVENTS
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
@@ -24,27 +25,47 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_lo
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    def has_table(self, table_name: str) -> bool:
+        """Tables found once stay (Dagster asks before every asset event, opening a new
+        connection each time: ~13 connections per video of a batch run, measured)."""
+        seen = self.__dict__.setdefault("_tables_seen", set())
+        if table_name not in seen and super().has_table(table_name):
+            seen.add(table_name)
+        return table_name in seen
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         runs = {e.run_id for e in events}
-        if not events or len(runs) != 1 or not all(_is_asset_event(e) for e in events):
+        if not events or len(runs) != 1 or not all(_kind(e) for e in events):
             super().store_event_batch(events)
             return
         statements = [self.prepare_insert_event(e) for e in events]
         with self.run_connection(events[0].run_id) as conn:
             for statement in statements:
                 conn.execute(statement)
+        asset = [(e, st) for e, st in zip(events, statements, strict=True) if _kind(e) == "asset"]
+        checks = []
         with self.index_transaction() as conn:
             ids = []
             for statement in statements:
                 with db_result(conn, statement) as result:
                     ids.append(result.inserted_primary_key[0])
-            self._store_asset_event_tags(conn, list(events), ids)
-            for event, event_id in zip(events, ids, strict=True):
-                self._store_asset_event(conn, event, event_id)
+            asset_ids = [i for e, i in zip(events, ids, strict=True) if _kind(e) == "asset"]
+            if asset:
+                self._store_asset_event_tags(conn, [e for e, _ in asset], asset_ids)
+                for (event, _), event_id in zip(asset, asset_ids, strict=True):
+                    self._store_asset_event(conn, event, event_id)
+            checks = [(e, i) for e, i in zip(events, ids, strict=True) if _kind(e) == "check"]
+        for event, event_id in checks:  # a few per run (one per check), each the stock way
+            self.store_asset_check_event(event, event_id)
 
 
-def _is_asset_event(event: EventLogEntry) -> bool:
-    return bool(event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS)
+def _kind(event: EventLogEntry) -> str | None:
+    """``asset`` / ``check`` for the events a batch may hold, None for any other."""
+    if not event.is_dagster_event:
+        return None
+    if event.dagster_event_type in ASSET_EVENTS:
+        return "asset"
+    return "check" if event.dagster_event_type in ASSET_CHECK_EVENTS else None
 
 
 class BatchingSqliteStorage(DagsterSqliteStorage):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from itertools import chain
 from pathlib import Path
@@ -119,7 +120,19 @@ class VideoRun:
             engine.pass_clips(model, self.config.clip),
         )
         info = model.describe()
-        for result in engine.run(chain(decoded, kept), model, self.config):
+        t0, images, frames = time.perf_counter(), 0, 0
+        per_clip = self.config.clip.frames_per_clip * self.config.clip.num_crops
+        steady = {"t": 0.0, "images": 0}  # after the first pass (start-up, compiling)
+
+        def on_pass(clips: int) -> None:
+            if steady["t"]:
+                steady["images"] += clips * per_clip
+            else:
+                steady["t"] = time.perf_counter()
+
+        for result in engine.run(chain(decoded, kept), model, self.config, on_pass=on_pass):
+            images += result.num_clips * per_clip
+            frames += ((result.summary or {}).get("decode") or {}).get("decoded", 0)
             key = order[result.index]
             if not result.ok:
                 self._fail(key, result.stage or "embed", result.error or "")
@@ -148,6 +161,12 @@ class VideoRun:
                     :16
                 ]
             self._finish(key, result, info)
+        took = time.perf_counter() - t0
+        stats = {"videos": len(keys), "images": images, "decoded_frames": frames, "seconds": round(took, 3)}
+        stats.update(
+            images_per_s=round(images / max(took, 1e-9), 1), decoded_frames_per_s=round(frames / max(took, 1e-9), 1)
+        )
+        self.context.log.info(f"engine: {json.dumps(stats)}")
 
     def _clip_shape(self) -> list[int]:
         c = self.config.clip

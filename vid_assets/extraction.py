@@ -1,0 +1,147 @@
+"""One call from a list of videos to features on disk, without Dagster: the engine the assets run.
+
+    import vid_assets
+    summary = vid_assets.extract(["a.mp4", "videos/"], out="features/", format="npy", fps=1, frames_per_clip=1)
+
+``format="zarr"`` writes the feature store the assets write (``out`` is its root); ``"npy"``
+writes seed 002's layout: ``out/<file stem>.npy`` float32 ``[clips, D]`` (crops averaged) and
+``out/failed_videos.json``. What is already done in ``out`` is skipped (the store by content hash
+and configuration, ``.npy`` by name), failures are recorded with their stage and reason, and a
+summary comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vid_assets import engine
+from vid_assets.engine import VideoResult
+from vid_assets.extractors import Extractor
+from vid_assets.fit import PipelineConfig, fit_config
+from vid_assets.media import VideoRef, scan_folder
+
+FORMATS = ("zarr", "npy")
+
+
+class Progress(Protocol):
+    """Anything with these two methods (seed 001's ``TQDMProgressBar`` and ``StreamingProgressBar``
+    as they are): ``reset`` once with the number of videos to do, ``update`` after each one."""
+
+    def reset(self, total_frames: int) -> None: ...
+
+    def update(self, current_frame: int) -> None: ...
+
+
+def expand(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Files and URLs as given; folders as the video files under them (recursive, sorted)."""
+    out: list[str] = []
+    for s in sources:
+        p = Path(s)
+        if "://" not in str(s) and p.is_dir():
+            out += sorted(str(f) for f, _ in scan_folder(p))
+        else:
+            out.append(str(s))
+    return out
+
+
+def _already_done(ref: VideoRef, out: Path, fmt: str, store, config: PipelineConfig, extractor_id: str) -> bool:
+    if fmt == "npy":
+        return (out / f"{Path(ref.uri).stem}.npy").exists()
+    if not store.has_video(ref.key):
+        return False
+    attrs = store.open_video(ref.key).attrs
+    return (
+        attrs.get("extractor") == extractor_id
+        and attrs.get("sampling_plan") == config.plan.to_dict()
+        and attrs.get("clip_spec") == config.clip.to_dict()
+    )
+
+
+def _save_npy(out: Path, ref: VideoRef, result: VideoResult) -> Path:
+    path = out / f"{Path(ref.uri).stem}.npy"
+    tmp = path.with_suffix(".npy.tmp")
+    with tmp.open("wb") as f:
+        np.save(f, result.features.mean(axis=1).astype(np.float32))
+    os.replace(tmp, path)
+    return path
+
+
+def extract(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    out: str | os.PathLike[str],
+    extractor: str | Extractor = "efficientnet_lite0",
+    format: str = "zarr",
+    device: str = "auto",
+    batch_size: int = 0,
+    progress: Progress | None = None,
+    on_pass: Callable[[int], None] | None = None,
+    num_workers: int | None = None,
+    **plan: Any,
+) -> dict:
+    """Features of every video in ``sources`` into ``out``; ``plan``: :func:`vid_assets.fit.fit_config`'s
+    fields (``fps``, ``mode``, ``every_n_frames``, ``frames_per_clip``, ``crop`` ...), the rest
+    fitted to the model. Returns ``{"done", "skipped", "failed", "seconds", "out"}``."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    from vid_assets.extractors.feed import load_extractor
+    from vid_assets.stages import store_result
+    from vid_assets.store import FeatureStore
+
+    ext = (
+        extractor
+        if isinstance(extractor, Extractor)
+        else load_extractor(extractor, device=device, batch_size=batch_size)
+    )
+    config = fit_config(ext, **plan)
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(target) if format == "zarr" else None
+    refs, failed = [], []
+    for s in expand(sources):
+        try:
+            refs.append(VideoRef.from_uri(s))
+        except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
+            failed.append({"source": s, "stage": "open", "reason": f"{type(e).__name__}: {e}"})
+    todo = [r for r in refs if not _already_done(r, target, format, store, config, ext.id)]
+    if progress is not None:
+        progress.reset(len(todo))
+    t0, done = time.perf_counter(), 0
+    info = ext.describe()
+    if store is not None and ext.label_set:
+        store.save_label_set(ext.label_set, ext.labels)
+    feed = {} if num_workers is None else {"num_workers": num_workers}
+    results = engine.run(engine.decode_feed([r.uri for r in todo], config, ext, **feed), ext, config, on_pass=on_pass)
+    for finished, result in enumerate(results, start=1):
+        ref = todo[result.index]
+        if result.ok:
+            try:
+                if store is not None:
+                    store_result(ref, result, store, info, config)
+                else:
+                    _save_npy(target, ref, result)
+                done += 1
+            except Exception as e:  # noqa: BLE001 - one video's write fails that video only
+                result.error, result.stage = f"{type(e).__name__}: {e}", "store"
+        if not result.ok:
+            failed.append({"source": ref.uri, "id": ref.key, "stage": result.stage, "reason": result.error})
+        if progress is not None:
+            progress.update(finished)
+    report = target / "failed_videos.json"
+    tmp = report.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(failed, indent=2))
+    os.replace(tmp, report)
+    return {
+        "done": done,
+        "skipped": len(refs) - len(todo),
+        "failed": failed,
+        "seconds": time.perf_counter() - t0,
+        "out": str(target),
+    }

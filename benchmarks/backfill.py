@@ -52,7 +52,6 @@ sys.path.insert(0, str(ROOT))
 from vid_assets.devtools.host import cpu_model  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
 
-BIN = Path(sys.executable).parent
 DEFS = """
 from vid_assets.pipeline.definitions import build_definitions
 from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
@@ -237,7 +236,7 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict, extractor
     os.environ["DAGSTER_HOME"] = str(home.home)
     instance = dg.DagsterInstance.get()
     daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(root / "workspace.yaml")],
+        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(root / "workspace.yaml")],
         env=home.env,
         stdout=subprocess.DEVNULL,
         stderr=open(root / "daemon.log", "w"),  # noqa: SIM115 - open for the daemon's lifetime
@@ -323,7 +322,7 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict, extractor
 # -- one video through the CLI, and its memory --------------------------------------------------
 def materialize(home: Home, key: str, select: str) -> tuple[float, int]:
     """``dagster asset materialize`` as a whole command: (seconds, peak RSS bytes of the process tree)."""
-    cmd = [str(BIN / "dagster"), "asset", "materialize", "-f", str(home.defs_file), "--select", select]
+    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(home.defs_file), "--select", select]
     cmd += ["--partition", key]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=home.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

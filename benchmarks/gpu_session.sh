@@ -18,6 +18,13 @@
 # the colour matrix, random crop indices): each made the device drain before the host queued the
 # next batch. `cuda` now checks that with CUDA's sync debug mode; the prediction is in RESULTS.md.
 #
+# Session 13 (H200) met issue 4's rows (RESULTS.md). Issue 21's GPU row is the `backfill` step: run
+# `bash benchmarks/gpu_wheels.sh backfill` here first (PyAV + Dagster + Zarr wheels, ~55 MB), then
+#
+#     export PYTHONUNBUFFERED=1 STEP_TIMEOUT=420; python3 -m pip install -q --no-index --no-deps \
+#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH; \
+#       OUT=/tmp/g timeout 460 bash benchmarks/gpu_session.sh backfill; tar czf $OUT/g.tgz -C /tmp g
+#
 # A session now gets 15 minutes of device time in all, the machine's start included, so plan for
 # ONE call of ~9 minutes with issue 4's own rows first, then more calls only if time is left:
 #
@@ -46,9 +53,11 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/gpu.txt" 
 { lscpu 2>/dev/null || grep -m4 -E "model name|siblings|cpu cores" /proc/cpuinfo; } > "$OUT/host.txt"  # cores vs threads
 COMMON=(--video-dir "$VIDEOS" --videos "${N_VIDEOS:-112}" --seconds-per-video "${SECONDS_PER_VIDEO:-30}" --batch "${BATCH:-300}")
 # encode the test videos once, before any timed step (~60 s for 112 x 30 s on the h100 host)
-SECONDS=0
-"$PY" benchmarks/embed.py --prepare-only "${COMMON[@]}" >"$OUT/prepare.log" 2>&1
-echo "== videos ready in ${SECONDS}s: $(tail -1 "$OUT/prepare.log")"
+if [[ " ${*:-all} " =~ \ (feed|vit|effnet|matmul|depth2|w12|gaps|depth0|profile|threads|all)\  ]]; then
+    SECONDS=0
+    "$PY" benchmarks/embed.py --prepare-only "${COMMON[@]}" >"$OUT/prepare.log" 2>&1
+    echo "== videos ready in ${SECONDS}s: $(tail -1 "$OUT/prepare.log")"
+fi
 
 bench() {  # bench <name> <embed.py args...>
     local name=$1
@@ -136,8 +145,16 @@ step() {
         bench vitb16_compile_t14 --workers 14 --backend threads \
             --extractor timm:vit_base_patch16_224 --weights-none --compile --rounds 2
         ;;
+    backfill)  # issue 21: a real backfill (daemon, queued runs) of 1080p videos with ViT-B/16 bf16 compiled,
+        # images/s inside the asset vs the bare compiled model (target >= 0.85), videos/s, decoded
+        # frames/s, and PyAV's CUDA decoder vs a CPU one. Needs `bash benchmarks/gpu_wheels.sh backfill`.
+        timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/backfill.py --gpu --video-dir "$VIDEOS/backfill" \
+            --json "$OUT/backfill_gpu.json" >"$OUT/backfill_gpu.log" 2>&1
+        echo "== backfill rc=$?"
+        grep -E "asset_vs_bare|images_per_s|decode_fps|decode_error|videos_per_s" "$OUT/backfill_gpu.log" | head -12
+        ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (feed | vit | effnet | matmul | depth2 | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (backfill | feed | vit | effnet | matmul | depth2 | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

@@ -149,6 +149,7 @@ def test_backfill_on_celery_workers_with_postgres_storage(servers, tmp_path, med
         messages = [e.message or "" for r in runs for e in instance.all_logs(r.run_id)]
         assert any("celery" in m.lower() for m in messages)
         worker_logs = "".join((tmp_path / f"w{i}.log").read_text() for i in (1, 2))
-        assert worker_logs.count("succeeded") >= 12  # 3 partitions x 4 steps, executed by the workers
+        # 3 partitions x one step (the four video assets stream in one step), run by the workers
+        assert worker_logs.count("succeeded") >= 3
     finally:
         instance.dispose()

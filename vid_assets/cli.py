@@ -397,12 +397,21 @@ def serve(
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (0 = probe).")] = 0,
     output: Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")] = "auto",
-    fps: Annotated[float, typer.Option(help="Frames sampled per second of video.")] = 2.0,
+    mode: Annotated[str, typer.Option(help="fps | every_n | segments | keyframes (as the sampling resource).")] = "fps",
+    fps: Annotated[float, typer.Option(help="fps mode: frames sampled per second of video.")] = 2.0,
+    every_n: Annotated[int, typer.Option(help="every_n mode: keep every n-th frame.")] = 1,
+    segment_s: Annotated[float, typer.Option(help="segments mode: segment length (s).")] = 5.0,
+    frames_per_segment: Annotated[int, typer.Option(help="segments mode: frames per segment.")] = 20,
+    max_segments: Annotated[int, typer.Option(help="segments mode: cap, spread uniformly (0 = all).")] = 0,
+    short_side: Annotated[int, typer.Option(help="Resize frames to this short side (0: the model's).")] = 0,
     frames_per_clip: Annotated[
         int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
     ] = 0,
     stride: Annotated[int, typer.Option(help="Sampled frames between clip starts (0: the clip length).")] = 0,
+    crop_size: Annotated[int, typer.Option(help="0: the model's input size.")] = 0,
     crop: Annotated[str, typer.Option(help="center | five | ten | random.")] = "center",
+    crop_reduce: Annotated[str, typer.Option(help="none | mean (average the crops).")] = "none",
+    seed: Annotated[int, typer.Option(help="Seed for random crops.")] = 0,
     top_k: Annotated[int, typer.Option(help="Labels per clip.")] = 5,
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 1024,
     max_duration: Annotated[float, typer.Option(help="Longest accepted video / live stream (s).")] = 1800,
@@ -417,14 +426,31 @@ def serve(
     from vid_assets import settings
     from vid_assets.extractors import DEFAULT_EXTRACTOR
     from vid_assets.extractors.feed import load_extractor
-    from vid_assets.fit import config_for
+    from vid_assets.fit import fit_config
     from vid_assets.serve import Limits, Predictor
     from vid_assets.serve.app import serve as run_server
 
     ext = load_extractor(
         extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size, output=output
     )
-    config = config_for(ext, fps, top_k, frames_per_clip=frames_per_clip, stride=stride, crop=crop)
+    # every plan the assets take, fitted to the model by the same function (vid_assets/fit.py)
+    config = fit_config(
+        ext,
+        mode=mode,
+        fps=fps,
+        every_n_frames=every_n,
+        segment_s=segment_s,
+        frames_per_segment=frames_per_segment,
+        max_segments=max_segments,
+        short_side=short_side,
+        frames_per_clip=frames_per_clip,
+        stride=stride,
+        crop_size=crop_size,
+        crop=crop,
+        crop_reduce=crop_reduce,
+        seed=seed,
+        top_k=top_k,
+    )
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
         max_duration_s=max_duration,

@@ -411,6 +411,31 @@ def test_cli_serve_starts_the_service(videos):
         proc.wait(20)
 
 
+def test_cli_serve_takes_a_segments_plan_as_the_assets_do(videos):
+    """`vid-assets serve --mode segments ...`: the plan the sampling resource takes, fitted to the
+    model by the same function (a frame model's clip is one whole segment)."""
+    import subprocess
+    import sys
+
+    from vid_assets.devtools.net import free_port, wait_http
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "vid_assets.cli", "serve", "--port", str(port), "--device", "cpu"]
+    cmd += ["--mode", "segments", "--segment-s", "1", "--frames-per-segment", "3", "--max-segments", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_http(f"{base}/healthz", proc, timeout=120).json()
+        assert health["plan"]["mode"] == "segments" and health["clip"]["frames_per_clip"] == 3
+        with httpx.Client(timeout=60) as c:
+            events = collect(c, "POST", f"{base}/v1/predict", content=videos["short"].read_bytes())
+        clips = [d for n, d, _ in events if n == "clip"]
+        assert [c["segment"] for c in clips] == [0, 2]  # 2 of the 3 one-second segments, spread
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_client_gone_right_after_the_upload_frees_everything(extractor, videos, tmp_path):
     """The ASGI app called directly: the body arrives and the very next message is the disconnect.
     The slot, the spooled upload and the decode thread must all be released."""

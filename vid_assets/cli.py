@@ -10,6 +10,19 @@ import typer
 
 app = typer.Typer(help="vid_assets: video collections -> training-ready embeddings.", no_args_is_help=True)
 
+# The sampling plan's options, shared by every command that runs the engine (extract, serve): the
+# same fields as the pipeline's sampling resource, fitted to the model by vid_assets/fit.py.
+Device = Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")]
+Mode = Annotated[str, typer.Option(help="fps | every_n | segments | keyframes (as the sampling resource).")]
+Fps = Annotated[float, typer.Option(help="fps mode: frames sampled per second of video.")]
+EveryN = Annotated[int, typer.Option(help="every_n mode: keep every n-th frame.")]
+SegmentS = Annotated[float, typer.Option(help="segments mode: segment length (s).")]
+FramesPerSegment = Annotated[int, typer.Option(help="segments mode: frames per segment.")]
+FramesPerClip = Annotated[
+    int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
+]
+Crop = Annotated[str, typer.Option(help="center | five | ten | random.")]
+
 
 @app.command()
 def demo(
@@ -78,14 +91,14 @@ def extract(
     extractor: Annotated[
         str, typer.Option(help="Extractor name (see `vid-assets extractors`).")
     ] = "efficientnet_lite0",
-    device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "auto",
-    mode: Annotated[str, typer.Option(help="fps | every_n | segments | keyframes.")] = "fps",
-    fps: Annotated[float, typer.Option(help="fps mode: frames sampled per second.")] = 2.0,
-    every_n: Annotated[int, typer.Option(help="every_n mode: keep every n-th frame.")] = 1,
-    segment_s: Annotated[float, typer.Option(help="segments mode: segment length (s).")] = 5.0,
-    frames_per_segment: Annotated[int, typer.Option(help="segments mode: frames per segment.")] = 20,
-    frames_per_clip: Annotated[int, typer.Option(help="0: the model's clip length (2 for image models).")] = 0,
-    crop: Annotated[str, typer.Option(help="center | five | ten | random.")] = "center",
+    device: Device = "auto",
+    mode: Mode = "fps",
+    fps: Fps = 2.0,
+    every_n: EveryN = 1,
+    segment_s: SegmentS = 5.0,
+    frames_per_segment: FramesPerSegment = 20,
+    frames_per_clip: FramesPerClip = 0,
+    crop: Crop = "center",
     workers: Annotated[int | None, typer.Option(help="Parallel decoders (default: the host's).")] = None,
 ):
     """Features for SOURCES into --out with the pipeline's engine, no Dagster needed; done videos skipped."""
@@ -397,19 +410,17 @@ def serve(
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (0 = probe).")] = 0,
     output: Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")] = "auto",
-    mode: Annotated[str, typer.Option(help="fps | every_n | segments | keyframes (as the sampling resource).")] = "fps",
-    fps: Annotated[float, typer.Option(help="fps mode: frames sampled per second of video.")] = 2.0,
-    every_n: Annotated[int, typer.Option(help="every_n mode: keep every n-th frame.")] = 1,
-    segment_s: Annotated[float, typer.Option(help="segments mode: segment length (s).")] = 5.0,
-    frames_per_segment: Annotated[int, typer.Option(help="segments mode: frames per segment.")] = 20,
+    mode: Mode = "fps",
+    fps: Fps = 2.0,
+    every_n: EveryN = 1,
+    segment_s: SegmentS = 5.0,
+    frames_per_segment: FramesPerSegment = 20,
     max_segments: Annotated[int, typer.Option(help="segments mode: cap, spread uniformly (0 = all).")] = 0,
     short_side: Annotated[int, typer.Option(help="Resize frames to this short side (0: the model's).")] = 0,
-    frames_per_clip: Annotated[
-        int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
-    ] = 0,
+    frames_per_clip: FramesPerClip = 0,
     stride: Annotated[int, typer.Option(help="Sampled frames between clip starts (0: the clip length).")] = 0,
     crop_size: Annotated[int, typer.Option(help="0: the model's input size.")] = 0,
-    crop: Annotated[str, typer.Option(help="center | five | ten | random.")] = "center",
+    crop: Crop = "center",
     crop_reduce: Annotated[str, typer.Option(help="none | mean (average the crops).")] = "none",
     seed: Annotated[int, typer.Option(help="Seed for random crops.")] = 0,
     top_k: Annotated[int, typer.Option(help="Labels per clip.")] = 5,

@@ -79,7 +79,9 @@ VIDEO_ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_fea
 # -- videos ---------------------------------------------------------------------------------------
 def _encode(job) -> None:
     path, seconds, size, seed = job
-    write_synthetic_video(path, seconds=seconds, fps=30, size=size, seed=seed)
+    tmp = path.with_name(f".{path.name}")  # published whole: an interrupted encode leaves no video
+    write_synthetic_video(tmp, seconds=seconds, fps=30, size=size, seed=seed)
+    os.replace(tmp, path)
 
 
 def prepare(folder: Path, count: int, seconds: float, size: tuple[int, int]) -> list[Path]:

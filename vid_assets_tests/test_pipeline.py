@@ -367,6 +367,49 @@ print(json.dumps({{"success": r.success, "loads": loads_so_far(), "run_id": r.ru
     assert sum("loaded extractor" in m for m in logs) == 1
 
 
+def test_a_batch_run_gives_each_video_its_own_data_version_checks_and_fresh_provenance(run):
+    """Per-video facts whatever the run size: in a run of many partitions each video gets its own
+    data version (the one a single-video run gave the same bytes), one result per check naming
+    the video, and provenance Dagster's stale resolver (what the UI shows) reads as fresh."""
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._time import get_current_datetime
+
+    instance, keys = run["instance"], [run["keys"]["clip_a.mp4"], run["keys"]["clip_b.mp4"]]
+    emb = dg.AssetKey("clip_embeddings")
+
+    def version(key: str) -> str:
+        (rec,) = instance.fetch_materializations(dg.AssetRecordsFilter(emb, asset_partitions=[key]), limit=1).records
+        return rec.asset_materialization.tags["dagster/data_version"]
+
+    single = {k: version(k) for k in keys}  # from the module's one-video runs
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[1]}
+    result = run["defs"].resolve_job_def("embed_videos").execute_in_process(instance=instance, tags=tags)
+    assert result.success
+    assert {k: version(k) for k in keys} == single and single[keys[0]] != single[keys[1]]
+    evaluations = [
+        e.dagster_event.asset_check_evaluation_data
+        for e in instance.all_logs(result.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert sorted((e.partition, e.check_name) for e in evaluations) == sorted(
+        (k, c)
+        for k in keys
+        for c in ("features_finite", "shape_as_declared", "timestamps_increasing", "clip_count_consistent")
+    )
+    assert all(e.passed and e.target_materialization_data is not None for e in evaluations)
+    graph = run["defs"].resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+    assert {(a, k): resolver.get_status(dg.AssetKey(a), k) for a in ASSETS for k in keys} == dict.fromkeys(
+        [(a, k) for a in ASSETS for k in keys], StaleStatus.FRESH
+    )
+
+
 def test_prediction_service_runs_the_same_code_path_as_the_assets(run, media_dir):
     """The service's per-clip embeddings equal what the four assets stored for the same video and plan."""
     import httpx

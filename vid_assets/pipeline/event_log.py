@@ -5,9 +5,9 @@ when ``DAGSTER_EVENT_BATCH_SIZE`` is set (``vid_assets.definitions`` sets it), b
 event log stores a batch one event at a time, and each event opens both databases (the run's and
 the cross-run index), commits and syncs: ~5 ms an event on the 2-core VM (benchmarks/RESULTS.md).
 Postgres already writes a batch in one statement. Here a batch of asset events costs one
-transaction in the run's database and one in the index, whatever its size (a check's planned or
-evaluation event adds its own small write). Batches holding other kinds of events (run status)
-go the stock way, event by event.
+transaction in the run's database and one in the index, whatever its size: check evaluations
+are written in that transaction too, and an asset's "latest event" row once per batch. Batches
+holding other kinds of events (run status) go the stock way, event by event.
 
 The on-disk layout is the stock one (``$DAGSTER_HOME/history``): an existing instance keeps its
 history; remove the ``storage:`` block from ``dagster.yaml`` to go back to the stock class.
@@ -15,7 +15,9 @@ history; remove the ``storage:`` block from ``dagster.yaml`` to go back to the s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
@@ -33,6 +35,16 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             seen.add(table_name)
         return table_name in seen
 
+    def index_connection(self):
+        """Inside a batch, the batch's own connection (Dagster's check-event writers open their
+        own, one per event; a second connection would also wait on the batch's write lock)."""
+        shared = getattr(self._batch, "conn", None)
+        return nullcontext(shared) if shared is not None else super().index_connection()
+
+    @property
+    def _batch(self) -> threading.local:
+        return self.__dict__.setdefault("_batch_local", threading.local())
+
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         runs = {e.run_id for e in events}
         if not events or len(runs) != 1 or not all(_kind(e) for e in events):
@@ -42,21 +54,25 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         with self.run_connection(events[0].run_id) as conn:
             for statement in statements:
                 conn.execute(statement)
-        asset = [(e, st) for e, st in zip(events, statements, strict=True) if _kind(e) == "asset"]
-        checks = []
         with self.index_transaction() as conn:
-            ids = []
-            for statement in statements:
-                with db_result(conn, statement) as result:
-                    ids.append(result.inserted_primary_key[0])
-            asset_ids = [i for e, i in zip(events, ids, strict=True) if _kind(e) == "asset"]
-            if asset:
-                self._store_asset_event_tags(conn, [e for e, _ in asset], asset_ids)
-                for (event, _), event_id in zip(asset, asset_ids, strict=True):
-                    self._store_asset_event(conn, event, event_id)
-            checks = [(e, i) for e, i in zip(events, ids, strict=True) if _kind(e) == "check"]
-        for event, event_id in checks:  # a few per run (one per check), each the stock way
-            self.store_asset_check_event(event, event_id)
+            self._batch.conn = conn
+            try:
+                ids = []
+                for statement in statements:
+                    with db_result(conn, statement) as result:
+                        ids.append(result.inserted_primary_key[0])
+                asset = [(e, i) for e, i in zip(events, ids, strict=True) if _kind(e) == "asset"]
+                if asset:
+                    self._store_asset_event_tags(conn, [e for e, _ in asset], [i for _, i in asset])
+                    # an asset's row holds its latest event: the batch's last one per asset is enough
+                    latest = {e.dagster_event.asset_key: (e, i) for e, i in asset}
+                    for event, event_id in latest.values():
+                        self._store_asset_event(conn, event, event_id)
+                for event, event_id in zip(events, ids, strict=True):
+                    if _kind(event) == "check":
+                        self.store_asset_check_event(event, event_id)
+            finally:
+                self._batch.conn = None
 
 
 def _kind(event: EventLogEntry) -> str | None:

@@ -9,7 +9,6 @@ each video did into its own materializations (or its own failure).
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import time
 from itertools import chain
@@ -19,9 +18,11 @@ import dagster as dg
 
 from vid_assets import engine, stages
 from vid_assets.media import VideoDecodeError
+from vid_assets.pipeline.report import PartitionReport
 from vid_assets.pipeline.resources import ExtractorResource, FeatureStoreResource, SamplingResource, WorkspaceResource
 
 ORDER = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
+STORE = dg.AssetKey("stored_features")
 LOG_EVERY_S = 30.0
 
 
@@ -59,8 +60,7 @@ class VideoRun:
         self.time_budget_s = sampling.decode_time_budget_s
         self.meta: dict[str, dict[str, dict]] = {a: {} for a in ORDER}
         self.failed: dict[str, tuple[str, str]] = {}  # key -> (stage, reason)
-        self.checks: dict[str, list] = {}  # check name -> [(key, outcome)]
-        self.data_version: str | None = None
+        self.checks: dict[str, list] = {}  # video -> its check outcomes
         self._done, self._logged = 0, time.monotonic()
 
     # -- what to run ------------------------------------------------------------------------------
@@ -153,13 +153,6 @@ class VideoRun:
                 "seconds": result.seconds,
                 "clips_per_s": result.num_clips / max(result.seconds, 1e-9),
             }
-            if len(self.keys) == 1:
-                ref = self.catalog.get(key)
-                # which weights (and which of their outputs) embedded which bytes with which plan
-                weights = model.id if model.output == "pooled" else f"{model.id}|{model.output}"
-                self.data_version = hashlib.sha256(f"{weights}|{ref.content_hash}|{self.config}".encode()).hexdigest()[
-                    :16
-                ]
             self._finish(key, result, info)
         took = time.perf_counter() - t0
         stats = {"videos": len(keys), "images": images, "decoded_frames": frames, "seconds": round(took, 3)}
@@ -192,8 +185,7 @@ class VideoRun:
             self._fail(key, "store", f"{type(e).__name__}: {e}")
             return
         self.meta["stored_features"][key] = meta
-        for outcome in validate_video(self.store.open_video(key)):
-            self.checks.setdefault(outcome.name, []).append((key, outcome))
+        self.checks[key] = validate_video(self.store.open_video(key))
         self.catalog.clear_failure(key)
         if not self.workspace.keep_intermediates:
             self.artifacts.discard(key)
@@ -210,60 +202,30 @@ class VideoRun:
         self.context.log.error(f"{key}: {stage} failed: {reason}")
 
     # -- what Dagster is told ---------------------------------------------------------------------
-    def _metadata(self, asset: str, key: str) -> dict:
-        meta = dict(self.meta[asset].get(key, {}))
+    def _metadata(self, asset: dg.AssetKey, key: str) -> dict:
+        meta = dict(self.meta[asset.path[-1]].get(key, {}))
         jpeg = meta.pop("_jpeg", None)
-        return decode_metadata(meta, jpeg) if asset == "decoded_frames" else _meta(meta)
+        return decode_metadata(meta, jpeg) if asset.path[-1] == "decoded_frames" else _meta(meta)
 
     def _report(self):
-        ctx = self.context
+        """Each good video's own materializations and check results (``pipeline/report.py``);
+        then the step fails, naming the bad videos, if there are any."""
         good = [k for k in self.keys if k not in self.failed]
+        report = PartitionReport(self.context)
+        assets = [dg.AssetKey(a) for a in self.selected]
+        hashes = {k: self.catalog.get(k).content_hash for k in good}
+        # a downstream step in this run (the training view, `--select '*'`) starts only on an output
+        handoff = STORE in assets and not self.failed and report.downstream_in_run()
+        own = assets[:-1] if handoff else assets
+        last = report.materialize(own, good, self._metadata, hashes) if good and own else {}
+        if handoff:
+            yield from report.materialize_as_output(STORE, good, self._metadata, last, hashes)
+            last = {k: ("", i) for k, i in report.latest_ids(STORE, good).items()}
+        if STORE in assets and good:
+            report.check(STORE, {k: self.checks.get(k, []) for k in good}, {k: i for k, (_, i) in last.items()})
         if self.failed:
-            # the good videos are done: say so per partition, with the code version Dagster would
-            # have recorded (runtime-logged materializations carry none, and would look stale)
-            versions = ctx.assets_def.code_versions_by_key
-            for asset in self.selected:
-                akey = dg.AssetKey(asset)
-                version = versions.get(akey) or ""
-                for key in good:
-                    ctx.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=akey,
-                            partition=key,
-                            metadata=self._metadata(asset, key),
-                            tags={"dagster/code_version": version} if version else None,
-                        )
-                    )
             raise self._failure()
-        for asset in self.selected:
-            akey = dg.AssetKey(asset)
-            for key in self.keys:
-                ctx.add_asset_metadata(self._metadata(asset, key), asset_key=akey, partition_key=key)
-            extra: dict = {}
-            if asset == "clip_embeddings" and self.data_version:
-                extra["data_version"] = dg.DataVersion(self.data_version)
-            if asset == "stored_features":
-                extra["check_results"] = self._check_results()
-            yield dg.MaterializeResult(asset_key=akey, **extra)
-
-    def _check_results(self) -> list[dg.AssetCheckResult]:
-        """One result per check; in a batch run it fails if any video fails, naming them."""
-        selected = {k.name for k in self.context.selected_asset_check_keys}
-        return [
-            dg.AssetCheckResult(
-                asset_key="stored_features",
-                check_name=name,
-                passed=all(o.passed for _, o in results),
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "detail": "; ".join(f"{k}: {o.detail}" for k, o in results if not o.passed or len(self.keys) == 1)
-                    or "all passed",
-                    "partitions": len(results),
-                },
-            )
-            for name, results in self.checks.items()
-            if name in selected
-        ]
+        yield from report.checks_outputs()
 
     def _failure(self) -> dg.Failure:
         first = next(iter(self.failed))

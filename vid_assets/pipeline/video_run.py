@@ -15,6 +15,7 @@ from itertools import chain
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.errors import DagsterExecutionInterruptedError
 
 from vid_assets import engine, stages
 from vid_assets.media import VideoDecodeError
@@ -65,6 +66,17 @@ class VideoRun:
 
     # -- what to run ------------------------------------------------------------------------------
     def execute(self):
+        try:
+            yield from self._execute()
+        except DagsterExecutionInterruptedError:
+            # Dagster turns an interrupt into a retry when the step has a retry policy (ours retries
+            # transient trouble); an interrupt because the run is being cancelled must stop it
+            run = self.context.instance.get_run_by_id(self.context.run.run_id)
+            if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
+                raise dg.Failure("The run was cancelled.", allow_retries=False) from None
+            raise
+
+    def _execute(self):
         wants = set(self.selected)
         if not wants & {"clip_embeddings", "stored_features"}:
             self._keep_intermediates()

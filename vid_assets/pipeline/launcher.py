@@ -1,0 +1,165 @@
+"""A run launcher that starts each run in a process forked from a warm one.
+
+Dagster's default launcher asks the code server to *spawn* a fresh interpreter per run, which then
+imports Dagster, torch and the model library before its first video: ~3 s of start and ~2 s of
+``import timm`` on the 2-core VM, paid by every run (benchmarks/RESULTS.md). Here a
+``multiprocessing`` forkserver imports the libraries once (``preload``), and each run is a fork of
+it that runs Dagster's own run worker (``dagster api execute_run``'s body). Our own package is not
+preloaded: a run imports it fresh, so a reloaded code location runs its new code.
+
+The worker's pid (and start time, against pid reuse) is a run tag, which gives run monitoring a
+health check: a run whose worker died (``kill -9``, the OOM killer) is marked failed, and its pool
+slots are freed (``run_monitoring`` in ``dagster.yaml``). Cancelling a run interrupts its worker.
+
+A code location with its own interpreter (``executable_path``) goes the default way, through
+its code server.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dagster import Array, Field
+from dagster._core.launcher import DefaultRunLauncher
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._serdes import ConfigurableClassData, serialize_value
+
+WORKER_TAG = "vid_assets/run_worker"  # host:pid:start time of the process running the run
+DEFAULT_PRELOAD = ["dagster", "dagster._cli.api", "numpy", "av", "zarr", "torch", "torchvision", "timm"]
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (Linux), None if it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _in_daemon() -> bool:
+    """Whether this is ``dagster-daemon`` (``dagster dev`` starts one): the process that launches runs.
+    Not a run worker: multiprocessing gives its children the parent's ``sys.argv``."""
+    if multiprocessing.parent_process() is not None:
+        return False
+    return "daemon" in Path(sys.argv[0]).name or "_daemon" in Path(sys.argv[0]).parts
+
+
+def _run_worker(run_id: str, instance_ref: str) -> None:
+    """In the forked process: Dagster's run worker, as ``dagster api execute_run`` runs it. What the
+    forkserver imported is frozen out of the garbage collector's sight (it is never garbage, and
+    scanning it would touch, and copy, the shared pages)."""
+    gc.freeze()
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._core.instance import DagsterInstance, InstanceRef
+    from dagster._serdes import deserialize_value
+    from dagster._utils.interrupts import capture_interrupts
+
+    with capture_interrupts(), DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance:
+        _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
+
+
+class WarmRunLauncher(DefaultRunLauncher):
+    def __init__(self, preload: Sequence[str] = DEFAULT_PRELOAD, inst_data: ConfigurableClassData | None = None):
+        super().__init__(inst_data=inst_data)
+        self._preload = list(preload)
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(self._preload)
+        self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
+        if _in_daemon():  # the process that launches runs: warm up now
+            threading.Thread(target=self._warm, name="warm-run-launcher", daemon=True).start()
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"preload": Field(Array(str), is_required=False, default_value=DEFAULT_PRELOAD)}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> WarmRunLauncher:
+        return cls(inst_data=inst_data, **config_value)
+
+    def _warm(self) -> None:
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+    # -- launching --------------------------------------------------------------------------------
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        origin = run.job_code_origin
+        if origin is None or (origin.executable_path and origin.executable_path != sys.executable):
+            super().launch_run(context)  # another interpreter: its code server starts the run
+            return
+        worker = self._ctx.Process(
+            target=_run_worker,
+            args=(run.run_id, serialize_value(self._instance.get_ref())),
+            name=f"dagster-run-{run.run_id[:8]}",
+        )
+        worker.start()
+        self._workers = {k: w for k, w in self._workers.items() if w.exitcode is None}
+        self._workers[run.run_id] = worker
+        self._instance.add_run_tags(
+            run.run_id, {WORKER_TAG: f"{socket.gethostname()}:{worker.pid}:{_start_time(worker.pid) or ''}"}
+        )
+        self._run_ids.add(run.run_id)
+
+    def _worker(self, run: DagsterRun) -> tuple[str, int, str] | None:
+        tag = run.tags.get(WORKER_TAG)
+        if not tag:
+            return None
+        host, pid, started = tag.rsplit(":", 2)
+        return host, int(pid), started
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id) if self.has_instance else None
+        worker = self._worker(run) if run else None
+        if worker is None:
+            return super().terminate(run_id)
+        if run.is_finished:
+            return False
+        self._instance.report_run_canceling(run)
+        host, pid, started = worker
+        if host != socket.gethostname() or _start_time(pid) != started:
+            return False
+        os.kill(pid, signal.SIGINT)  # the worker's capture_interrupts turns it into a cancellation
+        return True
+
+    # -- run monitoring ---------------------------------------------------------------------------
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        worker = self._worker(run)
+        if worker is None:
+            # launched through a code server: that server watches its own run processes
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN if run.is_finished else WorkerStatus.RUNNING)
+        host, pid, started = worker
+        if host != socket.gethostname():
+            return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker on {host}: not checked from here")
+        if _start_time(pid) == started:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
+        local = self._workers.get(run.run_id)
+        code = f" with exit code {local.exitcode}" if local is not None and local.exitcode is not None else ""
+        return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker (pid {pid}) exited{code} before the run ended")
+
+
+class WarmQueuedRunCoordinator(QueuedRunCoordinator):
+    """Dagster's run queue, unchanged, except that in the daemon it builds the run launcher at start
+    (Dagster builds it at the first launch), so that the launcher's warm-up overlaps the daemon's
+    idle time rather than the first run."""
+
+    def register_instance(self, instance) -> None:
+        super().register_instance(instance)
+        if _in_daemon():
+            instance.run_launcher  # noqa: B018 - built for its warm-up

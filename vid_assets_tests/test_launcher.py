@@ -1,0 +1,129 @@
+"""Runs launched by a real ``dagster-daemon`` with the repository's ``dagster.yaml``: the warm run
+launcher, cancelling, and a run worker killed with SIGKILL (its pool slot must come back)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from vid_assets.pipeline.launcher import WORKER_TAG
+from vid_assets.samples import write_synthetic_video
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFS = """
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.resources import ExtractorResource
+
+defs = build_definitions(videos_dir={videos!r}, work_dir={work!r}, store_dir={store!r},
+                         extractor=ExtractorResource(device="cpu"))
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """A fresh Dagster home (the repository's dagster.yaml), three videos registered, the daemon running."""
+    root = tmp_path_factory.mktemp("daemon")
+    home, videos, watched = root / "home", root / "videos", root / "watched"
+    for d in (home, videos, watched):
+        d.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    for i, seconds in enumerate((120.0, 120.0, 2.0)):  # two long enough to be interrupted mid-run
+        write_synthetic_video(videos / f"v{i}.mp4", seconds=seconds, fps=30, size=(160, 120), seed=i)
+    defs_file = root / "defs.py"
+    defs_file.write_text(DEFS.format(videos=str(watched), work=str(root / "work"), store=str(root / "f.zarr")))
+    (root / "workspace.yaml").write_text(f"load_from:\n  - python_file: {defs_file}\n")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    code = (
+        "import runpy, dagster as dg\n"
+        f"defs = runpy.run_path({str(defs_file)!r})['defs']\n"
+        "from vid_assets.demo import register_videos\n"
+        f"refs = register_videos(dg.DagsterInstance.get(), defs, sorted(__import__('pathlib').Path({str(videos)!r}).iterdir()))\n"
+        "print(' '.join(r.key for r in refs))\n"
+    )
+    keys = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(root / "workspace.yaml")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "daemon.log", "w"),  # noqa: SIM115 - open for the daemon's lifetime
+        start_new_session=True,
+    )
+    old = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            yield {"instance": instance, "keys": keys, "root": root, "env": env}
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=60)
+        if old is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = old
+
+
+def _launch(d, key: str) -> str:
+    """``dagster job launch`` of one video through the four assets, as a user queues it."""
+    cmd = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(d["root"] / "workspace.yaml")]
+    cmd += ["-j", "embed_videos", "--tags", f'{{"dagster/partition": "{key}"}}']
+    out = subprocess.run(cmd, env=d["env"], capture_output=True, text=True, timeout=180, cwd=d["root"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    runs = d["instance"].get_run_records(dg.RunsFilter(tags={"dagster/partition": key}), limit=1)
+    return runs[0].dagster_run.run_id
+
+
+def _wait(instance, run_id: str, until, timeout: float = 240.0) -> dg.DagsterRun:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = instance.get_run_by_id(run_id)
+        if until(run):
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} stayed {instance.get_run_by_id(run_id).status}")
+
+
+def _embedding(instance, run_id: str) -> bool:
+    return any("loaded extractor" in (e.user_message or "") for e in instance.all_logs(run_id))
+
+
+def test_a_run_killed_with_sigkill_is_failed_and_its_pool_slot_freed(deployment):
+    """Before run monitoring, the killed run held the ``gpu`` slot forever and later runs queued."""
+    instance, keys = deployment["instance"], deployment["keys"]
+    killed = _launch(deployment, keys[0])
+    run = _wait(instance, killed, lambda r: r.status == dg.DagsterRunStatus.STARTED and _embedding(instance, killed))
+    host, pid, _ = run.tags[WORKER_TAG].rsplit(":", 2)
+    os.kill(int(pid), signal.SIGKILL)
+    failed = _wait(instance, killed, lambda r: r.is_finished)
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    reasons = [e.dagster_event.message for e in instance.all_logs(killed) if e.dagster_event]
+    assert any("exited with exit code -9" in (m or "") for m in reasons)
+    after = _launch(deployment, keys[2])
+    assert _wait(instance, after, lambda r: r.is_finished).status == dg.DagsterRunStatus.SUCCESS
+    assert keys[2] in instance.get_materialized_partitions(dg.AssetKey("stored_features"))
+    assert instance.event_log_storage.get_concurrency_run_ids() <= {after}  # nothing held by the dead run
+
+
+def test_runs_start_warm_and_cancel(deployment):
+    """A daemon-launched run is a fork of the warm process (its parent is not the code server) and
+    starts its step within seconds; cancelling from another process stops it."""
+    instance, keys = deployment["instance"], deployment["keys"]
+    run_id = _launch(deployment, keys[1])
+    _wait(instance, run_id, lambda r: r.status == dg.DagsterRunStatus.STARTED and _embedding(instance, run_id))
+    logs = instance.all_logs(run_id)
+    starting = next(
+        e.timestamp for e in logs if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_STARTING"
+    )
+    loaded = next(e.timestamp for e in logs if "loaded extractor" in (e.user_message or ""))
+    assert loaded - starting < 4.0  # a spawned worker took 5-6 s to get there (imports, then timm)
+    assert instance.run_launcher.terminate(run_id)
+    assert _wait(instance, run_id, lambda r: r.is_finished, timeout=120).status == dg.DagsterRunStatus.CANCELED

@@ -43,9 +43,12 @@ def register(folder: Annotated[Path, typer.Argument(exists=True, file_okay=False
     from vid_assets.demo import register_videos
     from vid_assets.media import scan_folder
 
-    refs = register_videos(dg.DagsterInstance.get(), defs, [p for p, _ in scan_folder(folder)])
+    skipped: list = []
+    refs = register_videos(dg.DagsterInstance.get(), defs, [p for p, _ in scan_folder(folder, skipped=skipped)])
     for r in refs:
         typer.echo(f"{r.key}\t{r.uri}")
+    for s in skipped:
+        typer.echo(f"skipped: {s.path}: {s.reason}", err=True)
 
 
 @app.command()
@@ -78,7 +81,10 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
         )
     console.print(table)
     for f in report["failures"]:
-        console.print(f"[red]failed[/red] {f['id']} ({f['time']}): {f['error_class']}: {f['message']}")
+        stage = f.get("stage", "decode")
+        console.print(f"[red]failed[/red] {f['id']} at {stage} ({f['time']}): {f['error_class']}: {f['message']}")
+    if not report.get("runs_in_flight"):
+        console.print("no runs queued or running: no ETA")
 
 
 @app.command()

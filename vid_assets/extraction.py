@@ -45,7 +45,7 @@ def expand(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
     for s in sources:
         p = Path(s)
         if "://" not in str(s) and p.is_dir():
-            out += sorted(str(f) for f, _ in scan_folder(p))
+            out += sorted(str(f) for f, _ in scan_folder(p, settle_s=0))  # one-shot: what is there now
         else:
             out.append(str(s))
     return out

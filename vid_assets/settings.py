@@ -7,6 +7,8 @@ Dagster by resource config (Launchpad / run config).
     VID_ASSETS_WORK     intermediate per-partition arrays (default: $VID_ASSETS_DATA/work)
     VID_ASSETS_DEVICE   extractor device: auto|cpu|cuda   (default: auto)
     VID_ASSETS_DEVICE_LOCKS  which process holds which GPU (default: <tmp>/vid_assets-devices)
+    VID_ASSETS_SETTLE_S  unmodified this long before a scanned file is taken (default: 5)
+    VID_ASSETS_FOLLOW_LINKS_OUTSIDE  follow symlinks out of a scanned folder (default: no)
 """
 
 from __future__ import annotations
@@ -54,6 +56,19 @@ def executor() -> str:
     if value not in ("in_process", "multiprocess"):
         raise ValueError(f"VID_ASSETS_EXECUTOR must be in_process or multiprocess, not {value!r}")
     return value
+
+
+def settle_s() -> float:
+    """``VID_ASSETS_SETTLE_S``: a file in a scanned folder is taken only once it has not been
+    modified for this long (default 5 s), so that a file still being copied is not hashed half
+    written. ``0`` takes every file at once."""
+    return float(os.environ.get("VID_ASSETS_SETTLE_S") or 5.0)
+
+
+def follow_links_outside() -> bool:
+    """``VID_ASSETS_FOLLOW_LINKS_OUTSIDE=1`` lets a symlink in a scanned folder point anywhere;
+    by default a link whose target is outside the scanned folder is skipped."""
+    return os.environ.get("VID_ASSETS_FOLLOW_LINKS_OUTSIDE", "").lower() in ("1", "true", "yes")
 
 
 def device() -> str:

@@ -24,6 +24,7 @@ from vid_assets.fit import PipelineConfig
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
 from vid_assets.media.contact import ContactSheet
 from vid_assets.media.decode import RGB_RESIZE, DecodeStats
+from vid_assets.media.source import name_text
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
 FRAMES, CLIPS, EMBEDDINGS = "frames", "clips", "embeddings"
@@ -254,7 +255,7 @@ def store_result(
     info = (result.summary or {}).get("info", {})
     label_set = extractor_info.get("label_set")
     attrs = {
-        "source": ref.uri,
+        **name_text(ref.uri),  # valid UTF-8 text (+ the exact bytes of a non-UTF-8 name)
         "content_hash": ref.content_hash,
         "size_bytes": ref.size,
         "duration_s": info.get("duration_s"),

@@ -6,6 +6,8 @@ import os
 
 # Nothing in the suite may reach a model hub: set before anything imports huggingface_hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Tests register videos they have just written: no settle wait (test_watched_folder checks the default).
+os.environ.setdefault("VID_ASSETS_SETTLE_S", "0")
 from pathlib import Path
 
 import av

@@ -59,3 +59,34 @@ def test_failed_write_leaves_nothing_visible(tmp_path):
     assert store.list_videos() == ["good"]
     assert not artifacts.exists("frames", "half")
     assert not list((tmp_path / "work" / "frames" / ".staging").iterdir())
+
+
+def test_no_nan_or_inf_reaches_stored_metadata(tmp_path):
+    """Before: an image renamed .mp4 was stored with ``duration_s: NaN`` in zarr.json."""
+    store = FeatureStore(tmp_path / "s.zarr")
+    rng = np.random.default_rng(0)
+    for bad in ({"duration_s": float("nan")}, {"plan": {"fps": float("inf")}}, {"sizes": [1.0, float("-inf")]}):
+        with pytest.raises(ValueError, match="non-finite value in the video's metadata"):
+            store.write_video(
+                "v1",
+                features=rng.standard_normal((2, 1, 4)).astype(np.float32),
+                timestamps=np.array([[0.0, 1.0], [1.0, 2.0]]),
+                frame_times=np.array([[0.0], [1.0]]),
+                attrs={"source": "x.mp4", **bad},
+            )
+    assert store.list_videos() == []
+
+
+def test_a_still_image_named_like_a_video_fails_clearly(tmp_path):
+    import av
+
+    from vid_assets.media import VideoDecodeError, probe
+
+    path = tmp_path / "photo.mp4"
+    with av.open(str(path), "w", format="image2") as c:
+        s = c.add_stream("mjpeg")
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for p in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")), *s.encode()]:
+            c.mux(p)
+    with pytest.raises(VideoDecodeError, match=r"a still image \(jpeg_pipe\), not a video"):
+        probe(path)

@@ -147,6 +147,9 @@ def _video_stream(container, source: str) -> av.VideoStream:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
         raise VideoDecodeError(f"no video stream (streams found: {', '.join(kinds)})", source=source)
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe"):  # FFmpeg's still-image demuxers (jpeg_pipe, png_pipe...)
+        raise VideoDecodeError(f"a still image ({fmt}), not a video", source=source)
     return container.streams.video[0]
 
 

@@ -7,17 +7,25 @@ stable across runs and machines, and free of characters Dagster or file systems 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
+import stat
+import time
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
 )
+# audio containers a video folder often holds beside the videos: reported as skipped, not silently
+AUDIO_EXTENSIONS = frozenset({".m4a", ".mp3", ".aac", ".wav", ".flac", ".ogg", ".opus", ".wma"})
 _HASH_BLOCK = 1 << 20  # 1 MiB from the head and from the tail
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# letters and digits of every script stay (a Japanese name keeps a readable key); the rest, and
+# bytes that are not UTF-8 (surrogate-escaped), become "_"
+_UNSAFE = re.compile(r"[^\w-]+")
 
 
 def content_hash_remote(uri: str, storage_options: dict | None = None) -> tuple[str, int]:
@@ -50,9 +58,23 @@ def content_hash(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def name_text(name: str) -> dict[str, str]:
+    """A file name or path as stored data: ``{"source": text}`` in valid UTF-8, plus, when the name
+    has bytes that are not UTF-8 (Python holds them as surrogate escapes, which no UTF-8 writer
+    accepts), ``source_bytes_b64``: the exact bytes, so nothing is lost. The text shows such a
+    byte as ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return {"source": name}
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        return {"source": raw.decode("utf-8", "backslashreplace"), "source_bytes_b64": base64.b64encode(raw).decode()}
+
+
 def partition_key(name: str, digest: str, max_stem: int = 48) -> str:
     """A Dagster-safe key from a file name (or manifest id) and its content hash."""
     stem = Path(name).stem if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name
+    stem = unicodedata.normalize("NFC", stem)  # macOS writes names decomposed (NFD)
     safe = _UNSAFE.sub("_", stem).strip("_-")[:max_stem] or "video"
     return f"{safe}-{digest[:8]}"
 
@@ -98,28 +120,70 @@ class VideoRef:
         return asdict(self)
 
 
-def scan_folder(folder: str | os.PathLike[str], newer_than_ns: int = 0) -> list[tuple[Path, int]]:
+@dataclass(frozen=True)
+class Skipped:
+    """A file a folder scan did not take, and why (callers log these)."""
+
+    path: Path
+    reason: str
+
+
+def scan_folder(
+    folder: str | os.PathLike[str],
+    newer_than_ns: int = 0,
+    *,
+    settle_s: float | None = None,
+    follow_links_outside: bool | None = None,
+    skipped: list[Skipped] | None = None,
+) -> list[tuple[Path, int]]:
     """Video files under ``folder`` (recursive) with mtime_ns, oldest first.
 
     ``newer_than_ns`` lets a sensor skip files it has already looked at without hashing them again.
-    Hidden files and partial downloads (``.part``, ``.tmp``) are ignored.
+    Hidden files and partial downloads (``.part``, ``.tmp``) are ignored. Not taken, each with its
+    reason in ``skipped``: what is not a regular file (a FIFO would block the hashing read
+    forever), a symlink to a file outside ``folder`` (unless ``follow_links_outside``), a file
+    modified less than ``settle_s`` ago (still being copied: it is taken on a later scan), and
+    a file of an audio-only extension. Defaults: ``settings.settle_s()`` and
+    ``settings.follow_links_outside()``.
     """
+    from vid_assets import settings
+
+    settle_ns = int((settings.settle_s() if settle_s is None else settle_s) * 1e9)
+    follow = settings.follow_links_outside() if follow_links_outside is None else follow_links_outside
     root = Path(folder)
     if not root.is_dir():
         return []
+    real_root = root.resolve()
+    skipped = [] if skipped is None else skipped
     found: list[tuple[Path, int]] = []
+    now = time.time_ns()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if name.startswith(".") or Path(name).suffix.lower() not in VIDEO_EXTENSIONS:
-                continue
+            suffix = Path(name).suffix.lower()
             p = Path(dirpath) / name
-            try:
-                mtime = p.stat().st_mtime_ns
-            except FileNotFoundError:  # deleted while we walked
+            if name.startswith("."):
                 continue
-            if mtime > newer_than_ns:
-                found.append((p, mtime))
+            if suffix in AUDIO_EXTENSIONS:
+                skipped.append(Skipped(p, f"audio only ({suffix}): no video stream to embed"))
+                continue
+            if suffix not in VIDEO_EXTENSIONS:
+                continue
+            try:
+                st = p.stat()  # follows a link: what would be read
+                if p.is_symlink() and not follow and not p.resolve().is_relative_to(real_root):
+                    skipped.append(Skipped(p, f"symlink to {p.resolve()}, outside {real_root}"))
+                    continue
+            except (FileNotFoundError, RuntimeError):  # deleted while we walked, a dangling or looping link
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append(Skipped(p, "not a regular file (a FIFO, socket or device)"))
+                continue
+            if now - st.st_mtime_ns < settle_ns:
+                skipped.append(Skipped(p, f"still being written (modified {(now - st.st_mtime_ns) / 1e9:.1f} s ago)"))
+                continue
+            if st.st_mtime_ns > newer_than_ns:
+                found.append((p, st.st_mtime_ns))
     found.sort(key=lambda t: (t[1], str(t[0])))
     return found
 

@@ -14,7 +14,7 @@ import dagster as dg
 
 from vid_assets import settings
 from vid_assets.media import VideoRef, scan_folder
-from vid_assets.media.source import read_manifest, scan_prefix
+from vid_assets.media.source import Skipped, read_manifest, scan_prefix
 from vid_assets.pipeline.assets import BATCH, CLIPS_KEY, EMBED_KEY, STORE_KEY, embed_videos_job
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import WorkspaceResource
@@ -32,11 +32,14 @@ def decode_cursor(cursor: str | None) -> dict[str, str]:
     return json.loads(zlib.decompress(base64.b64decode(cursor)))
 
 
-def discover(sources: list[str], manifests: list[str]) -> dict[str, tuple[str, dict]]:
+def discover(
+    sources: list[str], manifests: list[str], skipped: list[Skipped] | None = None
+) -> dict[str, tuple[str, dict]]:
     """Every candidate video: ``{cursor id: (fingerprint, {uri, id, caption})}``.
 
     Folders are walked (size:mtime), fsspec prefixes listed (size:mtime/etag), manifests read (a row's
-    fingerprint is the row itself, so an edited caption or id is picked up).
+    fingerprint is the row itself, so an edited caption or id is picked up). Files a folder walk
+    does not take (still being copied, FIFOs, links out of the folder, audio only) go to ``skipped``.
     """
     found: dict[str, tuple[str, dict]] = {}
     for src in sources:
@@ -44,7 +47,7 @@ def discover(sources: list[str], manifests: list[str]) -> dict[str, tuple[str, d
             for uri, fp in scan_prefix(src):
                 found[uri] = (fp, {"uri": uri, "id": None, "caption": None})
             continue
-        for path, mtime_ns in scan_folder(src.removeprefix("file://")):
+        for path, mtime_ns in scan_folder(src.removeprefix("file://"), skipped=skipped):
             try:
                 fp = f"{path.stat().st_size}:{mtime_ns}"
             except FileNotFoundError:
@@ -164,10 +167,19 @@ def build_videos_sensor(
         seen = decode_cursor(context.cursor)
         present: dict[str, str] = {}
         changed: list[tuple[str, dict]] = []
-        for cid, (fp, row) in discover(sources, manifest_list).items():
+        skipped: list[Skipped] = []
+        for cid, (fp, row) in discover(sources, manifest_list, skipped).items():
             present[cid] = fp
             if seen.get(cid) != fp:
                 changed.append((cid, row))
+        for skip in skipped:  # said once per file and reason (a FIFO stays there tick after tick)
+            if skip.reason.startswith("still being written"):
+                context.log.info(f"not yet: {skip.path}: {skip.reason}")
+                continue
+            cid = f"skipped:{skip.path}"
+            present[cid] = skip.reason
+            if seen.get(cid) != skip.reason:
+                context.log.warning(f"skipping {skip.path}: {skip.reason}")
         catalog = workspace.catalog()
         existing = set(context.instance.get_dynamic_partitions(videos_partitions.name))
         # quarantine: a key names exact bytes, so a recorded failure means these bytes already failed;

@@ -11,19 +11,35 @@ from vid_assets.pipeline.partitions import videos_partitions
 PER_VIDEO_ASSETS = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
 
 
-def _rate(instance: dg.DagsterInstance, records, times: list[float]) -> float | None:
-    """Videos per second over the recent materializations, measured from the start of the run that
-    produced the oldest of them: batch runs report a whole batch within milliseconds, so the spread
-    of the timestamps alone would overstate the rate."""
-    if not times:
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals: time when at least one run was working."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def _rate(instance: dg.DagsterInstance, records) -> float | None:
+    """Videos per second over the recent materializations, over the time the runs that made them
+    were working (the union of their start..end): idle hours between runs do not count, and a
+    batch run that reports its videos within milliseconds still counts its whole run."""
+    run_ids = sorted({r.run_id for r in records if r.run_id})
+    if not run_ids:
         return None
-    oldest = min(records, key=lambda r: r.timestamp)
-    run = instance.get_run_record_by_id(oldest.run_id) if oldest.run_id else None
-    start = run.start_time if run is not None and run.start_time else times[0]
-    span = times[-1] - start
-    if span <= 0 or (len(times) < 2 and start == times[0]):
-        return None
-    return len(times) / span
+    now = time.time()
+    runs = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+    busy = busy_seconds([(r.start_time, r.end_time or now) for r in runs if r.start_time])
+    return len(records) / busy if busy > 0 else None
 
 
 def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey, page: int = 5000) -> dict[str, tuple[int, str]]:
@@ -74,6 +90,8 @@ def progress(instance: dg.DagsterInstance, catalog=None, recent: int = 200, defs
     keys = instance.get_dynamic_partitions(videos_partitions.name)
     out: dict = {"videos": len(keys), "assets": {}}
     stale = stale_partitions(instance, defs) if defs is not None else None
+    working = bool(instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=1))
+    out["runs_in_flight"] = working
     for name in PER_VIDEO_ASSETS:
         ak = dg.AssetKey(name)
         status = instance.get_status_by_partition(ak, keys, videos_partitions) or {}
@@ -90,10 +108,11 @@ def progress(instance: dg.DagsterInstance, catalog=None, recent: int = 200, defs
                 counts["missing"] += 1
         records = [r for r in instance.fetch_materializations(ak, limit=recent).records if r.timestamp is not None]
         times = sorted(r.timestamp for r in records)
-        rate = _rate(instance, records, times)
+        rate = _rate(instance, records)
         todo = counts["missing"] + counts["in_progress"]
         counts["videos_per_hour"] = round(rate * 3600, 1) if rate else None
-        counts["eta_s"] = round(todo / rate) if rate and todo else (0 if not todo else None)
+        # an ETA only while work is queued or running: nothing else will finish the missing videos
+        counts["eta_s"] = (round(todo / rate) if rate and todo and working else None) if todo else 0
         counts["last_materialized"] = times[-1] if times else None
         counts["stale"] = None if stale is None else len(stale[name] & set(keys))
         out["assets"][name] = counts

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 import zarr
 from zarr.errors import ContainsGroupError
 
-from vid_assets.store.atomic import atomic_dir
+from vid_assets.store.atomic import atomic_dir, recover
 from vid_assets.store.zarr_utils import blosc
 
 LAYOUT_VERSION = 1
@@ -95,6 +96,19 @@ def library_versions() -> dict[str, str]:
     return dict(_library_versions())
 
 
+def _require_finite(value, where: str = "attrs") -> None:
+    """No NaN or inf reaches stored metadata (zarr writes them as non-standard JSON that other
+    readers reject, and a NaN duration breaks every count made from it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"non-finite value in the video's metadata: {where} = {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _require_finite(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _require_finite(v, f"{where}[{i}]")
+
+
 class FeatureStore:
     def __init__(
         self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256, dtype: str = "float16"
@@ -105,6 +119,7 @@ class FeatureStore:
         self.dtype = dtype
         self.compression_level = compression_level
         self.chunk_clips = chunk_clips
+        recover(self.root)  # a writer that died mid-swap: its complete video goes in place
 
     # -- layout ---------------------------------------------------------------------------------
     @property
@@ -176,6 +191,7 @@ class FeatureStore:
             raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
         if segments is not None and np.shape(segments) != (n,):
             raise ValueError(f"segments {np.shape(segments)} do not match {n} clips")
+        _require_finite(attrs)
         self._ensure_root()
         chunk = max(1, min(self.chunk_clips, n))
         with atomic_dir(self.video_path(video_id), self.root) as tmp:

@@ -173,6 +173,7 @@ class Home:
             "VID_ASSETS_BATCH": str(batch),
             "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),  # as the Makefile
             "HF_HUB_OFFLINE": "1",
+            "VID_ASSETS_SETTLE_S": "0",  # the videos were just copied here: no wait for them to settle
             "PYTHONPATH": f"{ROOT}{os.pathsep}{root}",
         }
 
@@ -425,6 +426,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="half the videos of each set")
     ap.add_argument("--batch", type=int, default=None, help="videos per run (default: the product's BATCH)")
     ap.add_argument("--limit", type=int, default=0, help="at most this many videos per set (a quick try)")
+    ap.add_argument("--only-one-video", action="store_true", help="only the one-video command and the RSS pair")
     ap.add_argument("--gpu", action="store_true", help="the GPU row: ViT-B/16 on 1080p (a CUDA host)")
     ap.add_argument("--gpu-videos", type=int, default=28)
     ap.add_argument("--gpu-seconds", type=float, default=10.0)
@@ -443,6 +445,13 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(result, indent=2, default=str))
         return
     scale = 2 if args.quick else 1
+    if args.only_one_video:
+        with tempfile.TemporaryDirectory(prefix="vid_assets_backfill_") as tmp:
+            result = one_video(Path(tmp) / "one", Path(args.video_dir), batch)
+        print(json.dumps(result, indent=1))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        return
     sets = {"10s": (256 // scale, 10.0, (320, 240)), "2s": (512 // scale, 2.0, (160, 120))}
     if args.limit:
         sets = {k: (min(n, args.limit), s, size) for k, (n, s, size) in sets.items()}

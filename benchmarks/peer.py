@@ -1,0 +1,153 @@
+"""Against a well-known peer: v-iashin/video_features' ResNet-50 extractor, on the same work.
+
+    python benchmarks/peer.py --peer-dir PATH/TO/video_features --json out.json
+
+The work (issue 21): ResNet-50 features at 1 fps, one row per frame, 10 videos of 14–20 s,
+on the CPU, batch 8, random weights on both sides (no hub here). Both sides are timed as whole
+commands, the way a user runs them:
+
+- **peer**: ``python main.py feature_type=resnet model_name=resnet50 extraction_fps=1
+  batch_size=8 device=cpu on_extraction=save_numpy`` over the videos. It re-encodes every video
+  with the ffmpeg CLI at 1 fps into a temporary file, decodes that with OpenCV, converts each frame
+  with PIL and torchvision's transforms. A shim loads torchvision's ResNet-50 with ``weights=None``
+  (its transforms are the weights' own, so the preprocessing is unchanged).
+- **ours**: ``vid-assets register`` (as a user registers a folder) plus one batch run of the
+  four assets over all ten videos, ``dg launch --job embed_videos --partition-range A...B`` on
+  definitions with ``tv:resnet50`` (``weights=None``), 1 fps, one frame per clip.
+
+Needs the ``ffmpeg`` CLI, ``opencv-python-headless`` and ``omegaconf`` for the peer (not
+dependencies of this project), and a checkout of the peer (not copied into this repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vid_assets.devtools.host import cpu_model  # noqa: E402
+from vid_assets.samples import write_synthetic_video  # noqa: E402
+
+PEER_SHIM = """
+import sys, torchvision.models as models
+get_model = models.get_model
+models.get_model = lambda name, weights=None, **kw: get_model(name, weights=None, **kw)  # random init, no download
+sys.argv = ["main.py", *sys.argv[1:]]
+sys.path.insert(0, ".")
+import runpy
+runpy.run_path("main.py", run_name="__main__")
+"""
+DEFS = """
+from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
+
+defs = build_definitions(
+    videos_dir={videos!r}, work_dir={work!r}, store_dir={store!r},
+    extractor=ExtractorResource(name="vid_peer_models:resnet50_random", device="cpu", batch_size=8),
+    sampling=SamplingResource(fps=1.0, frames_per_clip=1),
+)
+"""
+MODELS = """
+from vid_assets.extractors import create_extractor
+
+
+def resnet50_random(**kwargs):
+    return create_extractor("tv:resnet50", weights=None, **kwargs)
+"""
+
+
+def prepare(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        p = folder / f"v{i:02d}.mp4"
+        if not p.exists():
+            write_synthetic_video(p, seconds=14 + (6 * i) / max(1, count - 1), fps=30, size=(320, 240), seed=500 + i)
+        paths.append(p)
+    return paths
+
+
+def run_peer(peer_dir: Path, paths: list[Path], out: Path) -> float:
+    cmd = [sys.executable, "-c", PEER_SHIM, "feature_type=resnet", "model_name=resnet50", "extraction_fps=1"]
+    cmd += ["batch_size=8", "device=cpu", "on_extraction=save_numpy", f"output_path={out}", f"tmp_path={out}/tmp"]
+    cmd += [f"video_paths=[{','.join(str(p) for p in paths)}]"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=peer_dir, capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer failed: {proc.stderr[-3000:]}")
+    return took
+
+
+def run_ours(root: Path, folder: Path) -> dict:
+    import shutil
+
+    home = root / "home"
+    home.mkdir(parents=True)
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    defs_file = root / "peer_defs.py"
+    defs_file.write_text(DEFS.format(videos=str(folder), work=str(root / "work"), store=str(root / "f.zarr")))
+    (root / "vid_peer_models.py").write_text(MODELS)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{root}"}
+    register = (
+        "import runpy, dagster as dg\n"
+        f"defs = runpy.run_path({str(defs_file)!r})['defs']\n"
+        "from vid_assets.demo import register_videos\n"
+        "from vid_assets.media import scan_folder\n"
+        f"refs = register_videos(dg.DagsterInstance.get(), defs, [p for p, _ in scan_folder({str(folder)!r})])\n"
+        "print(' '.join(r.key for r in refs))\n"
+    )
+    t0 = time.perf_counter()
+    keys = subprocess.run(
+        [sys.executable, "-c", register], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    registered = time.perf_counter() - t0
+    cmd = [str(Path(sys.executable).parent / "dg"), "launch", "-f", str(defs_file), "--job", "embed_videos"]
+    cmd += ["--partition-range", f"{keys[0]}...{keys[-1]}"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
+    total = time.perf_counter() - t0
+    if proc.returncode != 0 or "RUN_SUCCESS" not in proc.stdout + proc.stderr:
+        raise RuntimeError(f"batch run failed: {(proc.stdout + proc.stderr)[-3000:]}")
+    return {"register_s": registered, "run_s": total - registered, "total_s": total, "videos": len(keys)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--peer-dir", required=True, type=Path)
+    ap.add_argument("--videos", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2, help="alternate the two sides this many times")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    folder = Path(tempfile.gettempdir()) / "vid_assets_peer_videos"
+    paths = prepare(folder, args.videos)
+    peer, ours = [], []
+    for r in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="vid_assets_peer_") as tmp:
+            tmp = Path(tmp)
+            peer.append(run_peer(args.peer_dir, paths, tmp / "peer_out"))
+            ours.append(run_ours(tmp / "ours", folder))
+        print(f"round {r}: peer {peer[-1]:.1f} s, ours {ours[-1]['total_s']:.1f} s", flush=True)
+    best_peer, best_ours = min(peer), min(o["total_s"] for o in ours)
+    result = {
+        "machine": f"{platform.node()} {cpu_model()} x{os.cpu_count()}",
+        "videos": args.videos,
+        "peer_s": peer,
+        "ours": ours,
+        "ours_vs_peer": best_peer / best_ours,
+    }
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

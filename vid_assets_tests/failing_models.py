@@ -1,0 +1,17 @@
+"""Extractors that fail the way real ones do, for tests of what a failure leaves behind."""
+
+from vid_assets.extractors import create_extractor
+
+
+def oom_on_bright(**kwargs):
+    """The default model, raising CUDA's out-of-memory error on a pass of very bright frames."""
+    ext = create_extractor("efficientnet_lite0", **kwargs)
+    forward = ext._forward
+
+    def guarded(x):
+        if x.float().mean() > 1.0:  # normalised white frames are ~+2
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return forward(x)
+
+    ext._forward = guarded
+    return ext

@@ -120,6 +120,17 @@ class _Video:
         return r
 
 
+class _Failed:
+    """A pass whose launch raised: its ``result()`` raises the same error, so the videos in the
+    pass fail at the ``embed`` stage like a pass that failed on the device."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def result(self):
+        raise self.error
+
+
 def run(
     feed: Iterable[ClipBatch],
     extractor: Extractor,
@@ -178,6 +189,12 @@ def run(
             yield parts
 
     def submit(parts: list[tuple[int, torch.Tensor]]):
+        try:
+            return launch(parts)
+        except Exception as e:  # noqa: BLE001 - raised at launch (a CPU forward, a CUDA OOM): these videos fail
+            return _Failed(e)
+
+    def launch(parts: list[tuple[int, torch.Tensor]]):
         tensors = [t for _, t in parts]
         if len(tensors) == 1:
             batch = tensors[0]

@@ -3,6 +3,7 @@ launcher, cancelling, and a run worker killed with SIGKILL (its pool slot must c
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -35,8 +36,11 @@ def deployment(tmp_path_factory):
     for d in (home, videos, watched):
         d.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    for i, seconds in enumerate((120.0, 120.0, 2.0)):  # two long enough to be interrupted mid-run
-        write_synthetic_video(videos / f"v{i}.mp4", seconds=seconds, fps=30, size=(160, 120), seed=i)
+    for i, seconds in enumerate((120.0, 120.0, 2.0, 0, 2.0)):  # two long enough to be interrupted mid-run
+        if seconds:
+            write_synthetic_video(videos / f"v{i}.mp4", seconds=seconds, fps=30, size=(160, 120), seed=i)
+        else:  # a corrupt file between two good ones
+            (videos / f"v{i}.mp4").write_bytes(os.urandom(50_000))
     defs_file = root / "defs.py"
     defs_file.write_text(DEFS.format(videos=str(watched), work=str(root / "work"), store=str(root / "f.zarr")))
     (root / "workspace.yaml").write_text(f"load_from:\n  - python_file: {defs_file}\n")
@@ -72,13 +76,20 @@ def deployment(tmp_path_factory):
             os.environ["DAGSTER_HOME"] = old
 
 
-def _launch(d, key: str) -> str:
-    """``dagster job launch`` of one video through the four assets, as a user queues it."""
+def _launch(d, key: str, last: str | None = None) -> str:
+    """``dagster job launch`` of one video (or the range ``key``..``last``) through the four
+    assets, as the README tells a user to queue it."""
+    tags = (
+        {"dagster/partition": key}
+        if last is None
+        else {"dagster/asset_partition_range_start": key, "dagster/asset_partition_range_end": last}
+    )
     cmd = [sys.executable, "-m", "dagster", "job", "launch", "-w", str(d["root"] / "workspace.yaml")]
-    cmd += ["-j", "embed_videos", "--tags", f'{{"dagster/partition": "{key}"}}']
+    cmd += ["-j", "embed_videos", "--tags", json.dumps(tags)]
     out = subprocess.run(cmd, env=d["env"], capture_output=True, text=True, timeout=180, cwd=d["root"])
     assert out.returncode == 0, out.stderr[-3000:]
-    runs = d["instance"].get_run_records(dg.RunsFilter(tags={"dagster/partition": key}), limit=1)
+    assert "SupersessionWarning" not in out.stdout + out.stderr
+    runs = d["instance"].get_run_records(dg.RunsFilter(tags=tags), limit=1)
     return runs[0].dagster_run.run_id
 
 
@@ -127,3 +138,21 @@ def test_runs_start_warm_and_cancel(deployment):
     assert loaded - starting < 4.0  # a spawned worker took 5-6 s to get there (imports, then timm)
     assert instance.run_launcher.terminate(run_id)
     assert _wait(instance, run_id, lambda r: r.is_finished, timeout=120).status == dg.DagsterRunStatus.CANCELED
+
+
+def test_the_readmes_batch_command_stores_the_good_videos_around_a_bad_one(deployment):
+    """``dagster job launch`` with range tags (the README's batch command): the corrupt video in
+    the middle fails alone, and the run stores the two good ones around it. (The README's old
+    ``dagster job execute`` is superseded in Dagster 1.13, and ``dg launch --partition-range``
+    refuses a multi-run backfill policy.)"""
+    instance, keys = deployment["instance"], deployment["keys"]
+    run_id = _launch(deployment, keys[2], keys[4])
+    assert _wait(instance, run_id, lambda r: r.is_finished).status == dg.DagsterRunStatus.FAILURE
+    done = instance.get_materialized_partitions(dg.AssetKey("stored_features"))
+    assert {keys[2], keys[4]} <= done and keys[3] not in done
+    failure = next(
+        e for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.event_type_value == "STEP_FAILURE"
+    )
+    assert "1 of 3 videos failed to decode" in failure.dagster_event.message or "1 of 3 videos failed" in str(
+        failure.dagster_event.event_specific_data
+    )

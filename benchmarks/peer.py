@@ -12,8 +12,9 @@ commands, the way a user runs them:
   with PIL and torchvision's transforms. A shim loads torchvision's ResNet-50 with ``weights=None``
   (its transforms are the weights' own, so the preprocessing is unchanged).
 - **ours**: ``vid-assets register`` (as a user registers a folder) plus one batch run of the
-  four assets over all ten videos, ``dg launch --job embed_videos --partition-range A...B`` on
-  definitions with ``tv:resnet50`` (``weights=None``), 1 fps, one frame per clip.
+  four assets over all ten videos, ``dagster job execute -j embed_videos --tags <range>`` (the
+  command the issue's comparison timed) on definitions with ``tv:resnet50`` (``weights=None``),
+  1 fps, one frame per clip.
 
 Needs the ``ffmpeg`` CLI, ``opencv-python-headless`` and ``omegaconf`` for the peer (not
 dependencies of this project), and a checkout of the peer (not copied into this repository).
@@ -111,10 +112,14 @@ def run_ours(root: Path, folder: Path) -> dict:
         [sys.executable, "-c", register], env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     registered = time.perf_counter() - t0
-    cmd = [str(Path(sys.executable).parent / "dg"), "launch", "-f", str(defs_file), "--job", "embed_videos"]
-    cmd += ["--partition-range", f"{keys[0]}...{keys[-1]}"]
+    # the batch command the issue's comparison timed (superseded by `dg launch` in 1.13, which
+    # refuses ranges of a multi-run step; `dagster job launch` needs a daemon): one whole command
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    cmd = [sys.executable, "-m", "dagster", "job", "execute", "-f", str(defs_file), "-j", "embed_videos"]
+    cmd += ["--tags", json.dumps(tags)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
     total = time.perf_counter() - t0
+    (root / "run.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0 or "RUN_SUCCESS" not in proc.stdout + proc.stderr:
         raise RuntimeError(f"batch run failed: {(proc.stdout + proc.stderr)[-3000:]}")
     return {"register_s": registered, "run_s": total - registered, "total_s": total, "videos": len(keys)}

@@ -18,6 +18,7 @@ JSON ``{"error": ...}`` body: 400/403/413/422/429.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -34,6 +35,7 @@ import httpx
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -46,11 +48,16 @@ from vid_assets.serve.pipe import BytePipe
 from vid_assets.serve.predict import DEFAULT_LIMITS, Event, Limits, Predictor
 
 URL_SCHEMES = ("http", "https", "rtmp", "rtmps", "rtsp")
+log = logging.getLogger("vid_assets.serve")
 LIVE_OPEN = {"options": {"analyzeduration": "1000000", "probesize": "1000000"}}  # start within ~1 s of input
 
 
 class _TooLarge(Exception):
     pass
+
+
+class _TooSlow(Exception):
+    """The body stopped coming, or comes slower than the minimum rate (408)."""
 
 
 class _Refused(Exception):
@@ -66,6 +73,7 @@ class Service:
         self.allow_hosts = tuple(h.lower() for h in allow_hosts)
         self.spool_dir = spool_dir
         self.active = 0
+        self.bodies: dict[str, int] = {}  # client address -> bodies being read
         self.counters = {"requests": 0, "completed": 0, "errors": 0, "rejected": 0, "disconnected": 0}
 
     # -- slots -----------------------------------------------------------------------------------
@@ -128,6 +136,7 @@ class Service:
             cancel.set()  # the client left (or we are done): stop decoding and computing
             if not finished:
                 self.counters["disconnected"] += 1
+                log.info("client left mid-stream: its decoding and passes stopped")
             # Runs under the cancelled scope of a disconnect: shield, or the await would raise at
             # once and the decode thread would never be joined.
             with anyio.CancelScope(shield=True):
@@ -165,26 +174,47 @@ def _error(message: str, status: int, headers: dict | None = None) -> JSONRespon
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return _error(str(exc.detail), exc.status_code, getattr(exc, "headers", None))
+
+
 def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "").lower() in ("1", "true", "yes")
 
 
-async def _spool_body(request: Request, dest, limit: int) -> int:
+def _guarded(request: Request, limits: Limits) -> Request:
+    """The request with a ``receive`` that enforces the body limits: size, idle time, rate."""
+    receive, started, total = request.receive, anyio.current_time(), 0
+
+    async def guarded_receive():
+        nonlocal total
+        try:
+            with anyio.fail_after(limits.body_idle_s):
+                message = await receive()
+        except TimeoutError:
+            raise _TooSlow(f"no upload bytes for {limits.body_idle_s:g} s") from None
+        total += len(message.get("body", b""))
+        if total > limits.max_upload_bytes:
+            raise _TooLarge
+        elapsed = anyio.current_time() - started
+        if message.get("more_body") and elapsed > limits.body_grace_s and total / elapsed < limits.min_body_rate:
+            raise _TooSlow(f"upload slower than {limits.min_body_rate} bytes/s")
+        return message
+
+    return Request(request.scope, guarded_receive)
+
+
+async def _spool_body(request: Request, dest, limits: Limits) -> int:
     """Copy the request body (raw, or the first file part of a multipart form) to ``dest``."""
-    total = 0
+    from starlette.formparsers import MultiPartException
+
     content_type = request.headers.get("content-type", "")
+    request = _guarded(request, limits)
     if content_type.startswith("multipart/form-data"):
-        receive = request.receive
-
-        async def counting_receive():
-            nonlocal total
-            message = await receive()
-            total += len(message.get("body", b""))
-            if total > limit:
-                raise _TooLarge
-            return message
-
-        form = await Request(request.scope, counting_receive).form(max_files=1, max_fields=16)
+        try:
+            form = await request.form(max_files=1, max_fields=16)
+        except (MultiPartException, HTTPException) as e:  # Starlette answers these in plain text
+            raise ValueError(f"bad multipart form: {getattr(e, 'message', None) or getattr(e, 'detail', e)}") from None
         try:
             upload = next((v for v in form.values() if hasattr(v, "read")), None)
             if upload is None:
@@ -196,10 +226,9 @@ async def _spool_body(request: Request, dest, limit: int) -> int:
             return size
         finally:
             await form.close()
+    total = 0
     async for chunk in request.stream():
         total += len(chunk)
-        if total > limit:
-            raise _TooLarge
         dest.write(chunk)
     return total
 
@@ -233,8 +262,12 @@ def create_app(
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limits.max_upload_bytes:
             return _error(f"upload of {int(length)} bytes exceeds the {limits.max_upload_bytes} byte limit", 413)
-        if (busy := svc.acquire()) is not None:
-            return busy
+        # the body is read before a stream slot is taken: slow or stalled uploads hold no slot
+        client = request.client.host if request.client else ""
+        if svc.bodies.get(client, 0) >= limits.max_bodies_per_client:
+            svc.counters["rejected"] += 1
+            return _error(f"too many uploads from {client} at once (limit {limits.max_bodies_per_client})", 429)
+        svc.bodies[client] = svc.bodies.get(client, 0) + 1
         tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below; the file outlives the request handler)
             prefix="vid-assets-upload-", suffix=".video", dir=spool_dir, delete=False
         )
@@ -245,27 +278,38 @@ def create_app(
 
         try:
             with tmp:
-                size = await _spool_body(request, tmp, limits.max_upload_bytes)
+                size = await _spool_body(request, tmp, limits)
             if size == 0:
                 raise ValueError("empty upload: send the video file as the request body")
             info = await anyio.to_thread.run_sync(probe, str(path))
+            if info.width * info.height > limits.max_pixels:
+                cleanup()
+                return _error(f"frames of {info.width}x{info.height} exceed the {limits.max_pixels} pixel limit", 413)
             if math.isfinite(info.duration_s) and info.duration_s > limits.max_duration_s:
-                return _cleanup_error(
-                    svc,
-                    cleanup,
-                    f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s",
-                    413,
-                )
+                cleanup()
+                return _error(f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s", 413)
         except _TooLarge:
-            return _cleanup_error(svc, cleanup, f"upload exceeds the {limits.max_upload_bytes} byte limit", 413)
+            cleanup()
+            return _error(f"upload exceeds the {limits.max_upload_bytes} byte limit", 413)
+        except _TooSlow as e:
+            cleanup()
+            return _error(str(e), 408, {"Connection": "close"})
         except VideoDecodeError as e:
-            return _cleanup_error(svc, cleanup, f"not a readable video: {e.reason}", 422)
+            cleanup()
+            return _error(f"not a readable video: {e.reason}", 422)
         except ValueError as e:
-            return _cleanup_error(svc, cleanup, str(e), 400)
+            cleanup()
+            return _error(str(e), 400)
         except BaseException:
             cleanup()
-            svc.release()
             raise
+        finally:
+            svc.bodies[client] -= 1
+            if not svc.bodies[client]:
+                del svc.bodies[client]
+        if (busy := svc.acquire()) is not None:
+            cleanup()
+            return busy
         cancel = threading.Event()
         events = predictor.events(
             str(path), info=info, cancel=cancel, embeddings=_flag(request, "embeddings"), limits=limits
@@ -294,6 +338,10 @@ def create_app(
             except BaseException:
                 svc.release()
                 raise
+            if info.width * info.height > limits.max_pixels:
+                return _cleanup_error(
+                    svc, None, f"frames of {info.width}x{info.height} exceed the {limits.max_pixels} pixel limit", 413
+                )
             if math.isfinite(info.duration_s) and info.duration_s > limits.max_duration_s:
                 return _cleanup_error(
                     svc, None, f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s", 413
@@ -313,6 +361,7 @@ def create_app(
             Route("/v1/predict/stream", LiveEndpoint(svc), methods=["POST"]),
         ],
         lifespan=_lifespan(predictor),
+        exception_handlers={HTTPException: _http_error},  # JSON, like every other error
     )
     app.state.service = svc
     return app

@@ -40,6 +40,16 @@ class Limits:
     max_duration_s: float = 1800.0  # uploads: refused up front; live/URL: stopped when reached
     max_streams: int = 8  # concurrent predictions; more get 429
     request_budget_s: float = 600.0  # wall time per request
+    # an upload's body is read before it takes a stream slot, and must keep coming: no byte for
+    # ``body_idle_s`` (or, after ``body_grace_s``, less than ``min_body_rate`` bytes/s on
+    # average) ends it with 408; one client address may send ``max_bodies_per_client`` at once
+    body_idle_s: float = 10.0
+    body_grace_s: float = 5.0
+    min_body_rate: int = 32 * 1024
+    max_bodies_per_client: int = 4
+    # frames larger than this (from the stream header, before any decoding) are refused with 413;
+    # default 8,847,360 = 4096x2160 (DCI 4K)
+    max_pixels: int = 4096 * 2160
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -36,3 +36,18 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         _done = False
     return _done
+
+
+def release_free_memory() -> bool:
+    """Hand the allocator's free memory back to the OS (glibc ``malloc_trim``). For a server that
+    has gone idle: the thresholds above keep a burst's buffers in the process for reuse, which is
+    what a busy server wants and an idle one should not hold on to. False where it does not apply."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

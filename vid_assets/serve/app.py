@@ -44,6 +44,7 @@ from starlette.types import Receive, Scope, Send
 from vid_assets.media import probe
 from vid_assets.media.decode import VideoDecodeError
 from vid_assets.media.sources import is_live, open_remote
+from vid_assets.memory import release_free_memory
 from vid_assets.serve.pipe import BytePipe
 from vid_assets.serve.predict import DEFAULT_LIMITS, Event, Limits, Predictor
 
@@ -88,6 +89,8 @@ class Service:
 
     def release(self) -> None:
         self.active -= 1
+        if self.active == 0:  # idle: what the last burst allocated goes back to the OS
+            release_free_memory()
 
     def host_allowed(self, url: str) -> str | None:
         """None if ``url`` may be pulled, else why not."""

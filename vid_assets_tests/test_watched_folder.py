@@ -15,14 +15,7 @@ from vid_assets.media import scan_folder
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import WorkspaceResource
 from vid_assets.pipeline.sensors import build_videos_sensor
-
-
-def _tick(sensor, instance, workspace, cursor):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"workspace": workspace})
-    result = sensor(ctx)
-    for req in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    return result
+from vid_assets_tests.test_sensor import _tick
 
 
 def _age(path: Path, seconds: float) -> None:

@@ -171,8 +171,8 @@ def scan_folder(
                 continue
             try:
                 st = p.stat()  # follows a link: what would be read
-                if p.is_symlink() and not follow and not p.resolve().is_relative_to(real_root):
-                    skipped.append(Skipped(p, f"symlink to {p.resolve()}, outside {real_root}"))
+                if p.is_symlink() and not follow and not (target := p.resolve()).is_relative_to(real_root):
+                    skipped.append(Skipped(p, f"symlink to {target}, outside {real_root}"))
                     continue
             except (FileNotFoundError, RuntimeError):  # deleted while we walked, a dangling or looping link
                 continue

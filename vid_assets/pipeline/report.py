@@ -67,26 +67,21 @@ class PartitionReport:
         ``{video: (data version, storage id)}``."""
         upstream: dict[str, tuple[str, int | None]] = {}  # video -> (data version, storage id)
         for i, asset in enumerate(chain):
-            dep = next(iter(self.deps.get(asset, ())), None)
+            dep = self._dep(asset)
             if i == 0 and dep is not None:
                 upstream = self._latest(dep, keys)  # a subset run: what an earlier run made
             code = self.code_versions.get(asset, "")
-            versions = {}
-            events = []
+            versions, events = {}, []
             for key in keys:
-                if dep is None:
-                    version, pointer = data_version(code, content_hash[key]), None
-                else:
-                    up_version, pointer = upstream.get(key, (content_hash[key], None))
-                    version = data_version(code, up_version)
-                versions[key] = version
+                up_version, pointer = upstream.get(key) or (content_hash[key], None)
+                versions[key] = data_version(code, up_version)
                 tags = {
                     CODE_VERSION_TAG: code,
-                    DATA_VERSION_TAG: version,
+                    DATA_VERSION_TAG: versions[key],
                     DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
                 }
                 if dep is not None:
-                    tags[get_input_data_version_tag(dep)] = upstream.get(key, ("", None))[0] or content_hash[key]
+                    tags[get_input_data_version_tag(dep)] = up_version or content_hash[key]
                     tags[get_input_event_pointer_tag(dep)] = str(pointer) if pointer is not None else NULL_EVENT_POINTER
                 if self.backfill:
                     tags[BACKFILL_ID_TAG] = self.backfill
@@ -100,10 +95,17 @@ class PartitionReport:
             upstream = {k: (versions[k], ids.get(k)) for k in keys}
         return upstream
 
+    def _dep(self, asset: dg.AssetKey) -> dg.AssetKey | None:
+        """The asset's one upstream in the chain (None at its root)."""
+        return next(iter(self.deps.get(asset, ())), None)
+
     def _latest(self, asset: dg.AssetKey, keys: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+        """``{video: (data version, storage id)}`` of ``asset``'s latest materializations with a version."""
         ids = self.events.get_latest_storage_id_by_partition(asset, MATERIALIZATION, set(keys))
         tags = self.events.get_latest_tags_by_partition(asset, MATERIALIZATION, [DATA_VERSION_TAG], list(keys))
-        return {k: (tags.get(k, {}).get(DATA_VERSION_TAG, ""), ids[k]) for k in keys if k in ids}
+        return {
+            k: (tags[k][DATA_VERSION_TAG], ids[k]) for k in keys if k in ids and DATA_VERSION_TAG in tags.get(k, {})
+        }
 
     def downstream_in_run(self) -> bool:
         """Whether a step after this one runs in the same run (``--select '*'``: the training
@@ -126,15 +128,13 @@ class PartitionReport:
         of many gets Dagster's one logical version; such runs with downstream steps are rare)."""
         for key in keys:
             self.context.add_asset_metadata(metadata(asset, key), asset_key=asset, partition_key=key)
-        dep = next(iter(self.deps.get(asset, ())), None)
-        if dep is not None and not upstream:
-            upstream = self._latest(dep, keys)
-        one = keys[0] if len(keys) == 1 else None
-        version = (
-            dg.DataVersion(data_version(self.code_versions.get(asset, ""), upstream.get(one, (content_hash[one],))[0]))
-            if one
-            else None
-        )
+        version = None
+        if len(keys) == 1:
+            dep, (key,) = self._dep(asset), keys
+            if dep is not None and not upstream:
+                upstream = self._latest(dep, keys)
+            up_version = (upstream.get(key) or (content_hash[key], None))[0]
+            version = dg.DataVersion(data_version(self.code_versions.get(asset, ""), up_version))
         yield dg.MaterializeResult(asset_key=asset, data_version=version)
 
     def latest_ids(self, asset: dg.AssetKey, keys: Sequence[str]) -> dict[str, int]:

@@ -279,6 +279,10 @@ def create_app(
         def cleanup() -> None:
             path.unlink(missing_ok=True)
 
+        def refuse(message: str, status: int, headers: dict | None = None) -> JSONResponse:
+            cleanup()
+            return _error(message, status, headers)
+
         try:
             with tmp:
                 size = await _spool_body(request, tmp, limits)
@@ -286,23 +290,17 @@ def create_app(
                 raise ValueError("empty upload: send the video file as the request body")
             info = await anyio.to_thread.run_sync(probe, str(path))
             if info.width * info.height > limits.max_pixels:
-                cleanup()
-                return _error(f"frames of {info.width}x{info.height} exceed the {limits.max_pixels} pixel limit", 413)
+                return refuse(f"frames of {info.width}x{info.height} exceed the {limits.max_pixels} pixel limit", 413)
             if math.isfinite(info.duration_s) and info.duration_s > limits.max_duration_s:
-                cleanup()
-                return _error(f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s", 413)
+                return refuse(f"video is {info.duration_s:.1f} s long; the limit is {limits.max_duration_s:g} s", 413)
         except _TooLarge:
-            cleanup()
-            return _error(f"upload exceeds the {limits.max_upload_bytes} byte limit", 413)
+            return refuse(f"upload exceeds the {limits.max_upload_bytes} byte limit", 413)
         except _TooSlow as e:
-            cleanup()
-            return _error(str(e), 408, {"Connection": "close"})
+            return refuse(str(e), 408, {"Connection": "close"})
         except VideoDecodeError as e:
-            cleanup()
-            return _error(f"not a readable video: {e.reason}", 422)
+            return refuse(f"not a readable video: {e.reason}", 422)
         except ValueError as e:
-            cleanup()
-            return _error(str(e), 400)
+            return refuse(str(e), 400)
         except BaseException:
             cleanup()
             raise

@@ -9,6 +9,8 @@ Dagster by resource config (Launchpad / run config).
     VID_ASSETS_DEVICE_LOCKS  which process holds which GPU (default: <tmp>/vid_assets-devices)
     VID_ASSETS_SETTLE_S  unmodified this long before a scanned file is taken (default: 5)
     VID_ASSETS_FOLLOW_LINKS_OUTSIDE  follow symlinks out of a scanned folder (default: no)
+    VID_ASSETS_SETS     feature-set YAML files or folders, comma-separated (default: none; the
+                        built-in default set only)
 """
 
 from __future__ import annotations
@@ -73,3 +75,8 @@ def follow_links_outside() -> bool:
 
 def device() -> str:
     return os.environ.get("VID_ASSETS_DEVICE", "auto")
+
+
+def feature_set_files() -> list[str]:
+    """``VID_ASSETS_SETS``: YAML files or folders of them declaring feature sets (comma-separated)."""
+    return [p.strip() for p in (os.environ.get("VID_ASSETS_SETS") or "").split(",") if p.strip()]

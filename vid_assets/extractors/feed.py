@@ -66,17 +66,19 @@ def load_extractor(
     compile: bool = False,
     batch_size: int = 0,
     output: str = "auto",
+    args: dict | None = None,
 ) -> Extractor:
     """The process-wide extractor for ``name`` with a tuned batch size: what the Dagster resource
     and the prediction service both use, so they run the same model the same way.
 
     ``batch_size`` is images per forward pass; 0 probes device memory once (cap 512). ``output``
-    other than ``auto`` is passed to the factory (a plug-in that takes no ``output`` is never asked).
+    other than ``auto`` is passed to the factory (a plug-in that takes no ``output`` is never asked),
+    and so are ``args`` (the factory's own arguments: ``pretrained=False``, ``img_size=224`` ...).
     """
     from vid_assets.extractors.registry import get_extractor
 
     chosen = {"output": output} if output != "auto" else {}
-    ext = get_extractor(name, device=device, precision=precision, compile=compile, **chosen)
+    ext = get_extractor(name, device=device, precision=precision, compile=compile, **chosen, **(args or {}))
     if batch_size:
         ext.batch_size = batch_size
     elif not ext.batch_size_probed:

@@ -2,6 +2,8 @@
 
 ``create_extractor(name, **kwargs)`` resolves, in order:
 
+0. a short name (``dinov2-large``, ``clip-vit-b32``, ...; see :data:`ALIASES`) stands for the
+   hub id it maps to;
 1. a registered name (``efficientnet_lite0``, ``r3d_18``, ...; see :func:`list_extractors`);
 2. a prefix: ``timm:<arch>``, ``hf-hub:<repo>[@rev]``, ``local-dir:<path>`` (timm's own loaders),
    ``tv:<torchvision image model>``;
@@ -11,7 +13,10 @@
 
 Unknown names fail with the close matches.
 
-``input_spec(name)`` says what a name eats (frames or clips of T, input and resize size) without
+``kwargs`` go to the factory (``pretrained=False``, ``img_size=224``, ``weights=None`` ...), also
+from a feature set's YAML ``args:`` and the CLI's ``--arg``.
+
+``input_spec(name, **kwargs)`` says what a name eats (frames or clips of T, input and resize size) without
 loading weights: factories declare it (``spec=``), from their configs; anything else is built on
 the CPU once to ask. The pipeline cuts clips to fit it before the model is loaded.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -38,6 +44,27 @@ _PREFIX_IMPORTS: dict[str, tuple[str, ...]] = {}
 _CACHE: dict[tuple, Extractor] = {}
 _CACHE_LOCK = threading.Lock()
 _SPEC_CACHE: dict[str, InputSpec] = {}
+
+# Short names for the models people ask for by family and size, mapped to timm's copies on the Hub
+# (image towers; CLIP's and SigLIP's give their projected image embeddings, see timm_models).
+ALIASES: dict[str, str] = {
+    "dinov2-small": "hf-hub:timm/vit_small_patch14_dinov2.lvd142m",
+    "dinov2-base": "hf-hub:timm/vit_base_patch14_dinov2.lvd142m",
+    "dinov2-large": "hf-hub:timm/vit_large_patch14_dinov2.lvd142m",
+    "dinov2-giant": "hf-hub:timm/vit_giant_patch14_dinov2.lvd142m",
+    "clip-vit-b32": "hf-hub:timm/vit_base_patch32_clip_224.openai",
+    "clip-vit-l14": "hf-hub:timm/vit_large_patch14_clip_224.openai",
+    "siglip-base": "hf-hub:timm/vit_base_patch16_siglip_224.webli",
+}
+
+
+def resolve_alias(name: str) -> str:
+    """The hub id a short name stands for (any other name as it is)."""
+    return ALIASES.get(name, name)
+
+
+def _args_key(kwargs: dict[str, Any]) -> str:
+    return json.dumps(kwargs, sort_keys=True, default=str)
 
 
 def register_extractor(
@@ -88,29 +115,32 @@ def spec_imports(name: str) -> tuple[str, ...]:
     return _PREFIX_IMPORTS.get(prefix, ()) if sep else ()
 
 
-def input_spec(name: str = DEFAULT_EXTRACTOR, *, build: bool = True) -> InputSpec | None:
+def input_spec(name: str = DEFAULT_EXTRACTOR, *, build: bool = True, **kwargs: Any) -> InputSpec | None:
     """What ``name`` takes as input, without loading weights where its factory declares it (from
     the model's config: timm's pretrained cfg, torchvision's weight transforms). A factory that
     declares nothing, or a declaration that fails (a config not in the cache, say), is answered by
     building the extractor on the CPU once per process, or with None when ``build`` is False; an
-    unknown name raises as :func:`create_extractor` does. Cached per process."""
-    if name in _SPEC_CACHE:
-        return _SPEC_CACHE[name]
+    unknown name raises as :func:`create_extractor` does. ``kwargs``: the factory arguments (a
+    declaration that takes them, e.g. timm's ``img_size``, answers for them). Cached per process."""
+    name = resolve_alias(name)
+    cache_key = f"{name}|{_args_key(kwargs)}"
+    if cache_key in _SPEC_CACHE:
+        return _SPEC_CACHE[cache_key]
     spec: InputSpec | None = None
     prefix, sep, rest = name.partition(":")
     try:
-        if name in _SPECS:
+        if name in _SPECS and not kwargs:
             declared = _SPECS[name]
             spec = declared() if callable(declared) else declared
         elif sep and prefix in _PREFIX_SPECS:
-            spec = _PREFIX_SPECS[prefix](rest)
+            spec = _PREFIX_SPECS[prefix](rest, **kwargs)
     except Exception:  # the factory itself gives the real error, or the answer, below
         spec = None
     if spec is None:
         if not build:
             return None
-        spec = create_extractor(name, device="cpu").input_spec
-    _SPEC_CACHE[name] = spec
+        spec = create_extractor(name, device="cpu", **kwargs).input_spec
+    _SPEC_CACHE[cache_key] = spec
     return spec
 
 
@@ -132,6 +162,7 @@ def list_prefixes() -> list[str]:
 
 def create_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
     """Build a new extractor (see the module docstring for how names resolve)."""
+    name = resolve_alias(name)
     if name in _FACTORIES:
         return _FACTORIES[name](**kwargs)
     prefix, sep, rest = name.partition(":")
@@ -166,7 +197,7 @@ def _check(obj: Any, name: str) -> Extractor:
 
 def get_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
     """Per-process cached :func:`create_extractor`: the model loads once per (name, kwargs)."""
-    key = (name, tuple(sorted(kwargs.items())))
+    key = (resolve_alias(name), _args_key(kwargs))
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = create_extractor(name, **kwargs)

@@ -43,12 +43,31 @@ def _sizes(data_cfg: dict) -> tuple[int, int]:
     return size, int(math.floor(size / float(data_cfg.get("crop_pct") or 0.875)))
 
 
-def spec_from_cfg(pretrained_cfg: dict) -> InputSpec:
-    """The :class:`InputSpec` of a timm pretrained cfg (what ``from_timm`` derives from the model)."""
+def spec_from_cfg(pretrained_cfg: dict, img_size=None, pretrained_cfg_overlay: dict | None = None, **_) -> InputSpec:
+    """The :class:`InputSpec` of a timm pretrained cfg (what ``from_timm`` derives from the model),
+    with the ``create_model`` arguments that change it: ``pretrained_cfg_overlay`` and ``img_size``."""
     from timm.data import resolve_data_config
 
-    size, resize = _sizes(resolve_data_config(pretrained_cfg=dict(pretrained_cfg)))
+    cfg = {**pretrained_cfg, **(pretrained_cfg_overlay or {})}
+    if img_size:
+        cfg["input_size"] = (3, *_pair(img_size))
+    size, resize = _sizes(resolve_data_config(pretrained_cfg=cfg))
     return InputSpec("frame", 1, size, resize)
+
+
+def _pair(size) -> tuple[int, int]:
+    return (int(size[0]), int(size[-1])) if isinstance(size, list | tuple) else (int(size), int(size))
+
+
+def fixed_input_size(model: torch.nn.Module) -> int | None:
+    """The square size a ViT-style model was built for (``patch_embed.img_size``), or None when it
+    takes any size. A model built with ``img_size=224`` from a config made for 518 (DINOv2) keeps
+    518 in its pretrained cfg: preprocessing must follow the model, not the cfg."""
+    embed = getattr(model, "patch_embed", None)
+    size = getattr(embed, "img_size", None)
+    if size is None or getattr(embed, "dynamic_img_size", False) or getattr(embed, "dynamic_img_pad", False):
+        return None
+    return _pair(size)[-1]
 
 
 def is_projection(model: torch.nn.Module) -> bool:
@@ -89,7 +108,10 @@ def from_timm(
     import timm
     from timm.data import infer_imagenet_subset
 
-    cfg = timm.data.resolve_model_data_config(model)
+    cfg = dict(timm.data.resolve_model_data_config(model))
+    built = fixed_input_size(model)
+    if built is not None and built != int(cfg["input_size"][-1]):
+        cfg["input_size"] = (3, built, built)
     size, resize = _sizes(cfg)
     head = model.get_classifier() if getattr(model, "num_classes", 0) else None
     if isinstance(head, torch.nn.Identity):
@@ -139,23 +161,23 @@ def _timm_kwargs(kwargs: dict) -> tuple[dict, dict]:
     }
 
 
-def _arch_spec(arch: str) -> InputSpec | None:
+def _arch_spec(arch: str, **kwargs) -> InputSpec | None:
     import timm
 
     cfg = timm.models.get_pretrained_cfg(arch)
-    return spec_from_cfg(cfg.to_dict()) if cfg is not None else None
+    return spec_from_cfg(cfg.to_dict(), **kwargs) if cfg is not None else None
 
 
-def _hub_spec(repo: str) -> InputSpec:
+def _hub_spec(repo: str, **kwargs) -> InputSpec:
     from timm.models import load_model_config_from_hf
 
-    return spec_from_cfg(load_model_config_from_hf(repo)[0])
+    return spec_from_cfg(load_model_config_from_hf(repo)[0], **kwargs)
 
 
-def _local_dir_spec(path: str) -> InputSpec:
+def _local_dir_spec(path: str, **kwargs) -> InputSpec:
     from timm.models._hub import load_model_config_from_path  # not exported; a failure builds instead
 
-    return spec_from_cfg(load_model_config_from_path(Path(path).expanduser())[0])
+    return spec_from_cfg(load_model_config_from_path(Path(path).expanduser())[0], **kwargs)
 
 
 @register_prefix("timm", spec=_arch_spec, spec_imports=("timm",))

@@ -83,7 +83,9 @@ def _spec(name: str, kind: str = "frame", num_frames: int = 1) -> InputSpec:
     return InputSpec(kind, num_frames, int(transforms.crop_size[0]), int(transforms.resize_size[0]))
 
 
-def _tv_spec(name: str) -> InputSpec | None:
+def _tv_spec(name: str, **kwargs) -> InputSpec | None:
+    if set(kwargs) - {"weights"}:  # other arguments may change the input: building answers for them
+        return None
     if name in TV_VIDEO_MODELS:
         return video_spec(name)
     import torchvision.models as tvm

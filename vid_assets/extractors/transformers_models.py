@@ -64,7 +64,9 @@ def _sizes(cfg: dict) -> tuple[int, int]:
     return int(crop), int(size)
 
 
-def _spec(ref: str) -> InputSpec:
+def _spec(ref: str, **kwargs) -> InputSpec | None:
+    if kwargs:  # arguments may change the input: building answers for them
+        return None
     crop, resize = _sizes(_processor_config(ref))
     return InputSpec("frame", 1, crop, resize)
 

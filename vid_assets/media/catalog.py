@@ -57,7 +57,14 @@ class VideoCatalog:
             ) from None
 
     # -- failures (a failed-videos report, and quarantine) -----------------------------------------
-    def record_failure(self, key: str, error_class: str, message: str, stage: str = "decode") -> dict:
+    def _failure_path(self, key: str, feature_set: str | None) -> Path:
+        """The default set's failures at ``failures/<key>.json``, another set's under ``failures/<set>/``."""
+        folder = self.root / "failures"
+        return (folder if feature_set in (None, "default") else folder / feature_set) / f"{key}.json"
+
+    def record_failure(
+        self, key: str, error_class: str, message: str, stage: str = "decode", feature_set: str | None = None
+    ) -> dict:
         import datetime as dt
 
         try:
@@ -71,15 +78,22 @@ class VideoCatalog:
             "stage": stage,
             "message": message,
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "feature_set": feature_set or "default",
         }
-        self._write(self.root / "failures" / f"{key}.json", json.dumps(rec))
+        self._write(self._failure_path(key, feature_set), json.dumps(rec))
         return rec
 
-    def clear_failure(self, key: str) -> None:
-        (self.root / "failures" / f"{key}.json").unlink(missing_ok=True)
+    def clear_failure(self, key: str, feature_set: str | None = None) -> None:
+        self._failure_path(key, feature_set).unlink(missing_ok=True)
 
-    def failures(self) -> list[dict]:
+    def failures(self, feature_set: str | None = None) -> list[dict]:
+        """Every video whose last attempt failed, in any set (or in ``feature_set`` only)."""
         folder = self.root / "failures"
         if not folder.is_dir():
             return []
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        if feature_set is not None:
+            folder = self._failure_path("x", feature_set).parent
+            paths = sorted(folder.glob("*.json"))
+        else:
+            paths = sorted(folder.glob("*.json")) + sorted(folder.glob("*/*.json"))
+        return [{"feature_set": "default", **json.loads(p.read_text())} for p in paths]

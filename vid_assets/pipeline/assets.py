@@ -12,6 +12,7 @@ import warnings
 
 import dagster as dg
 
+from vid_assets.feature_sets import FeatureSet
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import (
     ExtractorResource,
@@ -35,11 +36,6 @@ BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
 # `backfill_policy` is still marked beta in Dagster 1.13; we chose it knowingly, so its warning (four
 # copies, one per asset, in every step process and CLI call) is silenced here and nowhere else.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
-# Checks are per video (a result per partition, whatever the run size): partitioned checks are a
-# preview in 1.13, chosen for that; their warning is silenced here and nowhere else.
-warnings.filterwarnings(
-    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
-)
 CHECKS = {
     "features_finite": "No NaN/inf in the stored features.",
     "shape_as_declared": "Feature array shape equals the declared shape and the extractor's dim.",
@@ -63,143 +59,183 @@ def _meta(d: dict) -> dict:
     return out
 
 
-def _spec(name: str, deps: list[str], kinds: set[str], code_version: str, description: str, **kw) -> dg.AssetSpec:
-    return dg.AssetSpec(
-        name,
-        deps=deps,
-        group_name=GROUP,
-        kinds=kinds,
-        code_version=code_version,
-        description=description,
-        skippable=True,
-        **kw,
-    )
+STAGES = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
+STAGE_TAG = "vid_assets/stage"  # every set's chain carries it: jobs and sensors select by it
+SET_TAG = "vid_assets/feature_set"
+DESCRIPTIONS = {
+    "decoded_frames": "Frames sampled by the set's plan, with pts: uint8 RGB, converted by FFmpeg at the source size,"
+    " short side resized by torch's antialiased bilinear filter (as torchvision's Resize). Streamed to the model"
+    " when the run selects the whole chain; kept in the work folder only when a run stops here.",
+    "clip_tensors": "Clips of T sampled frames (the model's clip length by default), cropped at its input size"
+    " (centre, five, ten or seeded random crops), uint8 [clips, T, crops, S, S, 3].",
+    "clip_embeddings": "Per-clip features from the set's extractor and, for classifiers, top-k labels.",
+    "stored_features": "The video's group in the set's Zarr feature store: features, clip timestamps, provenance.",
+}
+# 2: RGB at the source size, then torch's antialiased resize (was swscale's scaled conversion)
+BASE_VERSIONS = {"decoded_frames": "2", "clip_tensors": "1", "clip_embeddings": "1", "stored_features": "1"}
+KINDS = {
+    "decoded_frames": {"pyav"},
+    "clip_tensors": {"numpy"},
+    "clip_embeddings": {"pytorch"},
+    "stored_features": {"zarr"},
+}
 
 
-VIDEO_SPECS = [
-    _spec(
-        "decoded_frames",
-        [],
-        {"pyav"},
-        # 2: RGB at the source size, then torch's antialiased resize (was swscale's scaled conversion)
-        "2",
-        "Frames sampled at the configured fps with pts: uint8 RGB, converted by FFmpeg at the source size, short"
-        " side resized by torch's antialiased bilinear filter (as torchvision's Resize). Streamed to the model"
-        " when the run selects the whole chain; kept in the work folder only when a run stops here.",
-    ),
-    _spec(
-        "clip_tensors",
-        ["decoded_frames"],
-        {"numpy"},
-        "1",
-        "Clips of T sampled frames (the model's clip length by default), cropped at its input size (centre,"
-        " five, ten or seeded random crops), uint8 [clips, T, crops, S, S, 3].",
-        automation_condition=dg.AutomationCondition.eager(),
-    ),
-    _spec(
-        "clip_embeddings",
-        ["clip_tensors"],
-        {"pytorch", "timm"},
-        "1",
-        "Per-clip features from the configured extractor and, for classifiers, top-k labels.",
-        automation_condition=dg.AutomationCondition.eager(),
-    ),
-    _spec(
-        "stored_features",
-        ["clip_embeddings"],
-        {"zarr"},
-        "1",
-        "The video's group in the Zarr feature store: features, clip timestamps, provenance.",
-        automation_condition=dg.AutomationCondition.eager(),
-    ),
-]
-FRAMES_KEY, CLIPS_KEY, EMBED_KEY, STORE_KEY = (s.key for s in VIDEO_SPECS)
+def stage_key(fset: FeatureSet, stage: str) -> dg.AssetKey:
+    """A set's asset for ``stage``: unprefixed for the default set, ``<set>/<stage>`` otherwise."""
+    return dg.AssetKey([*fset.key_prefix, stage])
 
 
-@dg.multi_asset(
-    name="video_features",
-    specs=VIDEO_SPECS,
-    check_specs=[
-        dg.AssetCheckSpec(name, asset=STORE_KEY, description=d, partitions_def=videos_partitions)
-        for name, d in CHECKS.items()
-    ],
-    partitions_def=videos_partitions,
-    can_subset=True,
-    pool="gpu",
-    retry_policy=RETRY,
-    backfill_policy=BATCHED,
-)
-def video_features(
-    context: dg.AssetExecutionContext,
-    workspace: WorkspaceResource,
-    sampling: SamplingResource,
-    extractor: ExtractorResource,
-    feature_store: FeatureStoreResource,
-):
-    """The four per-video assets as one step: a run of the whole chain streams its videos through
-    the engine (decode -> clips -> model -> store) with nothing written in between; a run of part
-    of it reads the intermediates an earlier part kept, or decodes again. Each video gets its own
-    materializations, metadata and contact sheet; a bad video fails only its own partition."""
-    from vid_assets.pipeline.video_run import VideoRun
-
-    yield from VideoRun(context, workspace, sampling, extractor, feature_store).execute()
-
-
-video_assets = [video_features]
-
-
-@dg.asset(
-    group_name=GROUP,
-    deps=[STORE_KEY],
-    kinds={"zarr"},
-    code_version="2",  # 2: the view's segment column (layout 2)
-    description="All stored videos as flat, chunk-aligned arrays for training (incremental append).",
-)
-def training_view(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
-    from vid_assets.store.training import update_training_view
-
-    t0 = time.perf_counter()
-    store = feature_store.store()
-    result = update_training_view(store, feature_store.training_view_path(), chunk_rows=feature_store.train_chunk_rows)
-    return dg.MaterializeResult(
-        metadata=_meta(
-            {
-                "mode": result["mode"],
-                "videos_added": len(result["added"]),
-                "videos_changed": len(result["changed"]),
-                "videos_removed": len(result["removed"]),
-                "num_rows": result["num_rows"],
-                "num_videos": result["num_videos"],
-                "feature_shape": result["feature_shape"] or [],
-                "view_path": feature_store.training_view_path(),
-                "seconds": time.perf_counter() - t0,
-            }
+def video_specs(fset: FeatureSet, versions: dict[str, str] | None = None) -> list[dg.AssetSpec]:
+    """The set's four per-video assets; ``versions``: each stage's code version (config included)."""
+    specs = []
+    for i, stage in enumerate(STAGES):
+        about = (
+            f"[{fset.name}: {fset.description}] "
+            if fset.description
+            else f"[{fset.name}] "
+            if not fset.is_default
+            else ""
         )
+        specs.append(
+            dg.AssetSpec(
+                stage_key(fset, stage),
+                deps=[stage_key(fset, STAGES[i - 1])] if i else [],
+                group_name=fset.group,
+                kinds=KINDS[stage] | ({"timm"} if stage == "clip_embeddings" and fset.is_default else set()),
+                code_version=(versions or {}).get(stage, BASE_VERSIONS[stage]),
+                description=about + DESCRIPTIONS[stage],
+                skippable=True,
+                tags={STAGE_TAG: stage, SET_TAG: fset.name},
+                automation_condition=dg.AutomationCondition.eager() if i else None,
+            )
+        )
+    return specs
+
+
+DEFAULT_SET = FeatureSet()
+FRAMES_KEY, CLIPS_KEY, EMBED_KEY, STORE_KEY = (stage_key(DEFAULT_SET, s) for s in STAGES)
+
+
+def build_video_features(
+    fset: FeatureSet, versions: dict[str, str] | None = None, baseline: dict | None = None
+) -> dg.AssetsDefinition:
+    """The set's four per-video assets as one step (``pipeline/video_run.py`` runs it): a run of the
+    whole chain streams its videos through the engine (decode -> clips -> model -> store) with
+    nothing written in between; a run of part of it reads the intermediates an earlier part kept,
+    or decodes again. Each video gets its own materializations, metadata and contact sheet; a bad
+    video fails only its own partition. ``baseline``: the deployment's ``sampling`` and
+    ``extractor`` resources, against which a run's config is checked (feature-changing fields are
+    the set's, not the run's)."""
+    store_key = stage_key(fset, "stored_features")
+    # Checks are per video (a result per partition, whatever the run size): partitioned checks are a
+    # preview in 1.13, chosen for that; their warning is silenced here and nowhere else.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Specifying a partitions_def", category=dg.PreviewWarning)
+        checks = [
+            dg.AssetCheckSpec(name, asset=store_key, description=d, partitions_def=videos_partitions)
+            for name, d in CHECKS.items()
+        ]
+
+    @dg.multi_asset(
+        name="video_features" if fset.is_default else f"{fset.name}__video_features",
+        specs=video_specs(fset, versions),
+        check_specs=checks,
+        partitions_def=videos_partitions,
+        can_subset=True,
+        pool="gpu",
+        retry_policy=RETRY,
+        backfill_policy=BATCHED,
     )
+    def video_features(
+        context: dg.AssetExecutionContext,
+        workspace: WorkspaceResource,
+        sampling: SamplingResource,
+        extractor: ExtractorResource,
+        feature_store: FeatureStoreResource,
+    ):
+        from vid_assets.pipeline.video_run import VideoRun, refuse_feature_overrides
+
+        refuse_feature_overrides(fset, baseline or {}, sampling, extractor)
+        yield from VideoRun(context, fset, workspace, sampling, extractor, feature_store).execute()
+
+    return video_features
+
+
+def build_training_view(fset: FeatureSet) -> dg.AssetsDefinition:
+    """The set's stored videos as flat, chunk-aligned arrays for training (its own view: sets
+    never mix rows)."""
+
+    @dg.asset(
+        key=stage_key(fset, "training_view"),
+        group_name=fset.group,
+        deps=[stage_key(fset, "stored_features")],
+        kinds={"zarr"},
+        code_version="2",  # 2: the view's segment column (layout 2)
+        tags={STAGE_TAG: "training_view", SET_TAG: fset.name},
+        description="All stored videos of the set as flat, chunk-aligned arrays for training (incremental append).",
+    )
+    def training_view(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
+        from vid_assets.store.training import update_training_view
+
+        t0 = time.perf_counter()
+        store = feature_store.store(fset)
+        path = feature_store.training_view_path(fset)
+        result = update_training_view(store, path, chunk_rows=feature_store.train_chunk_rows)
+        return dg.MaterializeResult(
+            metadata=_meta(
+                {
+                    "mode": result["mode"],
+                    "videos_added": len(result["added"]),
+                    "videos_changed": len(result["changed"]),
+                    "videos_removed": len(result["removed"]),
+                    "num_rows": result["num_rows"],
+                    "num_videos": result["num_videos"],
+                    "feature_shape": result["feature_shape"] or [],
+                    "view_path": path,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+        )
+
+    return training_view
+
+
+training_view = build_training_view(DEFAULT_SET)
+TRAINING_VIEW_KEY = training_view.key
+
+
+def _stages(*stages: str) -> dg.AssetSelection:
+    """Every feature set's assets of these stages (selected by tag, so jobs need no list of sets)."""
+    selection = dg.AssetSelection.tag(STAGE_TAG, stages[0])
+    for stage in stages[1:]:
+        selection = selection | dg.AssetSelection.tag(STAGE_TAG, stage)
+    return selection
 
 
 embed_videos_job = dg.define_asset_job(
     "embed_videos",
-    selection=dg.AssetSelection.assets(*(s.key for s in VIDEO_SPECS)),
-    description="Decode, clip, embed and store videos: one partition, or a range of up to VID_ASSETS_BATCH per run.",
+    selection=_stages(*STAGES),
+    description="Decode, clip, embed and store videos in every feature set: one partition, or a range of up to"
+    " VID_ASSETS_BATCH per run.",
 )
 
 embed_batches_job = dg.define_asset_job(
     "embed_batches",
-    selection=dg.AssetSelection.assets(EMBED_KEY, STORE_KEY),
+    selection=_stages("clip_embeddings", "stored_features"),
     description="Embed + store many decoded videos per run (launch as a backfill; VID_ASSETS_BATCH per run).",
 )
 
 training_view_job = dg.define_asset_job(
     "build_training_view",
-    selection=dg.AssetSelection.assets(training_view),
-    description="Append newly stored videos to the training view (rebuilds only when a video changed).",
+    selection=_stages("training_view"),
+    description="Append newly stored videos to each set's training view (rebuilds only when a video changed).",
 )
 
 
 @dg.asset(
     group_name=GROUP,
-    deps=[training_view],
+    deps=[TRAINING_VIEW_KEY],
     kinds={"huggingface", "parquet"},
     code_version="2",  # 2: the manifest names the shard columns (segments plans add `segment`)
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
@@ -244,6 +280,6 @@ def hub_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreRe
 
 publish_job = dg.define_asset_job(
     "publish_dataset",
-    selection=dg.AssetSelection.assets(training_view, hub_dataset),
+    selection=dg.AssetSelection.assets(TRAINING_VIEW_KEY, hub_dataset),
     description="Update the training view, then publish the dataset (Hub, local mirror or dry run).",
 )

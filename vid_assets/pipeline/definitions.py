@@ -15,15 +15,19 @@ from vid_assets import settings
 # stores them one by one); the project's SQLite storage (dagster.yaml) and Postgres write a batch
 # at once. Set here because every run process loads these definitions before it executes.
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
-from vid_assets.extractors import input_spec, spec_imports
+from vid_assets.extractors import spec_imports
+from vid_assets.extractors.registry import resolve_alias
+from vid_assets.feature_sets import FeatureSet, load_sets
 from vid_assets.pipeline.assets import (
+    BASE_VERSIONS,
+    build_training_view,
+    build_video_features,
     embed_batches_job,
     embed_videos_job,
     hub_dataset,
     publish_job,
     training_view,
     training_view_job,
-    video_assets,
 )
 from vid_assets.pipeline.resources import (
     ExtractorResource,
@@ -31,6 +35,8 @@ from vid_assets.pipeline.resources import (
     HubResource,
     SamplingResource,
     WorkspaceResource,
+    default_set,
+    feature_fields,
 )
 from vid_assets.pipeline.sensors import build_publish_sensor, build_resume_sensor, build_videos_sensor
 
@@ -58,55 +64,55 @@ def local_executor(start_method: str | None = None, preload: Sequence[str] = ())
     return dg.multiprocess_executor.configured({"start_method": config}, name=f"multiprocess_{method}")
 
 
-def default_executor(extractor: ExtractorResource, sampling: SamplingResource) -> dg.ExecutorDefinition:
+def default_executor(sets: Sequence[FeatureSet]) -> dg.ExecutorDefinition:
     """``VID_ASSETS_EXECUTOR``: in-process (default) or the multiprocess ``local_executor``, whose
-    step processes load these definitions, whose code versions hold the model's input spec: what
-    answering it imports (timm, torchvision) the forkserver imports once per run, not per step."""
+    step processes load these definitions, whose code versions hold the models' input specs: what
+    answering them imports (timm, torchvision) the forkserver imports once per run, not per step."""
     if settings.executor() == "in_process":
         return dg.in_process_executor
-    return local_executor(preload=spec_imports(extractor.name) if sampling.fits_model() else ())
+    preload = sorted({m for s in sets if s.fits_model() for m in spec_imports(resolve_alias(s.extractor))})
+    return local_executor(preload=preload)
 
 
 def _short_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def versioned(assets: list[dg.AssetsDefinition], sampling: SamplingResource, extractor: ExtractorResource, store):
-    """Code versions that include the configuration each asset's output depends on.
+def set_versions(fset: FeatureSet) -> dict[str, str]:
+    """Each stage's code version: its code's version plus the set's fields its output depends on.
 
-    Changing the sampling plan, crops or model (env/config at load time) changes these versions, so
-    the UI marks exactly the affected partitions stale and only those recompute.
+    Changing a set's plan, crops, model or storage changes these versions, so the UI and
+    ``vid-assets status`` mark exactly that set's affected partitions stale and only those recompute.
+    The default set's versions are what they were before sets existed, so its history stays fresh.
     """
-    fit = input_spec(extractor.name, build=False) if sampling.fits_model() else None
-    if sampling.fits_model() and fit is None:
+    fit = fset.input_spec(build=False)
+    if fit is None:
         # a factory declaring no input spec would be built here, in every process that loads these
-        # definitions: version by the settings and the model's name instead of the fitted sizes
-        plan = clip = {**sampling.model_dump(), "fitted_to": extractor.name}
+        # definitions: version by the fields and the model's name instead of the fitted sizes
+        plan = clip = {**SamplingResource(**_sampling_fields(fset)).model_dump(), "fitted_to": fset.extractor}
     else:
-        cfg = sampling.config(fit)
+        cfg = fset.config(fit)
         plan, clip = cfg.plan.to_dict(), cfg.clip.to_dict()
-    if sampling.mode == "segments":  # frames record their segment and clips stay inside one
+    if fset.sampling.get("mode") == "segments":  # frames record their segment and clips stay inside one
         plan, clip = {**plan, "segments_kept": True}, {**clip, "within_segments": True}
     parts = {
         "decoded_frames": plan,
         "clip_tensors": clip,
         "clip_embeddings": {
-            "extractor": extractor.name,
-            "precision": extractor.precision,
-            "top_k": sampling.top_k,
+            "extractor": fset.extractor,
+            "precision": fset.precision,
+            "top_k": fset.sampling.get("top_k", 5),
             # only when set, so the versions of every run made before the field existed stay
-            **({"output": extractor.output} if extractor.output != "auto" else {}),
+            **({"output": fset.output} if fset.output != "auto" else {}),
+            **({"args": fset.args} if fset.args else {}),
         },
-        "stored_features": {"dtype": store.dtype, "level": store.compression_level},
+        "stored_features": {"dtype": fset.dtype, "level": fset.compression_level},
     }
+    return {stage: f"{BASE_VERSIONS[stage]}+{_short_hash(extra)}" for stage, extra in parts.items()}
 
-    def bump(spec: dg.AssetSpec) -> dg.AssetSpec:
-        extra = parts.get(spec.key.to_user_string())
-        if extra is None:
-            return spec
-        return spec.replace_attributes(code_version=f"{spec.code_version or '1'}+{_short_hash(extra)}")
 
-    return dg.map_asset_specs(bump, assets)
+def _sampling_fields(fset: FeatureSet) -> dict:
+    return {k: v for k, v in fset.sampling.items() if k in SamplingResource.model_fields}
 
 
 def build_definitions(
@@ -118,15 +124,36 @@ def build_definitions(
     sampling: SamplingResource | None = None,
     hub: HubResource | None = None,
     executor: dg.ExecutorDefinition | None = None,
+    sets: Sequence[FeatureSet] | str | os.PathLike | None = None,
 ) -> dg.Definitions:
+    """The code location: one chain of the four per-video assets and a training view per feature
+    set, over the shared ``videos`` partitions, with the sensors, jobs and resources.
+
+    ``sets``: the feature sets (or a YAML file / folder of them); default ``$VID_ASSETS_SETS``. The
+    default set comes from ``extractor`` and ``sampling`` unless a YAML declares ``default``."""
     workspace = WorkspaceResource(work_dir=work_dir) if work_dir else WorkspaceResource()
     store = FeatureStoreResource(root=store_dir) if store_dir else FeatureStoreResource()
     sampling = sampling or SamplingResource()
     extractor = extractor or ExtractorResource()
+    default = default_set(sampling, extractor, store)
+    if sets is None or isinstance(sets, str | os.PathLike):
+        paths = [str(sets)] if sets is not None else settings.feature_set_files()
+        chosen = list(load_sets(paths, default=default).values())
+    else:
+        chosen = list(sets) if any(s.is_default for s in sets) else [default, *sets]
+    baseline = {
+        "sampling": feature_fields(sampling, "sampling"),
+        "extractor": feature_fields(extractor, "extractor"),
+        "feature_store": feature_fields(store, "feature_store"),
+    }
+    assets: list = []
+    for fset in chosen:
+        assets.append(build_video_features(fset, set_versions(fset), baseline))
+        assets.append(training_view if fset.is_default else build_training_view(fset))
     return dg.Definitions(
-        assets=[*versioned(video_assets, sampling, extractor, store), training_view, hub_dataset],
+        assets=[*assets, hub_dataset],
         jobs=[embed_videos_job, embed_batches_job, training_view_job, publish_job],
-        sensors=[build_videos_sensor(videos_dir), build_resume_sensor(), build_publish_sensor()],
+        sensors=[build_videos_sensor(videos_dir), build_resume_sensor(chosen), build_publish_sensor()],
         resources={
             "workspace": workspace,
             "feature_store": store,
@@ -134,9 +161,10 @@ def build_definitions(
             "extractor": extractor,
             "hub": hub or HubResource(),
         },
-        # Local default: each run in one process (the four video assets are one step; a process per
-        # step only added its start-up: benchmarks/RESULTS.md), runs queued by the instance and
+        # Local default: each run in one process (a set's four video assets are one step; a process
+        # per step only added its start-up: benchmarks/RESULTS.md), runs queued by the instance and
         # limited by the `gpu` pool. VID_ASSETS_EXECUTOR=multiprocess gives a process per step;
         # swap for dagster_celery / dagster_k8s executors to scale out (see README).
-        executor=executor or default_executor(extractor, sampling),
+        executor=executor or default_executor(chosen),
+        metadata={"feature_sets": dg.MetadataValue.json({s.name: s.to_dict() for s in chosen})},
     )

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from vid_assets import settings
 from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, InputSpec, input_spec
+from vid_assets.feature_sets import FeatureSet
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoCatalog
 from vid_assets.store import ArtifactStore, FeatureStore
@@ -24,8 +25,11 @@ class WorkspaceResource(dg.ConfigurableResource):
         " env VID_ASSETS_KEEP_INTERMEDIATES=1). Runs of the whole chain write none in the first place.",
     )
 
-    def artifacts(self) -> ArtifactStore:
-        return ArtifactStore(Path(self.work_dir) / "artifacts")
+    def artifacts(self, fset: FeatureSet | None = None) -> ArtifactStore:
+        """Kept intermediates; each feature set its own (their frames and clips differ)."""
+        if fset is None or fset.is_default:
+            return ArtifactStore(Path(self.work_dir) / "artifacts")
+        return ArtifactStore(Path(self.work_dir) / "sets" / fset.name / "artifacts")
 
     def feed_options(self) -> dict:
         """Decoder settings for the engine (``VID_ASSETS_DECODE_WORKERS`` overrides the host's default)."""
@@ -46,17 +50,30 @@ class FeatureStoreResource(dg.ConfigurableResource):
 
     train_chunk_rows: int = Field(default=1024, ge=1, description="Training view rows per chunk (~ a batch).")
 
-    def store(self) -> FeatureStore:
+    def store(self, fset: FeatureSet | None = None) -> FeatureStore:
+        """The store of a feature set (its own group, dtype and compression), or of the default set."""
+        if fset is None or fset.is_default:
+            return FeatureStore(
+                self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips, dtype=self.dtype
+            )
         return FeatureStore(
-            self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips, dtype=self.dtype
+            fset.store_root(self.root),
+            compression_level=fset.compression_level,
+            chunk_clips=self.chunk_clips,
+            dtype=fset.dtype,
         )
 
-    def training_view_path(self) -> str:
-        return str(Path(self.root).with_name(Path(self.root).stem + "_training.zarr"))
+    def training_view_path(self, fset: FeatureSet | None = None) -> str:
+        root = Path(self.root)
+        suffix = "" if fset is None or fset.is_default else f"_{fset.name}"
+        return str(root.with_name(f"{root.stem}{suffix}_training.zarr"))
 
 
 class SamplingResource(dg.ConfigurableResource):
-    """Sampling plan and clip spec. Both are part of the data version of every downstream asset.
+    """Sampling plan and clip spec of the default feature set (other sets declare theirs in YAML,
+    see ``vid_assets.feature_sets``). Both are part of the code version of every downstream asset;
+    a run whose config changes them is refused (it would mix features of two plans in one set):
+    declare another set instead. ``decode_time_budget_s`` may change per run.
 
     ``short_side``, ``frames_per_clip``, ``stride`` and ``crop_size`` at 0 fit the configured
     extractor (its ``input_spec``, read from the model's config without loading weights): the
@@ -108,7 +125,10 @@ class SamplingResource(dg.ConfigurableResource):
 
 
 class ExtractorResource(dg.ConfigurableResource):
-    """A feature extractor from the registry, loaded once per process and reused across partitions."""
+    """The default feature set's extractor, and how every set's model runs (``device``,
+    ``batch_size``, ``compile``: these may change per run). ``name``, ``precision``, ``output``
+    and ``text_model`` decide what the features are: a run that changes them is refused; other
+    models are other feature sets (``vid_assets.feature_sets``). Models load once per process."""
 
     name: str = Field(
         default=DEFAULT_EXTRACTOR,
@@ -127,22 +147,16 @@ class ExtractorResource(dg.ConfigurableResource):
     )
     text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
 
-    def load(self, log=None) -> Extractor:
-        """The model, loaded once per process (cached by name and settings); logs each real load."""
+    def load(self, log=None, fset: FeatureSet | None = None) -> Extractor:
+        """The model of ``fset`` (default: this resource's own), run on this resource's device,
+        batch size and compile setting; loaded once per process. Logs each real load."""
         import time
 
-        from vid_assets.extractors.feed import load_extractor
         from vid_assets.extractors.registry import loads_so_far
 
+        fset = fset or default_set(extractor=self)
         before, t0 = loads_so_far(), time.perf_counter()
-        ext = load_extractor(
-            self.name,
-            device=self.device,
-            precision=self.precision,
-            compile=self.compile,
-            batch_size=self.batch_size,
-            output=self.output,
-        )
+        ext = fset.load(device=self.device, batch_size=self.batch_size, compile=self.compile)
         if log is not None and loads_so_far() > before:
             log.info(f"vid_assets: loaded extractor {ext.id} on {ext.device} in {time.perf_counter() - t0:.2f} s")
         return ext
@@ -163,3 +177,38 @@ class HubResource(dg.ConfigurableResource):
     license: str = Field(default="other", description="License field of the dataset card.")
     token: str | None = Field(default=None, description="Hugging Face token (write). Prefer {env: HF_TOKEN}.")
     publish_every_n_videos: int = Field(default=100, ge=1, description="Sensor: publish after this many new videos.")
+
+
+# What may change per run without changing the features (everything else is the feature set's).
+RUNTIME_FIELDS = {
+    "sampling": {"decode_time_budget_s"},
+    "extractor": {"device", "batch_size", "compile"},
+    "feature_store": {"root", "chunk_clips", "train_chunk_rows"},
+}
+
+
+def feature_fields(resource: dg.ConfigurableResource, kind: str) -> dict:
+    """The fields of a ``sampling``, ``extractor`` or ``feature_store`` resource that decide features."""
+    return {k: v for k, v in resource.model_dump().items() if k not in RUNTIME_FIELDS[kind]}
+
+
+def default_set(
+    sampling: SamplingResource | None = None,
+    extractor: ExtractorResource | None = None,
+    store: FeatureStoreResource | None = None,
+) -> FeatureSet:
+    """The default feature set as these resources describe it (``build_definitions(sampling=...,
+    extractor=...)`` and ``dagster.yaml``-era deployments keep working)."""
+    sampling, extractor, store = sampling or SamplingResource(), extractor or ExtractorResource(), store
+    fields = sampling.model_dump(exclude={"decode_time_budget_s"}, exclude_defaults=True)
+    return FeatureSet.from_dict(
+        "default",
+        {
+            "extractor": extractor.name,
+            "sampling": fields,
+            "precision": extractor.precision,
+            "output": extractor.output,
+            "text_model": extractor.text_model,
+            **({"store": {"dtype": store.dtype, "compression_level": store.compression_level}} if store else {}),
+        },
+    )

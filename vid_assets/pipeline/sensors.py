@@ -13,9 +13,10 @@ import zlib
 import dagster as dg
 
 from vid_assets import settings
+from vid_assets.feature_sets import FeatureSet
 from vid_assets.media import VideoRef, scan_folder
 from vid_assets.media.source import Skipped, read_manifest, scan_prefix
-from vid_assets.pipeline.assets import BATCH, CLIPS_KEY, EMBED_KEY, STORE_KEY, embed_videos_job
+from vid_assets.pipeline.assets import BATCH, embed_videos_job, stage_key
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import WorkspaceResource
 
@@ -98,7 +99,7 @@ def contiguous_runs(keys: list[str], all_keys: list[str]) -> list[list[str]]:
 
 
 def build_resume_sensor(
-    *, default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
+    sets: list[FeatureSet] | None = None, *, default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
 ) -> dg.SensorDefinition:
     """After a batch run fails because some of its videos are bad, run the rest of the pipeline for
     the good ones (their ``decoded_frames`` is already materialized; the bad ones stay failed and
@@ -122,15 +123,18 @@ def build_resume_sensor(
         bad = {f["id"] for f in workspace.catalog().failures()} & set(keys)
         if not bad:
             return dg.SkipReason("the run did not fail on bad videos (transient errors are retried)")
-        decoded = context.instance.get_materialized_partitions(dg.AssetKey("decoded_frames"))
-        stored = context.instance.get_materialized_partitions(STORE_KEY)
-        # a batch of the whole chain stores its good videos itself; one that stopped at decode does not
-        good = [k for k in keys if k not in bad and k in decoded and k not in stored]
-        downstream = [CLIPS_KEY, EMBED_KEY, STORE_KEY]
-        return [
-            range_request(chunk, run_key=f"resume-{run.run_id}-{i}", asset_selection=downstream)
-            for i, chunk in enumerate(contiguous_runs(good, all_keys))
-        ]
+        requests = []
+        for fset in sets or [FeatureSet()]:
+            decoded = context.instance.get_materialized_partitions(stage_key(fset, "decoded_frames"))
+            stored = context.instance.get_materialized_partitions(stage_key(fset, "stored_features"))
+            # a batch of the whole chain stores its good videos itself; one that stopped at decode does not
+            good = [k for k in keys if k not in bad and k in decoded and k not in stored]
+            downstream = [stage_key(fset, s) for s in ("clip_tensors", "clip_embeddings", "stored_features")]
+            requests += [
+                range_request(chunk, run_key=f"resume-{run.run_id}-{fset.name}-{i}", asset_selection=downstream)
+                for i, chunk in enumerate(contiguous_runs(good, all_keys))
+            ]
+        return requests
 
     return resume_after_bad_videos
 

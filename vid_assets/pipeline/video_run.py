@@ -18,13 +18,45 @@ import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
 from vid_assets import engine, stages
+from vid_assets.feature_sets import FeatureSet
 from vid_assets.media import VideoDecodeError
 from vid_assets.pipeline.report import PartitionReport
-from vid_assets.pipeline.resources import ExtractorResource, FeatureStoreResource, SamplingResource, WorkspaceResource
+from vid_assets.pipeline.resources import (
+    ExtractorResource,
+    FeatureStoreResource,
+    SamplingResource,
+    WorkspaceResource,
+    feature_fields,
+)
 
 ORDER = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
-STORE = dg.AssetKey("stored_features")
 LOG_EVERY_S = 30.0
+
+
+def refuse_feature_overrides(fset: FeatureSet, baseline: dict, *resources: dg.ConfigurableResource) -> None:
+    """Fail the run before any work when its config changes what a set's features are: its rows
+    would mix with the set's stored ones and nothing would say so (status, staleness, the view).
+    ``baseline``: each resource as the deployment defines it; runtime fields may differ."""
+    changes = []
+    for resource in resources:
+        kind = {"SamplingResource": "sampling", "ExtractorResource": "extractor"}.get(
+            type(resource).__name__, "feature_store"
+        )
+        if kind not in baseline:
+            continue
+        now, was = feature_fields(resource, kind), baseline[kind]
+        changes += [f"{kind}.{k}: {was.get(k)!r} -> {v!r}" for k, v in now.items() if was.get(k) != v]
+    if changes:
+        raise dg.Failure(
+            description=(
+                f"this run's config changes what the features of set {fset.name!r} are ({'; '.join(changes)}). "
+                "Features from another plan, model or precision would mix with the set's stored ones, so they "
+                "must be their own feature set: declare one in a feature-sets YAML (VID_ASSETS_SETS; see the "
+                "README's 'Feature sets'). Per run you may change device, batch_size, compile, "
+                "decode_time_budget_s and the store root."
+            ),
+            allow_retries=False,
+        )
 
 
 def _meta(d: dict) -> dict:
@@ -47,17 +79,19 @@ class VideoRun:
     def __init__(
         self,
         context: dg.AssetExecutionContext,
+        fset: FeatureSet,
         workspace: WorkspaceResource,
         sampling: SamplingResource,
         extractor: ExtractorResource,
         feature_store: FeatureStoreResource,
     ) -> None:
-        self.context, self.workspace, self.extractor = context, workspace, extractor
-        self.selected = [a for a in ORDER if dg.AssetKey(a) in context.selected_asset_keys]
+        self.context, self.fset, self.workspace, self.extractor = context, fset, workspace, extractor
+        self.asset_keys = {a: dg.AssetKey([*fset.key_prefix, a]) for a in ORDER}
+        self.selected = [a for a in ORDER if self.asset_keys[a] in context.selected_asset_keys]
         self.keys = list(context.partition_keys)
-        self.catalog, self.artifacts = workspace.catalog(), workspace.artifacts()
-        self.store = feature_store.store()
-        self.config = sampling.config(extractor)
+        self.catalog, self.artifacts = workspace.catalog(), workspace.artifacts(fset)
+        self.store = feature_store.store(fset)
+        self.config = fset.config()
         self.time_budget_s = sampling.decode_time_budget_s
         self.meta: dict[str, dict[str, dict]] = {a: {} for a in ORDER}
         self.failed: dict[str, tuple[str, str]] = {}  # key -> (stage, reason)
@@ -111,7 +145,7 @@ class VideoRun:
                 self._fail(key, "decode", str(e))
 
     def _embed(self, keys: list[str]) -> None:
-        model = self.extractor.load(self.context.log)
+        model = self._model()
         if model.label_set:  # a model's own class names go to the store once
             self.store.save_label_set(model.label_set, model.labels)
         redecode = "decoded_frames" in self.selected
@@ -173,6 +207,9 @@ class VideoRun:
         )
         self.context.log.info(f"engine: {json.dumps(stats)}")
 
+    def _model(self):
+        return self.extractor.load(self.context.log, self.fset)
+
     def _clip_shape(self) -> list[int]:
         c = self.config.clip
         return [c.frames_per_clip, c.num_crops, c.crop_size, c.crop_size, 3]
@@ -180,7 +217,7 @@ class VideoRun:
     def _finish(self, key: str, result: engine.VideoResult, extractor_info: dict) -> None:
         """Store the video (and drop its intermediates), or keep its embeddings for a store-only run."""
         if "stored_features" not in self.selected:
-            stages.save_result(self.artifacts, key, result, self.extractor.load())
+            stages.save_result(self.artifacts, key, result, self._model())
             return
         from vid_assets.store.validate import validate_video
 
@@ -191,14 +228,14 @@ class VideoRun:
                 self.store,
                 extractor_info,
                 self.config,
-                text_model=self.extractor.text_model,
+                text_model=self.fset.text_model,
             )
         except Exception as e:  # noqa: BLE001 - a store write fails this video, not the batch
             self._fail(key, "store", f"{type(e).__name__}: {e}")
             return
         self.meta["stored_features"][key] = meta
         self.checks[key] = validate_video(self.store.open_video(key))
-        self.catalog.clear_failure(key)
+        self.catalog.clear_failure(key, self.fset.name)
         if not self.workspace.keep_intermediates:
             self.artifacts.discard(key)
         self._done += 1
@@ -209,13 +246,15 @@ class VideoRun:
     def _fail(self, key: str, stage: str, reason: str) -> None:
         """Not transient: recorded for the failed-videos report and quarantine, never retried."""
         error_class = "VideoDecodeError" if stage == "decode" else reason.split(":", 1)[0]
-        self.catalog.record_failure(key, error_class, reason, stage=stage)
+        self.catalog.record_failure(key, error_class, reason, stage=stage, feature_set=self.fset.name)
         self.failed[key] = (stage, reason)
         self.context.log.error(f"{key}: {stage} failed: {reason}")
 
     # -- what Dagster is told ---------------------------------------------------------------------
     def _metadata(self, asset: dg.AssetKey, key: str) -> dict:
         meta = dict(self.meta[asset.path[-1]].get(key, {}))
+        if not self.fset.is_default:
+            meta["feature_set"] = self.fset.name
         jpeg = meta.pop("_jpeg", None)
         return decode_metadata(meta, jpeg) if asset.path[-1] == "decoded_frames" else _meta(meta)
 
@@ -224,17 +263,18 @@ class VideoRun:
         then the step fails, naming the bad videos, if there are any."""
         good = [k for k in self.keys if k not in self.failed]
         report = PartitionReport(self.context)
-        assets = [dg.AssetKey(a) for a in self.selected]
+        assets = [self.asset_keys[a] for a in self.selected]
+        store_key = self.asset_keys["stored_features"]
         hashes = {k: self.catalog.get(k).content_hash for k in good}
         # a downstream step in this run (the training view, `--select '*'`) starts only on an output
-        handoff = STORE in assets and not self.failed and report.downstream_in_run()
+        handoff = store_key in assets and not self.failed and report.downstream_in_run()
         own = assets[:-1] if handoff else assets
         last = report.materialize(own, good, self._metadata, hashes) if good and own else {}
         if handoff:
-            yield from report.materialize_as_output(STORE, good, self._metadata, last, hashes)
-            last = {k: ("", i) for k, i in report.latest_ids(STORE, good).items()}
-        if STORE in assets and good:
-            report.check(STORE, {k: self.checks.get(k, []) for k in good}, {k: i for k, (_, i) in last.items()})
+            yield from report.materialize_as_output(store_key, good, self._metadata, last, hashes)
+            last = {k: ("", i) for k, i in report.latest_ids(store_key, good).items()}
+        if store_key in assets and good:
+            report.check(store_key, {k: self.checks.get(k, []) for k in good}, {k: i for k, (_, i) in last.items()})
         if self.failed:
             raise self._failure()
         yield from report.checks_outputs()

@@ -19,7 +19,6 @@ from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.samples import ensure_sample_videos
 from vid_assets.store import FeatureStore
 
-STORED = dg.AssetKey("stored_features")
 # Step-level DEBUG events still go to the event log (and the UI); the terminal shows warnings only.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -35,9 +34,10 @@ def register_videos(instance: dg.DagsterInstance, defs: dg.Definitions, paths: l
 def outdated(instance: dg.DagsterInstance, defs: dg.Definitions, keys: list[str]) -> dict[str, str]:
     """Keys whose stored features are missing or stale (a config or code version changed since,
     see ``pipeline.status.stale_partitions``), with which of the two."""
-    from vid_assets.pipeline.status import stale_partitions
+    from vid_assets.pipeline.status import chains, stale_partitions
 
-    done = instance.get_materialized_partitions(STORED)
+    # done in every feature set (the embed job runs them all)
+    done = set.intersection(*(set(instance.get_materialized_partitions(c[-1])) for c in chains(defs)))
     stale = set().union(*stale_partitions(instance, defs).values())
     return {k: "missing" if k not in done else "stale" for k in keys if k not in done or k in stale}
 

@@ -142,16 +142,15 @@ class FeatureSet:
         return Path(root) if self.is_default else Path(root) / "sets" / self.name
 
     def to_dict(self) -> dict[str, Any]:
+        """The set as its YAML body (``from_dict(name, to_dict())`` gives it back)."""
         return {
-            "name": self.name,
             "extractor": self.extractor,
             "args": self.args,
             "sampling": self.sampling,
             "precision": self.precision,
             "output": self.output,
             "text_model": self.text_model,
-            "dtype": self.dtype,
-            "compression_level": self.compression_level,
+            "store": {"dtype": self.dtype, "compression_level": self.compression_level},
             "description": self.description,
         }
 

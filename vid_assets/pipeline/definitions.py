@@ -168,3 +168,11 @@ def build_definitions(
         executor=executor or default_executor(chosen),
         metadata={"feature_sets": dg.MetadataValue.json({s.name: s.to_dict() for s in chosen})},
     )
+
+
+def sets_of(defs: dg.Definitions) -> dict[str, FeatureSet]:
+    """The feature sets a code location was built with (``{name: set}``, the default first)."""
+    declared = defs.metadata.get("feature_sets")
+    if declared is None:
+        return {"default": FeatureSet()}
+    return {name: FeatureSet.from_dict(name, body) for name, body in declared.value.items()}

@@ -11,6 +11,23 @@ from vid_assets.pipeline.partitions import videos_partitions
 PER_VIDEO_ASSETS = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
 
 
+def chains(defs: dg.Definitions | None) -> list[list[dg.AssetKey]]:
+    """Each feature set's four per-video assets in chain order (from the assets' stage tags; the
+    default set's alone when there are no definitions to read)."""
+    if defs is None:
+        return [[dg.AssetKey(s) for s in PER_VIDEO_ASSETS]]
+    from vid_assets.pipeline.assets import SET_TAG, STAGE_TAG
+
+    by_set: dict[str, dict[str, dg.AssetKey]] = {}
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        tags = graph.get(key).tags or {}
+        if tags.get(STAGE_TAG) in PER_VIDEO_ASSETS:
+            by_set.setdefault(tags.get(SET_TAG, "default"), {})[tags[STAGE_TAG]] = key
+    ordered = sorted(by_set.items(), key=lambda kv: (kv[0] != "default", kv[0]))
+    return [[stages[s] for s in PER_VIDEO_ASSETS] for _, stages in ordered]
+
+
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -59,7 +76,8 @@ def latest_by_partition(instance: dg.DagsterInstance, key: dg.AssetKey, page: in
 
 
 def stale_partitions(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, set[str]]:
-    """Materialized partitions that are stale, per asset: the asset's code version changed since
+    """Materialized partitions that are stale, per asset (``decoded_frames``, ``<set>/decoded_frames``
+    ...: each feature set's chain): the asset's code version changed since
     (config changes change it, see ``definitions.versioned``; a materialization without a recorded
     version counts as current, as in Dagster), its upstream partition was materialized again after
     it, or its upstream partition is stale. The last rule goes further than the UI, which marks
@@ -67,20 +85,20 @@ def stale_partitions(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict
     data was made from the old upstream data, so it is counted here."""
     graph = defs.resolve_asset_graph()
     stale: dict[str, set[str]] = {}
-    upstream: dict[str, tuple[int, str]] | None = None
-    for name in PER_VIDEO_ASSETS:  # a chain: each asset's only per-video upstream is the previous one
-        key = dg.AssetKey(name)
-        current = graph.get(key).code_version or ""
-        latest = latest_by_partition(instance, key)
-        prev = stale.get(PER_VIDEO_ASSETS[PER_VIDEO_ASSETS.index(name) - 1], set()) if upstream is not None else set()
-        stale[name] = {
-            p
-            for p, (sid, version) in latest.items()
-            if (version and version != current)
-            or p in prev
-            or (upstream is not None and upstream.get(p, (-1, ""))[0] > sid)
-        }
-        upstream = latest
+    for chain in chains(defs):
+        upstream: dict[str, tuple[int, str]] | None = None
+        prev: set[str] = set()
+        for key in chain:  # each asset's only per-video upstream is the previous one
+            current = graph.get(key).code_version or ""
+            latest = latest_by_partition(instance, key)
+            prev = stale[key.to_user_string()] = {
+                p
+                for p, (sid, version) in latest.items()
+                if (version and version != current)
+                or p in prev
+                or (upstream is not None and upstream.get(p, (-1, ""))[0] > sid)
+            }
+            upstream = latest
     return stale
 
 
@@ -92,8 +110,8 @@ def progress(instance: dg.DagsterInstance, catalog=None, recent: int = 200, defs
     stale = stale_partitions(instance, defs) if defs is not None else None
     working = bool(instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT), limit=1))
     out["runs_in_flight"] = working
-    for name in PER_VIDEO_ASSETS:
-        ak = dg.AssetKey(name)
+    for ak in [key for chain in chains(defs) for key in chain]:
+        name = ak.to_user_string()
         status = instance.get_status_by_partition(ak, keys, videos_partitions) or {}
         counts = {"done": 0, "failed": 0, "in_progress": 0, "missing": 0}
         for k in keys:

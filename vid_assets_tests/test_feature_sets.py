@@ -1,0 +1,203 @@
+"""Feature sets declared in YAML: their own chains over the shared partitions, their own store
+groups and staleness, fidelity of per-frame DINOv2 features, and runs that would mix features."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+
+from vid_assets.feature_sets import FeatureSetError, load_sets, read_sets
+from vid_assets.media import iter_frames
+from vid_assets.pipeline.definitions import build_definitions, sets_of
+from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.pipeline.sensors import build_videos_sensor
+from vid_assets.pipeline.status import progress, stale_partitions
+from vid_assets_tests.helpers import normalised, save_tiny_timm
+
+# DINOv2's architecture shrunk to one 64-wide block; built for 518 px like the published models
+TINY_DINOV2 = {"depth": 1, "embed_dim": 64, "num_heads": 2}
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov2(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny_dinov2"
+    model = save_tiny_timm(folder, "vit_small_patch14_dinov2", **TINY_DINOV2)
+    return folder, model
+
+
+def write_sets(path, body: str):
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_declarations_that_cannot_work_fail_with_the_field_named(tmp_path):
+    cases = {
+        "sets: {Bad-Name: {}}": "lower-case letters",
+        "sets: {a: {extractr: x}}": "unknown field(s) extractr",
+        "sets: {a: {sampling: {fsp: 1}}}": "unknown sampling field(s) fsp",
+        "sets: {a: {precision: fp8}}": "precision must be one of",
+        "sets: {a: {sampling: {mode: sometimes}}}": "sampling:",
+        "sets: {a: {store: {dtype: int8}}}": "store.dtype",
+        "set: {a: {}}": "unknown top-level field(s) set",
+        "sets: [a, b]": "expected a mapping",
+    }
+    for i, (text, said) in enumerate(cases.items()):
+        path = write_sets(tmp_path / f"s{i}.yaml", text)
+        with pytest.raises(FeatureSetError, match=said.replace("(", r"\(").replace(")", r"\)")) as err:
+            read_sets(path)
+        assert str(path) in str(err.value)
+    one = write_sets(tmp_path / "one.yaml", "sets: {frames: {sampling: {fps: 1}}}")
+    two = write_sets(tmp_path / "two.yaml", "sets: {frames: {sampling: {fps: 2}}}")
+    with pytest.raises(FeatureSetError, match="already declared"):
+        load_sets([str(one), str(two)])
+    with pytest.raises(FeatureSetError, match="does not exist"):
+        load_sets([str(tmp_path / "missing.yaml")])
+    sets = load_sets([str(one)])
+    assert list(sets) == ["default", "frames"] and sets["frames"].sampling == {"fps": 1}
+
+
+def _defs(root, sets_file, extractor=None):
+    return build_definitions(
+        videos_dir=str(root / "videos"),
+        work_dir=str(root / "work"),
+        store_dir=str(root / "features.zarr"),
+        extractor=extractor or ExtractorResource(device="cpu"),
+        sets=str(sets_file),
+    )
+
+
+def _sets_yaml(root, folder, fps: float = 1.0):
+    return write_sets(
+        root / "sets.yaml",
+        f"""
+        sets:
+          frames518:
+            description: tiny DINOv2 per 1-fps frame at its own 518 px
+            extractor: local-dir:{folder}
+            sampling: {{fps: {fps}, frames_per_clip: 1}}
+          frames224:
+            extractor: local-dir:{folder}
+            args: {{img_size: 224}}
+            sampling: {{fps: {fps}, frames_per_clip: 1}}
+        """,
+    )
+
+
+def test_two_sets_over_one_folder_from_one_sensor_tick(tmp_path, media_dir, tiny_dinov2):
+    """One sensor tick registers the video once; the run it requests materializes every set's
+    chain; each set has its own store group, training view and staleness. DINOv2 runs at 518 and,
+    with ``img_size: 224``, at 224, and its stored per-frame rows equal the model run by hand."""
+    folder, _ = tiny_dinov2
+    (tmp_path / "videos").mkdir()
+    shutil.copyfile(media_dir / "clip_a.mp4", tmp_path / "videos" / "clip_a.mp4")
+    defs = _defs(tmp_path, _sets_yaml(tmp_path, folder))
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert {"video_features", "frames518", "frames224"} <= groups
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        sensor = build_videos_sensor(str(tmp_path / "videos"))
+        ctx = dg.build_sensor_context(instance=instance, resources={"workspace": defs.resources["workspace"]})
+        tick = sensor(ctx)
+        for req in tick.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+        (request,) = tick.run_requests
+        key = request.partition_key
+        job = defs.resolve_job_def(sensor.job_name)
+        assert job.execute_in_process(partition_key=key, instance=instance, tags=request.tags).success
+        for name in ("stored_features", "frames518/stored_features", "frames224/stored_features"):
+            assert instance.get_materialized_partitions(dg.AssetKey.from_user_string(name)) == {key}
+        fs = defs.resources["feature_store"]
+        sets = defs.metadata["feature_sets"].value
+        assert set(sets) == {"default", "frames518", "frames224"}
+        stores = {name: fs.store(_set(defs, name)) for name in sets}
+        assert stores["frames518"].root == tmp_path / "features.zarr" / "sets" / "frames518"
+        ref = defs.resources["workspace"].catalog().get(key)
+        for name, size in (("frames518", 518), ("frames224", 224)):
+            fset = _set(defs, name)
+            v = stores[name].read_video(key)
+            plan = fset.config().plan
+            frames = list(iter_frames(ref.uri, plan))
+            # one row per sampled frame, timed by the frame's pts
+            assert v.features.shape == (len(frames), 1, 64) and v.attrs["clip_spec"]["crop_size"] == size
+            assert np.array_equal(v.frame_times[:, 0], [f.pts_s for f in frames])
+            model = _built(folder, size)
+            pixels = np.stack([f.image for f in frames])
+            top, left = (pixels.shape[1] - size) // 2, (pixels.shape[2] - size) // 2
+            x = normalised(
+                pixels[:, top : top + size, left : left + size], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            )
+            with torch.no_grad():
+                expected = model.forward_head(model.forward_features(x), pre_logits=True).numpy()
+            stored = v.features[:, 0].astype(np.float32)
+            cos = (expected * stored).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(stored, axis=1))
+            assert cos.min() >= 0.9999, (name, cos)
+        # the default set is untouched by the others: its own rows (2-frame clips, EfficientNet)
+        assert stores["default"].read_video(key).features.shape[1:] == (1, 1280)
+        # each set its own training view
+        assert defs.resolve_job_def("build_training_view").execute_in_process(instance=instance).success
+        views = {fs.training_view_path(_set(defs, n)) for n in sets}
+        assert len(views) == 3 and all((tmp_path / p).exists() for p in views)
+
+        # a changed set makes exactly its own partitions stale
+        changed = _defs(tmp_path, _sets_yaml(tmp_path, folder, fps=2.0))
+        stale = {k: v for k, v in stale_partitions(instance, changed).items() if v}
+        assert set(stale) == {f"frames{s}/{a}" for s in (518, 224) for a in _STAGES}
+        assert not any(stale_partitions(instance, defs).values())
+        report = progress(instance, defs.resources["workspace"].catalog(), defs=changed)
+        assert report["assets"]["stored_features"]["stale"] == 0
+        assert report["assets"]["frames224/stored_features"] == {
+            **report["assets"]["frames224/stored_features"],
+            "done": 1,
+            "stale": 1,
+        }
+
+
+_STAGES = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
+
+
+def _set(defs, name):
+    return sets_of(defs)[name]
+
+
+def _built(folder, size):
+    import timm
+
+    kw = {} if size == 518 else {"img_size": size}
+    return timm.create_model(f"local-dir:{folder}", pretrained=True, **kw).eval()
+
+
+def test_a_run_whose_config_would_change_a_sets_features_is_refused(tmp_path, media_dir):
+    """Re-running at another fps from the Launchpad used to store features nobody could tell apart
+    from the set's; now the run fails before any work and says what to do. Runtime settings pass."""
+    (tmp_path / "videos").mkdir()
+    shutil.copyfile(media_dir / "clip_b.mp4", tmp_path / "videos" / "clip_b.mp4")
+    defs = _defs(tmp_path, write_sets(tmp_path / "none.yaml", "sets: {}"))
+    from vid_assets.demo import register_videos
+
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [tmp_path / "videos" / "clip_b.mp4"])
+        job = defs.resolve_job_def("embed_videos")
+        refused = job.execute_in_process(
+            partition_key=ref.key,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"resources": {"sampling": {"config": {"fps": 1.0}}}},
+        )
+        assert not refused.success
+        (failure,) = [e for e in refused.all_events if e.is_step_failure]
+        said = failure.step_failure_data.user_failure_data.description
+        assert "sampling.fps: 2.0 -> 1.0" in said and "feature set" in said and "VID_ASSETS_SETS" in said
+        assert not defs.resources["feature_store"].store().has_video(ref.key)
+        ok = job.execute_in_process(
+            partition_key=ref.key,
+            instance=instance,
+            run_config={"resources": {"sampling": {"config": {"decode_time_budget_s": 120.0}}}},
+        )
+        assert ok.success and defs.resources["feature_store"].store().has_video(ref.key)

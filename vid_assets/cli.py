@@ -22,6 +22,27 @@ FramesPerClip = Annotated[
     int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
 ]
 Crop = Annotated[str, typer.Option(help="center | five | ten | random.")]
+Args = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--arg",
+        help="An argument for the extractor's factory, KEY=VALUE with a YAML value (pretrained=false,"
+        " img_size=224, weights=null); repeat for more.",
+    ),
+]
+
+
+def parse_args(pairs: list[str] | None) -> dict:
+    """``["pretrained=false", "img_size=224"]`` -> ``{"pretrained": False, "img_size": 224}``."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--arg takes KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
 
 
 @app.command()
@@ -97,6 +118,11 @@ def extract(
     extractor: Annotated[
         str, typer.Option(help="Extractor name (see `vid-assets extractors`).")
     ] = "efficientnet_lite0",
+    arg: Args = None,
+    set_name: Annotated[
+        str | None,
+        typer.Option("--set", help="A declared feature set (`vid-assets sets`): its extractor, args and plan."),
+    ] = None,
     device: Device = "auto",
     mode: Mode = "fps",
     fps: Fps = 2.0,
@@ -114,6 +140,19 @@ def extract(
     from vid_assets.extraction import expand
     from vid_assets.extraction import extract as run_extract
 
+    plan = {
+        "mode": mode,
+        "fps": fps,
+        "every_n_frames": every_n,
+        "segment_s": segment_s,
+        "frames_per_segment": frames_per_segment,
+        "frames_per_clip": frames_per_clip,
+        "crop": crop,
+    }
+    args = parse_args(arg)
+    if set_name is not None:  # the set decides the model and plan, as in the pipeline
+        _, fset = _feature_set(set_name)
+        extractor, args, plan = fset.extractor, fset.args, fset.sampling
     console = make_console()
     with Progress(
         TextColumn("[bold]videos"),
@@ -143,17 +182,12 @@ def extract(
             out=out,
             format=format,
             extractor=extractor,
+            extractor_args=args,
             device=device,
             progress=Hook(),
             on_pass=on_pass,
             num_workers=workers,
-            mode=mode,
-            fps=fps,
-            every_n_frames=every_n,
-            segment_s=segment_s,
-            frames_per_segment=frames_per_segment,
-            frames_per_clip=frames_per_clip,
-            crop=crop,
+            **plan,
         )
     console.print(
         f"{summary['done']} done, {summary['skipped']} already there, {len(summary['failed'])} failed "
@@ -205,24 +239,65 @@ def summary():
     make_console().print(summary_table(store))
 
 
+def _feature_set(name: str):
+    """The code location's feature set ``name`` (exits with the known names when there is none)."""
+    from vid_assets.definitions import defs
+    from vid_assets.pipeline.definitions import sets_of
+
+    sets = sets_of(defs)
+    if name not in sets:
+        typer.echo(f"error: no feature set {name!r}; this deployment has {', '.join(sets)} (VID_ASSETS_SETS)", err=True)
+        raise typer.Exit(2)
+    return defs, sets[name]
+
+
 @app.command()
 def export(
-    npy: Annotated[Path | None, typer.Option(help="Write <video_id>.npy float32 [clips, D] files here.")] = None,
-    failed: Annotated[Path | None, typer.Option(help="Write the failed-videos report (JSON) here.")] = None,
+    kind: Annotated[
+        str, typer.Argument(help="npy: <video id>.npy files + failed_videos.json; failed: the report only.")
+    ],
+    out: Annotated[Path, typer.Argument(help="npy: the folder; failed: the JSON file.")],
+    set_name: Annotated[str, typer.Option("--set", help="The feature set to export (`vid-assets sets`).")] = "default",
+    crops: Annotated[str, typer.Option(help="mean: average a clip's crops; first: the first crop.")] = "mean",
 ):
-    """Exports for the old scripts: per-video .npy features and failed_videos.json."""
-    from vid_assets.definitions import defs
+    """Exports for the old scripts: seed 002's OUT/<video id>.npy float32 [frames, D] and
+    OUT/failed_videos.json (incremental: a second export writes only what changed)."""
     from vid_assets.store.exports import export_npy, failed_report
 
-    if npy is None and failed is None:
-        typer.echo("error: nothing to do (use --npy DIR and/or --failed FILE)", err=True)
+    if kind not in ("npy", "failed"):
+        typer.echo(f"error: export npy OUT or export failed FILE, not {kind!r}", err=True)
         raise typer.Exit(2)
-    if npy is not None:
-        paths = export_npy(defs.resources["feature_store"].store(), npy)
-        typer.echo(f"{len(paths)} .npy files in {npy}")
-    if failed is not None:
-        report = failed_report(defs.resources["workspace"].catalog(), failed)
-        typer.echo(f"{len(report)} failed videos in {failed}")
+    defs, fset = _feature_set(set_name)
+    failures = failed_report(defs.resources["workspace"].catalog(), feature_set=fset.name)
+    if kind == "failed":
+        failed_report(defs.resources["workspace"].catalog(), out, feature_set=fset.name)
+        typer.echo(f"{len(failures)} failed videos in {out}")
+        return
+    done = export_npy(defs.resources["feature_store"].store(fset), out, crops=crops, failures=failures)
+    typer.echo(
+        f"{len(done.written)} .npy written, {done.unchanged} unchanged, {len(done.removed)} removed in {out}; "
+        f"{done.failed} failed videos in {out / 'failed_videos.json'}"
+    )
+
+
+@app.command()
+def sets(as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False):
+    """The feature sets this deployment computes (the default set plus VID_ASSETS_SETS)."""
+    import json
+
+    from vid_assets.definitions import defs
+    from vid_assets.pipeline.definitions import sets_of
+
+    declared = {name: s.to_dict() for name, s in sets_of(defs).items()}
+    if as_json:
+        typer.echo(json.dumps(declared))
+        return
+    for name, d in declared.items():
+        plan = ", ".join(f"{k}={v}" for k, v in d["sampling"].items()) or "defaults"
+        args = f" {d['args']}" if d["args"] else ""
+        typer.echo(f"{name}: {d['extractor']}{args}; sampling {plan}; precision {d['precision']}")
+        if d["description"]:
+            typer.echo(f"    {d['description']}")
 
 
 @app.command()
@@ -346,6 +421,7 @@ def inspect(
 def extractors(
     name: Annotated[str | None, typer.Argument(help="Build this one on the CPU and describe it.")] = None,
     output: Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")] = "auto",
+    arg: Args = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ):
     """List the extractor names and what each takes, or build NAME and say what it gives.
@@ -358,12 +434,16 @@ def extractors(
 
     from vid_assets.extractors import input_spec, list_extractors, list_prefixes
     from vid_assets.extractors.feed import load_extractor
+    from vid_assets.extractors.registry import ALIASES
 
     if name is None:
         rows = []
-        for n in list_extractors():
-            spec = input_spec(n, build=False)
-            rows.append({"name": n, **({} if spec is None else spec.__dict__)})
+        for n in [*ALIASES, *list_extractors()]:
+            try:  # an alias's hub config may not be cached offline: "?" then
+                spec = input_spec(n, build=False)
+            except Exception:  # noqa: BLE001 - the listing goes on
+                spec = None
+            rows.append({"name": n, "stands_for": ALIASES.get(n, ""), **({} if spec is None else spec.__dict__)})
         listing = {"extractors": rows, "prefixes": [p + ":" for p in list_prefixes()]}
         if as_json:
             sys.stdout.write(json.dumps(listing) + "\n")
@@ -373,11 +453,11 @@ def extractors(
         from vid_assets.demo import make_console
 
         table = Table(title="extractors: what each takes (its config)")
-        for col in ("name", "input", "size", "resize"):
+        for col in ("name", "input", "size", "resize", "stands for"):
             table.add_column(col)
         for r in rows:
             kind = "?" if "kind" not in r else "frames" if r["kind"] == "frame" else f"clips of {r['num_frames']}"
-            table.add_row(r["name"], kind, str(r.get("size", "?")), str(r.get("resize", "?")))
+            table.add_row(r["name"], kind, str(r.get("size", "?")), str(r.get("resize", "?")), r["stands_for"])
         make_console().print(table)
         typer.echo(
             f"also: {', '.join(f'{p}<name>' for p in listing['prefixes'])}, package.module:factory, "
@@ -385,7 +465,7 @@ def extractors(
         )
         return
     try:
-        info = load_extractor(name, device="cpu", batch_size=1, output=output).describe()
+        info = load_extractor(name, device="cpu", batch_size=1, output=output, args=parse_args(arg)).describe()
     except Exception as e:  # unknown name (with close matches), weights not cached, bad output ...
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
@@ -416,6 +496,11 @@ def serve(
     device: Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")] = "",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass (0 = probe).")] = 0,
     output: Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")] = "auto",
+    arg: Args = None,
+    set_name: Annotated[
+        str | None,
+        typer.Option("--set", help="Serve a declared feature set (`vid-assets sets`): its model, args and plan."),
+    ] = None,
     mode: Mode = "fps",
     fps: Fps = 2.0,
     every_n: EveryN = 1,
@@ -447,26 +532,39 @@ def serve(
     from vid_assets.serve import Limits, Predictor
     from vid_assets.serve.app import serve as run_server
 
-    ext = load_extractor(
-        extractor or DEFAULT_EXTRACTOR, device=device or settings.device(), batch_size=batch_size, output=output
-    )
+    if set_name is not None:  # exactly what the set's assets compute
+        _, fset = _feature_set(set_name)
+        ext = fset.load(device=device or settings.device(), batch_size=batch_size)
+        config = fset.config(ext)
+    else:
+        ext = load_extractor(
+            extractor or DEFAULT_EXTRACTOR,
+            device=device or settings.device(),
+            batch_size=batch_size,
+            output=output,
+            args=parse_args(arg),
+        )
     # every plan the assets take, fitted to the model by the same function (vid_assets/fit.py)
-    config = fit_config(
-        ext,
-        mode=mode,
-        fps=fps,
-        every_n_frames=every_n,
-        segment_s=segment_s,
-        frames_per_segment=frames_per_segment,
-        max_segments=max_segments,
-        short_side=short_side,
-        frames_per_clip=frames_per_clip,
-        stride=stride,
-        crop_size=crop_size,
-        crop=crop,
-        crop_reduce=crop_reduce,
-        seed=seed,
-        top_k=top_k,
+    config = (
+        config
+        if set_name is not None
+        else fit_config(
+            ext,
+            mode=mode,
+            fps=fps,
+            every_n_frames=every_n,
+            segment_s=segment_s,
+            frames_per_segment=frames_per_segment,
+            max_segments=max_segments,
+            short_side=short_side,
+            frames_per_clip=frames_per_clip,
+            stride=stride,
+            crop_size=crop_size,
+            crop=crop,
+            crop_reduce=crop_reduce,
+            seed=seed,
+            top_k=top_k,
+        )
     )
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),

@@ -4,7 +4,8 @@
     summary = vid_assets.extract(["a.mp4", "videos/"], out="features/", format="npy", fps=1, frames_per_clip=1)
 
 ``format="zarr"`` writes the feature store the assets write (``out`` is its root); ``"npy"``
-writes seed 002's layout: ``out/<file stem>.npy`` float32 ``[clips, D]`` (crops averaged) and
+writes seed 002's layout: ``out/<video id>.npy`` float32 ``[clips, D]`` (crops averaged; named as
+``vid-assets export npy`` names them, see ``store/exports.py``) and
 ``out/failed_videos.json``. What is already done in ``out`` is skipped (the store by content hash
 and configuration, ``.npy`` by name), failures are recorded with their stage and reason, and a
 summary comes back.
@@ -19,13 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from vid_assets import engine
-from vid_assets.engine import VideoResult
 from vid_assets.extractors import Extractor
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoRef, scan_folder
+from vid_assets.store.exports import npy_names, rows, write_npy
 
 FORMATS = ("zarr", "npy")
 
@@ -51,9 +50,11 @@ def expand(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def _already_done(ref: VideoRef, out: Path, fmt: str, store, config: PipelineConfig, extractor_id: str) -> bool:
+def _already_done(
+    ref: VideoRef, out: Path, fmt: str, store, config: PipelineConfig, extractor_id: str, npy_name: str
+) -> bool:
     if fmt == "npy":
-        return (out / f"{Path(ref.uri).stem}.npy").exists()
+        return (out / npy_name).exists()
     if not store.has_video(ref.key):
         return False
     attrs = store.open_video(ref.key).attrs
@@ -64,20 +65,12 @@ def _already_done(ref: VideoRef, out: Path, fmt: str, store, config: PipelineCon
     )
 
 
-def _save_npy(out: Path, ref: VideoRef, result: VideoResult) -> Path:
-    path = out / f"{Path(ref.uri).stem}.npy"
-    tmp = path.with_suffix(".npy.tmp")
-    with tmp.open("wb") as f:
-        np.save(f, result.features.mean(axis=1).astype(np.float32))
-    os.replace(tmp, path)
-    return path
-
-
 def extract(
     sources: Sequence[str | os.PathLike[str]],
     *,
     out: str | os.PathLike[str],
     extractor: str | Extractor = "efficientnet_lite0",
+    extractor_args: dict | None = None,
     format: str = "zarr",
     device: str = "auto",
     batch_size: int = 0,
@@ -88,7 +81,7 @@ def extract(
 ) -> dict:
     """Features of every video in ``sources`` into ``out``; ``plan``: :func:`vid_assets.fit.fit_config`'s
     fields (``fps``, ``mode``, ``every_n_frames``, ``frames_per_clip``, ``crop`` ...), the rest
-    fitted to the model. Returns ``{"done", "skipped", "failed", "seconds", "out"}``."""
+    fitted to the model; ``extractor_args``: the factory's own arguments (``pretrained=False`` ...). Returns ``{"done", "skipped", "failed", "seconds", "out"}``."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     from vid_assets.extractors.feed import load_extractor
@@ -98,7 +91,7 @@ def extract(
     ext = (
         extractor
         if isinstance(extractor, Extractor)
-        else load_extractor(extractor, device=device, batch_size=batch_size)
+        else load_extractor(extractor, device=device, batch_size=batch_size, args=extractor_args)
     )
     config = fit_config(ext, **plan)
     target = Path(out)
@@ -110,7 +103,8 @@ def extract(
             refs.append(VideoRef.from_uri(s))
         except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
             failed.append({"source": s, "stage": "open", "reason": f"{type(e).__name__}: {e}"})
-    todo = [r for r in refs if not _already_done(r, target, format, store, config, ext.id)]
+    names = npy_names((r.key, r.user_id, r.content_hash) for r in refs)  # same names as `export npy`
+    todo = [r for r in refs if not _already_done(r, target, format, store, config, ext.id, names[r.key])]
     if progress is not None:
         progress.reset(len(todo))
     t0, done = time.perf_counter(), 0
@@ -126,12 +120,20 @@ def extract(
                 if store is not None:
                     store_result(ref, result, store, info, config)
                 else:
-                    _save_npy(target, ref, result)
+                    write_npy(target / names[ref.key], rows(result.features))
                 done += 1
             except Exception as e:  # noqa: BLE001 - one video's write fails that video only
                 result.error, result.stage = f"{type(e).__name__}: {e}", "store"
         if not result.ok:
-            failed.append({"source": ref.uri, "id": ref.key, "stage": result.stage, "reason": result.error})
+            failed.append(
+                {
+                    "user_id": ref.user_id,
+                    "source": ref.uri,
+                    "id": ref.key,
+                    "stage": result.stage,
+                    "reason": result.error,
+                }
+            )
         if progress is not None:
             progress.update(finished)
     report = target / "failed_videos.json"

@@ -256,6 +256,7 @@ def store_result(
     label_set = extractor_info.get("label_set")
     attrs = {
         **name_text(ref.uri),  # valid UTF-8 text (+ the exact bytes of a non-UTF-8 name)
+        "user_id": name_text(ref.user_id)["source"],  # the user's own name for it (exports use it)
         "content_hash": ref.content_hash,
         "size_bytes": ref.size,
         "duration_s": info.get("duration_s"),

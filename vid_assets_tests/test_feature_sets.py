@@ -201,3 +201,75 @@ def test_a_run_whose_config_would_change_a_sets_features_is_refused(tmp_path, me
             run_config={"resources": {"sampling": {"config": {"decode_time_budget_s": 120.0}}}},
         )
         assert ok.success and defs.resources["feature_store"].store().has_video(ref.key)
+
+
+def test_seed_002_export_npy_per_set_through_the_cli(tmp_path, media_dir, tiny_dinov2):
+    """`vid-assets export npy OUT --set NAME`: OUT/<video id>.npy float32 [frames, D] named by the
+    user's own id (two `x.mp4` in two folders both get their content hash), failed_videos.json with
+    the broken file and its reason, and a second export writes nothing."""
+    import json
+    import os
+    import subprocess
+
+    from vid_assets.demo import register_videos
+    from vid_assets.samples import write_synthetic_video
+
+    folder, _ = tiny_dinov2
+    videos = tmp_path / "videos"
+    for sub, name in (("a", "clip_a.mp4"), ("b", "clip_b.mp4")):
+        (videos / sub).mkdir(parents=True)
+        shutil.copyfile(media_dir / name, videos / sub / "x.mp4")
+    write_synthetic_video(videos / "walk.mp4", seconds=3.0, fps=24, seed=7)
+    shutil.copyfile(media_dir / "not_a_video.mp4", videos / "broken.mp4")
+    sets_file = write_sets(
+        tmp_path / "sets.yaml",
+        f"sets: {{frames: {{extractor: 'local-dir:{folder}', args: {{img_size: 224}},"
+        " sampling: {fps: 1, frames_per_clip: 1}}}",
+    )
+    defs = _defs(tmp_path, sets_file)
+    fset = sets_of(defs)["frames"]
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        paths = [videos / "a" / "x.mp4", videos / "b" / "x.mp4", videos / "walk.mp4", videos / "broken.mp4"]
+        refs = register_videos(instance, defs, paths)
+        job = defs.resolve_job_def("embed_videos")
+        chain = [dg.AssetKey(["frames", s]) for s in _STAGES]
+        for ref in refs:
+            job.execute_in_process(
+                partition_key=ref.key, instance=instance, asset_selection=chain, raise_on_error=False
+            )
+    env = {
+        **os.environ,
+        "VID_ASSETS_SETS": str(sets_file),
+        "VID_ASSETS_STORE": str(tmp_path / "features.zarr"),
+        "VID_ASSETS_WORK": str(tmp_path / "work"),
+    }
+    out = tmp_path / "features"
+
+    def export() -> str:
+        done = subprocess.run(
+            ["vid-assets", "export", "npy", str(out), "--set", "frames"], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    said = export()
+    assert "3 .npy written, 0 unchanged" in said and "1 failed" in said
+    by_name = {p.name: p for p in out.glob("*.npy")}
+    store = defs.resources["feature_store"].store(fset)
+    digests = {r.uri: r.content_hash[:8] for r in refs}
+    assert set(by_name) == {
+        "walk.npy",
+        f"x-{digests[str(videos / 'a' / 'x.mp4')]}.npy",
+        f"x-{digests[str(videos / 'b' / 'x.mp4')]}.npy",
+    }
+    walk = np.load(by_name["walk.npy"])
+    stored = store.read_video(refs[2].key)
+    assert walk.dtype == np.float32 and walk.shape == (stored.num_clips, 64) == (3, 64)  # 3 s at 1 fps
+    np.testing.assert_array_equal(walk, stored.features[:, 0].astype(np.float32))
+    (failed,) = json.loads((out / "failed_videos.json").read_text())
+    assert failed["user_id"] == "broken" and failed["stage"] == "decode" and failed["message"]
+    assert failed["feature_set"] == "frames"
+    stamp = by_name["walk.npy"].stat().st_mtime_ns
+    assert "0 .npy written, 3 unchanged" in export()
+    assert by_name["walk.npy"].stat().st_mtime_ns == stamp

@@ -303,7 +303,7 @@ def test_a_view_of_the_older_layout_is_rebuilt_with_segments(tmp_path):
 # -- exports ------------------------------------------------------------------------------------------------
 def test_npy_export_matches_the_store_and_failed_report(view, tmp_path):
     _, store = view
-    paths = export_npy(store, tmp_path / "npy")
+    paths = export_npy(store, tmp_path / "npy").written
     assert sorted(p.name for p in paths) == [f"v{i}.npy" for i in range(7)]
     arr = np.load(tmp_path / "npy" / "v2.npy")
     assert arr.dtype == np.float32 and arr.shape == (11, 8)

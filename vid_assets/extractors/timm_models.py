@@ -169,8 +169,16 @@ def _arch_spec(arch: str, **kwargs) -> InputSpec | None:
 
 
 def _hub_spec(repo: str, **kwargs) -> InputSpec:
+    """timm's own repos (``timm/<arch>.<tag>``) are answered from timm's built-in pretrained cfg,
+    with no network call and nothing cached; any other repo from its hub config."""
+    import timm
     from timm.models import load_model_config_from_hf
 
+    repo_id = repo.partition("@")[0]
+    if repo_id.startswith("timm/"):
+        cfg = timm.models.get_pretrained_cfg(repo_id.removeprefix("timm/"), allow_unregistered=False)
+        if cfg is not None:
+            return spec_from_cfg(cfg.to_dict(), **kwargs)
     return spec_from_cfg(load_model_config_from_hf(repo)[0], **kwargs)
 
 

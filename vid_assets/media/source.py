@@ -88,6 +88,16 @@ class VideoRef:
     size: int
     content_hash: str
     caption: str | None = None  # from a manifest; embedded once per video by the text model
+    id: str | None = None  # the user's own id (a manifest's ``id``); None: the file stem
+
+    @property
+    def user_id(self) -> str:
+        """What the user calls this video: the manifest ``id``, else the file name without suffix
+        (what seed 002's ``VIDEO_ID.npy`` files are named by)."""
+        if self.id:
+            return self.id
+        name = self.uri.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+        return name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str], caption: str | None = None) -> VideoRef:
@@ -113,6 +123,7 @@ class VideoRef:
                 size=ref.size,
                 content_hash=ref.content_hash,
                 caption=caption,
+                id=str(id),
             )
         return ref
 

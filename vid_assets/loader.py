@@ -244,6 +244,42 @@ class SegmentDataset(ClipDataset):
         return out
 
 
+class LatentCaptionDataset(ClipDataset):
+    """Seed 003's training input: ``(latents, caption_embedding)`` batches from a view of per-frame
+    latents (a VAE set: rows ``[1 crop, 20 frames, 4, 32, 32]``), each segment's caption found
+    through ``segment_to_video`` in the videos table (one caption per video, no copies).
+
+    Reading is ``ClipDataset``'s (whole chunks, shuffled, split between workers), so::
+
+        ds = LatentCaptionDataset("data/features_vae_training.zarr", batch_size=64)
+        for latents, captions in DataLoader(ds, batch_size=None, num_workers=2, pin_memory=True):
+            ...  # latents [64, 20, 4, 32, 32] float16, captions [64, 512] float16
+
+    A single crop's axis is dropped; videos without a caption get zeros (``has_caption`` in the
+    view tells them apart)."""
+
+    def __init__(self, location: str | os.PathLike[str], **kwargs) -> None:
+        from vid_assets.store.training import read_videos_table
+
+        super().__init__(location, **kwargs)
+        if not self.has_meta:
+            raise ValueError(f"{location} has no segment_to_video column: build it with the training_view asset")
+        table = read_videos_table(open_group(location, self.storage_options))
+        if "caption_embedding" not in table:
+            raise ValueError(
+                f"no video in {location} has a caption: register videos with captions (a manifest's caption "
+                "column) and set the feature set's text_model"
+            )
+        self.captions = np.ascontiguousarray(table["caption_embedding"])
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            latents = batch["features"]
+            if latents.shape[1] == 1:
+                latents = latents[:, 0]
+            yield latents, torch.from_numpy(self.captions[batch["video"].numpy()])
+
+
 class VideoDataset(Dataset):
     """One item per video of a training view: all its clips, their timestamps, its caption (and
     each clip's segment, for a ``segments`` plan)."""

@@ -83,3 +83,22 @@ def save_tiny_clip(folder) -> None:
     images = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def save_tiny_vae(folder):
+    """A randomly initialised diffusers ``AutoencoderKL`` with Stable Diffusion's shape (4 latent
+    channels, 8x downsampling, scaling factor 0.18215) but 8-16 channels wide, saved as
+    ``save_pretrained`` writes a published VAE; returns the model."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=256,
+    ).eval()
+    vae.save_pretrained(str(folder))
+    return vae

@@ -273,3 +273,78 @@ def test_seed_002_export_npy_per_set_through_the_cli(tmp_path, media_dir, tiny_d
     stamp = by_name["walk.npy"].stat().st_mtime_ns
     assert "0 .npy written, 3 unchanged" in export()
     assert by_name["walk.npy"].stat().st_mtime_ns == stamp
+
+
+def test_seed_003_vae_latent_segments_with_caption_embeddings(tmp_path, media_dir):
+    """The VAE set: 5-s segments of 20 frames (4 fps), 2 segments, one seeded random 256-px crop
+    per segment; per-frame latents [S, 1, 20, 4, 32, 32] float16 equal to diffusers' encoder run by
+    hand on the same crops (scaled), a CLIP-text caption embedding once per video, and the loader
+    yields (latents, caption) batches through segment_to_video."""
+    from torch.utils.data import DataLoader
+
+    from vid_assets.clips.build import crop_boxes
+    from vid_assets.demo import register_videos
+    from vid_assets.extractors.text import create_text_embedder
+    from vid_assets.loader import LatentCaptionDataset
+    from vid_assets.media import VideoRef
+    from vid_assets.samples import write_synthetic_video
+    from vid_assets_tests.helpers import save_tiny_clip, save_tiny_vae
+
+    vae = save_tiny_vae(tmp_path / "tiny_vae")
+    save_tiny_clip(tmp_path / "tiny_clip")
+    (tmp_path / "videos").mkdir()
+    video = tmp_path / "videos" / "walk.mp4"
+    write_synthetic_video(video, seconds=11.0, fps=24, size=(320, 240), seed=5)
+    sets_file = write_sets(
+        tmp_path / "sets.yaml",
+        f"""
+        sets:
+          latents:
+            extractor: vae:{tmp_path / "tiny_vae"}
+            sampling: {{mode: segments, segment_s: 5, frames_per_segment: 20, max_segments: 2, crop: random, seed: 3}}
+            text_model: {tmp_path / "tiny_clip"}
+        """,
+    )
+    defs = _defs(tmp_path, sets_file)
+    fset = sets_of(defs)["latents"]
+    caption = "a person walks a dog along the beach"
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        (ref,) = register_videos(instance, defs, [video])
+        defs.resources["workspace"].catalog().register(VideoRef.from_path(video, caption=caption))
+        chain = [dg.AssetKey(["latents", s]) for s in (*_STAGES, "training_view")]
+        job = defs.resolve_job_def("embed_videos")
+        run = job.execute_in_process(partition_key=ref.key, instance=instance, asset_selection=chain[:4])
+        assert run.success
+        checks = [e.event_specific_data for e in run.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        assert checks and all(c.passed for c in checks), checks
+        view_job = defs.resolve_job_def("build_training_view")
+        assert view_job.execute_in_process(instance=instance, asset_selection=[chain[4]]).success
+    store = defs.resources["feature_store"].store(fset)
+    g = store.open_video(ref.key)
+    assert g["features"].dtype == np.float16 and g["features"].shape == (2, 1, 20, 4, 32, 32)
+    assert g["features"].compressors[0].to_dict()["configuration"]["cname"] == "zstd"
+    v = store.read_video(ref.key)
+    assert v.segments.tolist() == [0, 2] or len(set(v.segments.tolist())) == 2
+    config = fset.config()
+    frames = list(iter_frames(ref.uri, config.plan))
+    assert len(frames) == 40 and np.array_equal(v.frame_times.reshape(-1), [f.pts_s for f in frames])
+    for s, seg in enumerate(sorted({f.segment for f in frames})):
+        images = np.stack([f.image for f in frames if f.segment == seg])
+        ((top, left, _),) = crop_boxes(*images.shape[1:3], config.clip, seg)  # one box for the whole segment
+        crops = images[:, top : top + 256, left : left + 256]
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            expected = (vae.encode(x).latent_dist.mean * vae.config.scaling_factor).numpy().reshape(20, -1)
+        stored = v.features[s, 0].astype(np.float32).reshape(20, -1)
+        cos = (expected * stored).sum(1) / (np.linalg.norm(expected, axis=1) * np.linalg.norm(stored, axis=1))
+        assert cos.min() >= 0.9999, (s, cos)
+    want = create_text_embedder(str(tmp_path / "tiny_clip")).embed([caption])[0]
+    np.testing.assert_allclose(v.caption_embedding.astype(np.float32), want, atol=2e-3)
+    ds = LatentCaptionDataset(defs.resources["feature_store"].training_view_path(fset), batch_size=2)
+    ((latents, captions),) = list(DataLoader(ds, batch_size=None, num_workers=0))
+    assert latents.shape == (2, 20, 4, 32, 32) and latents.dtype == torch.float16
+    assert captions.shape == (2, len(want))
+    np.testing.assert_array_equal(
+        np.sort(latents.numpy().reshape(2, -1), 0), np.sort(v.features[:, 0].reshape(2, -1), 0)
+    )

@@ -8,6 +8,7 @@ from vid_assets.extractors import efficientnet as _efficientnet  # noqa: F401  (
 from vid_assets.extractors import timm_models as _timm_models  # noqa: F401
 from vid_assets.extractors import torchvision_models as _torchvision_models  # noqa: F401
 from vid_assets.extractors import transformers_models as _transformers_models  # noqa: F401
+from vid_assets.extractors import vae_models as _vae_models  # noqa: F401
 from vid_assets.extractors.base import (
     ClipFeatures,
     Extractor,

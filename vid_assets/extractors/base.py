@@ -164,6 +164,11 @@ class Extractor:
     # tower's projection into the image-text space; a classifier's logits if asked); "auto" lets
     # the factory choose (timm: "head" for CLIP towers), "pooled" when it does not
     output: str = "auto"
+    # what one image gives when it is not a vector: a VAE's latent [4, S/8, S/8] (dim = its size)
+    feature_shape: tuple[int, ...] = ()
+    # keep each frame of a clip ([clips, crops, T, *feature_shape]) instead of their mean: per-frame
+    # latents of a segment (seed 003), where averaging frames would mean nothing
+    per_frame: bool = False
 
     def __post_init__(self) -> None:
         if self.input_kind not in ("frame", "clip"):
@@ -205,6 +210,11 @@ class Extractor:
         self._row_shift = self._shift.view(3).repeat(self.input_size)
         self._forward = torch.compile(self.model) if self.compile else self.model
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """One image's output: ``feature_shape``, or ``(dim,)`` for a vector."""
+        return tuple(self.feature_shape) or (self.dim,)
+
     def _head_as_features(self) -> None:
         """The head becomes the last layer of the model: its output is the feature, nothing is
         left to rank as labels (top-k over a projection's dimensions would be noise)."""
@@ -235,6 +245,8 @@ class Extractor:
             "num_labels": len(self.labels) if self.labels else 0,
             "output": self.output,
             "precision": self._dtype_name(),
+            **({"feature_shape": list(self.feature_shape)} if self.feature_shape else {}),
+            **({"per_frame": True} if self.per_frame else {}),
             **self.config,
         }
 
@@ -397,6 +409,11 @@ def submit_clips(
     frames = extractor.input_kind == "frame"
 
     def finish(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if frames and extractor.per_frame:  # [b, crops, T, *shape]: each frame's output kept
+            feats = feats.reshape(b, t, c, *extractor.output_shape).transpose(1, 2)
+            if crop_reduce == "mean":
+                feats = feats.mean(dim=1, keepdim=True)
+            return feats.contiguous(), None
         feats = feats.reshape(b, t, c, -1).mean(dim=1) if frames else feats.reshape(b, c, -1)
         if crop_reduce == "mean":
             feats = feats.mean(dim=1, keepdim=True)
@@ -413,7 +430,8 @@ def submit_clips(
 def embed_clips(
     extractor: Extractor, clip_pixels: np.ndarray | torch.Tensor, crop_reduce: str = "none"
 ) -> ClipFeatures:
-    """uint8 ``[B, T, crops, S, S, 3]`` -> per-clip features ``[B, crops, D]`` (``[B, 1, D]`` for mean).
+    """uint8 ``[B, T, crops, S, S, 3]`` -> per-clip features ``[B, crops, D]`` (``[B, 1, D]`` for mean;
+    ``[B, crops, T, *feature_shape]`` for a ``per_frame`` extractor such as a VAE).
 
     Frame models embed every frame of every crop in one batched pass and average over the clip's
     frames (temporal mean pooling); clip models see each crop's ``T`` frames at once. Logits are the

@@ -16,6 +16,12 @@ from typing import Any
 import numpy as np
 
 DEFAULT_TEXT_MODEL = "all-minilm-l6-v2"
+# CLIP's text towers as sentence-transformers packs them: captions land in the image-text space of
+# the image towers of the same short names (extractors.registry.ALIASES)
+TEXT_ALIASES = {
+    "clip-vit-b32": "sentence-transformers/clip-ViT-B-32",
+    "clip-vit-l14": "sentence-transformers/clip-ViT-L-14",
+}
 _CACHE: dict[tuple, TextEmbedder] = {}
 _LOCK = threading.Lock()
 
@@ -50,7 +56,7 @@ def create_text_embedder(name: str = DEFAULT_TEXT_MODEL, device: str = "cpu") ->
     from sentence_transformers import SentenceTransformer
 
     path = _packaged_minilm() if name == DEFAULT_TEXT_MODEL else Path(name)
-    source = str(path) if path.exists() else name  # a local folder, else a (cached) hub id
+    source = str(path) if path.exists() else TEXT_ALIASES.get(name, name)  # a folder, else a (cached) hub id
     model = SentenceTransformer(source, device=device)
     weights = path / "model.safetensors"
     rev = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.exists() else "hub"

@@ -6,7 +6,8 @@ Layout (also in the README)::
     <root>/videos/<id>/zarr.json          attrs: source, content hash, duration, sampling plan,
                                           clip spec, extractor id + config, library versions, ...
     <root>/videos/<id>/features           float16 [clips, crops, D]  (or bfloat16 bits as uint16,
-                                          attrs feature_dtype = "bfloat16")
+                                          attrs feature_dtype = "bfloat16"); a per-frame extractor's
+                                          [clips, crops, T, *shape] (a VAE: [S, 1, 20, 4, 32, 32])
     <root>/videos/<id>/timestamps         float64 [clips, 2]   start/end seconds of each clip
     <root>/videos/<id>/frame_times        float64 [clips, T]   pts of each frame used
     <root>/videos/<id>/top_labels         int16   [clips, crops, k]  (classifier heads only; int32 past 32,768 classes)
@@ -184,8 +185,8 @@ class FeatureStore:
     ) -> Path:
         """Write (or replace) one video atomically and return its path."""
         features = np.asarray(features)
-        if features.ndim != 3:
-            raise ValueError(f"features must be [clips, crops, D], got shape {features.shape}")
+        if features.ndim < 3:
+            raise ValueError(f"features must be [clips, crops, D] (or [clips, crops, *shape]), got {features.shape}")
         n = features.shape[0]
         if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
             raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")

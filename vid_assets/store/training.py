@@ -5,7 +5,8 @@ Layout (``<view>`` is a Zarr v3 group)::
     zarr.json                attrs: num_rows, num_videos (the commit marker), feature_shape,
                              dtype, chunk_rows, extractor, layout
     features         [N, crops, D]  float16 (or bfloat16 bits as uint16: attrs dtype), chunks of
-                                    ``chunk_rows`` rows (= a training batch)
+                                    ``chunk_rows`` rows (= a training batch), at most 16 MB each
+                                    (a VAE set's [N, 1, 20, 4, 32, 32]: 64 segments per chunk)
     segment_to_video [N]            int32, row -> index into videos/*
     segment          [N]            int32, row -> its segment in its video (``segments`` plans;
                                     -1 for other plans): a segment's rows are contiguous
@@ -53,6 +54,17 @@ def read_videos_table(group: zarr.Group) -> dict[str, np.ndarray]:
     return cols
 
 
+CHUNK_BYTES = 16 << 20  # the most a features chunk holds: 1024 pooled rows, 64 VAE segments of 160 KB
+
+
+def feature_chunk_rows(chunk_rows: int, row_shape: tuple, itemsize: int) -> int:
+    """Rows per features chunk: ``chunk_rows``, fewer (a power of two) when rows are so large that
+    a chunk would pass ``CHUNK_BYTES`` (a loader reads and decompresses a whole chunk at a time)."""
+    row_bytes = max(1, int(np.prod(row_shape)) * itemsize)
+    fit = max(1, CHUNK_BYTES // row_bytes)
+    return min(chunk_rows, 1 << (fit.bit_length() - 1))
+
+
 class _Writer:
     def __init__(self, group: zarr.Group, chunk_rows: int, level: int) -> None:
         self.g, self.chunk_rows, self.level = group, chunk_rows, level
@@ -62,6 +74,8 @@ class _Writer:
         if name in g.array_keys():
             return g[name]
         is_str = dtype is str
+        if chunk is None and name == "features":
+            chunk = feature_chunk_rows(self.chunk_rows, row_shape, np.dtype(dtype).itemsize)
         return g.create_array(
             name,
             shape=(0, *row_shape),

@@ -44,10 +44,17 @@ def validate_video(group: zarr.Group) -> list[CheckOutcome]:
     bad = int(np.size(feats) - np.isfinite(feats).sum())
     out.append(CheckOutcome("features_finite", bad == 0, f"{bad} non-finite values" if bad else "all finite"))
     declared = attrs.get("feature_shape")
-    dim = (attrs.get("extractor_config") or {}).get("dim")
-    shape_ok = list(feats.shape) == list(declared or []) and (dim is None or feats.shape[-1] == dim)
+    cfg = attrs.get("extractor_config") or {}
+    dim = cfg.get("dim")
+    # one image's output: a vector of dim, or (per-frame extractors) T frames of feature_shape each
+    want = [dim] if dim is not None else None
+    if cfg.get("per_frame"):
+        want = [int((attrs.get("clip_spec") or {}).get("frames_per_clip", 1)), *cfg.get("feature_shape", [dim])]
+    shape_ok = list(feats.shape) == list(declared or []) and (want is None or list(feats.shape[2:]) == want)
     out.append(
-        CheckOutcome("shape_as_declared", shape_ok, f"features {list(feats.shape)}, declared {declared}, dim {dim}")
+        CheckOutcome(
+            "shape_as_declared", shape_ok, f"features {list(feats.shape)}, declared {declared}, per image {want}"
+        )
     )
     starts = ts[:, 0] if len(ts) else ts
     inc = bool(len(ts) == 0 or (np.all(np.diff(starts) > 0) and np.all(ts[:, 1] > ts[:, 0])))

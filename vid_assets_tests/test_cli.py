@@ -91,7 +91,18 @@ def test_extractors_command_lists_names_and_describes_one(tmp_path):
     listing = subprocess.run([exe, "extractors", "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr
     rows = {r["name"]: r for r in json.loads(listing.stdout)["extractors"]}
-    assert rows["r3d_18"] == {"name": "r3d_18", "kind": "clip", "num_frames": 16, "size": 112, "resize": 128}
+    assert rows["r3d_18"] == {
+        "name": "r3d_18",
+        "stands_for": "",
+        "kind": "clip",
+        "num_frames": 16,
+        "size": 112,
+        "resize": 128,
+    }
+    # short names, answered offline from timm's own configs
+    assert rows["dinov2-large"]["stands_for"] == "hf-hub:timm/vit_large_patch14_dinov2.lvd142m"
+    assert (rows["dinov2-large"]["size"], rows["clip-vit-b32"]["size"]) == (518, 224)
+    assert {"dinov2-small", "dinov2-base", "dinov2-giant", "clip-vit-l14", "siglip-base"} <= set(rows)
     assert {"hf-hub:", "local-dir:", "timm:", "tv:"} <= set(json.loads(listing.stdout)["prefixes"])
 
     save_tiny_timm(tmp_path / "tiny_clip", "vit_base_patch32_clip_224.openai", **TINY_VIT)
@@ -103,6 +114,17 @@ def test_extractors_command_lists_names_and_describes_one(tmp_path):
         [exe, "extractors", name, "--output", "pooled", "--json"], env=env, capture_output=True, text=True, timeout=120
     )
     assert json.loads(pooled.stdout)["dim"] == 64
+
+    # factory arguments from the command line: a random-weights baseline needs no Python
+    random = subprocess.run(
+        [exe, "extractors", "timm:resnet18", "--arg", "pretrained=false", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert random.returncode == 0, random.stderr
+    assert json.loads(random.stdout)["id"] == "timm/resnet18@random-init"
 
     typo = subprocess.run([exe, "extractors", "efficientnet_lit"], env=env, capture_output=True, text=True, timeout=120)
     assert typo.returncode == 1 and "Did you mean 'efficientnet_lite0'" in typo.stderr

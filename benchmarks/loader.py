@@ -1,6 +1,13 @@
 """Training-loader throughput over a Zarr store of VAE-latent-sized segments.
 
     python benchmarks/loader.py --json out.json [--level 3] [--chunk 64]
+    python benchmarks/loader.py --vae-set --json out.json   # a store the VAE feature set wrote
+
+``--vae-set`` (issue 22): the seed-003 feature set (5-s segments of 20 frames at 4 fps, one
+seeded random 256-px crop per segment, per-frame VAE latents [20, 4, 32, 32] float16) run by
+the engine over synthetic videos with a small random-init ``AutoencoderKL`` (no weights offline;
+the latents' size and layout are the real recipe's), then its training view built with the
+defaults and read shuffled, batch 64, as a training job reads it. JSON key: ``vae_store_segments_per_s``.
 
 Builds (once, in benchmarks/out/) a store of 5,000 segments shaped 20x4x32x32 float16 (the
 reference project's VAE latents, loaded at 3,369 samples/s on a CPU there) plus segment_to_video and
@@ -61,8 +68,105 @@ def epoch(path: Path, batch: int, workers: int, shuffle: bool, buffer: int) -> t
     return time.perf_counter() - t0, n
 
 
+VAE_SET = {
+    "extractor": "vae:{folder}",
+    "sampling": {"mode": "segments", "segment_s": 5, "frames_per_segment": 20, "max_segments": 20, "crop": "random"},
+}
+
+
+def build_vae_store(out: Path, videos: int) -> tuple[Path, dict]:
+    """The VAE set's store and training view over ``videos`` synthetic 100-s videos (built once)."""
+    from diffusers import AutoencoderKL
+
+    import vid_assets
+    from vid_assets.feature_sets import FeatureSet
+    from vid_assets.samples import write_synthetic_video
+    from vid_assets.store import FeatureStore
+    from vid_assets.store.training import update_training_view
+
+    root = out / f"vae_set_{videos}"
+    view = root / "features_training.zarr"
+    if (view / "zarr.json").exists():
+        return view, json.loads((root / "build.json").read_text())
+    root.mkdir(parents=True, exist_ok=True)
+    model = root / "vae"
+    AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(4, 4, 4, 4),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=2,
+        sample_size=256,
+    ).save_pretrained(str(model))
+    sources = []
+    for i in range(videos):  # 4-fps sources: every decoded frame is a sampled one
+        sources.append(
+            write_synthetic_video(root / "videos" / f"v{i:03d}.mp4", seconds=100, fps=4, size=(320, 240), seed=i)
+        )
+    body = json.loads(json.dumps(VAE_SET).replace("{folder}", str(model)))
+    fset = FeatureSet.from_dict("vae_latents", body)
+    t0 = time.perf_counter()
+    summary = vid_assets.extract(sources, out=root / "features.zarr", extractor=fset.extractor, **fset.sampling)
+    took = time.perf_counter() - t0
+    store = FeatureStore(root / "features.zarr")
+    update_training_view(store, view)  # the training_view asset's defaults
+    built = {"videos": summary["done"], "extract_s": round(took, 1), "set": body}
+    (root / "build.json").write_text(json.dumps(built))
+    return view, built
+
+
+def vae_main(args) -> None:
+    import zarr as z
+
+    from vid_assets.loader import ClipDataset
+
+    view, built = build_vae_store(Path(args.out), args.videos)
+    g = z.open_group(str(view), mode="r")
+    feats = g["features"]
+    rows = int(g.attrs["num_rows"])
+    res = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "built": built,
+        "segments": rows,
+        "row_shape": list(feats.shape[1:]),
+        "dtype": str(feats.dtype),
+        "chunk_rows": int(feats.chunks[0]),
+        "codec": json.dumps(feats.compressors[0].to_dict()["configuration"]),
+        "rows": [],
+    }
+    seg_mb = np.prod(feats.shape[1:]) * 2 / 1e6
+    for batch, workers in ((64, 0), (64, 2), (1, 0)):
+        rates = []
+        for _ in range(args.rounds):
+            ds = ClipDataset(view, batch_size=batch, shuffle=True, seed=len(rates))
+            loader = DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None)
+            it = iter(loader)
+            n = len(next(it)["index"])
+            t0 = time.perf_counter()
+            for b in it:
+                n += len(b["index"])
+            rates.append((n - batch) / (time.perf_counter() - t0))
+        row = {
+            "batch": batch,
+            "workers": workers,
+            "segments_per_s": round(max(rates)),
+            "all": [round(r) for r in rates],
+        }
+        row["mb_per_s"] = round(row["segments_per_s"] * seg_mb)
+        res["rows"].append(row)
+        print(row, flush=True)
+    res["vae_store_segments_per_s"] = res["rows"][0]["segments_per_s"]
+    print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vae-set", action="store_true", help="read a store the VAE feature set wrote")
+    ap.add_argument("--videos", type=int, default=25, help="--vae-set: 100-s videos (20 segments each)")
+    ap.add_argument("--rounds", type=int, default=5, help="--vae-set: epochs per row (best reported)")
     ap.add_argument("--json")
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--level", type=int, default=3)
@@ -71,6 +175,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="batch 64, shuffled, 0 workers only")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
     args = ap.parse_args()
+    if args.vae_set:
+        vae_main(args)
+        return
     name = f"loader_{N}x{'x'.join(map(str, SHAPE))}_c{args.chunk}_{args.cname}{args.level}.zarr"
     path = build(Path(args.out) / name, args.chunk, args.level, args.cname)
     sample_mb = np.prod(SHAPE) * 2 / 1e6

@@ -25,6 +25,12 @@
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH; \
 #       OUT=/tmp/g timeout 460 bash benchmarks/gpu_session.sh backfill; tar czf $OUT/g.tgz -C /tmp g
 #
+# Issue 22's GPU rows are the `sets` step (benchmarks/sets_gpu.py: the VAE set on 1080p video,
+# frames/s encoded; DINOv2-large at 1 fps, videos/s): `bash benchmarks/gpu_wheels.sh sets` here
+# first (PyAV, Zarr, diffusers), then the same call as above with `sets` for `backfill`
+# (STEP_TIMEOUT=420). Prediction (RESULTS.md): VAE encoder >= 400 frames/s bf16 at 256 px,
+# DINOv2-L at 224 px >= 2 videos/s (seed 002: 0.2-0.4 videos/s on its cluster).
+#
 # A session now gets 15 minutes of device time in all, the machine's start included, so plan for
 # ONE call of ~9 minutes with issue 4's own rows first, then more calls only if time is left:
 #
@@ -153,8 +159,14 @@ step() {
         echo "== backfill rc=$?"
         grep -E "asset_vs_bare|images_per_s|decode_fps|decode_error|videos_per_s" "$OUT/backfill_gpu.log" | head -12
         ;;
+    sets)  # issue 22: the seed recipes' feature sets (VAE latents of 1080p segments, DINOv2-L at 1 fps)
+        timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/sets_gpu.py --json "$OUT/sets_gpu.json" \
+            >"$OUT/sets_gpu.log" 2>&1
+        echo "== sets rc=$?"
+        grep -E "^vae|^dinov2|frames_per_s|videos_per_s" "$OUT/sets_gpu.log" | head -8
+        ;;
     all) for s in feed vit effnet threads; do step "$s"; done ;;
-    *) echo "unknown step $1 (backfill | feed | vit | effnet | matmul | depth2 | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
+    *) echo "unknown step $1 (backfill | sets | feed | vit | effnet | matmul | depth2 | w12 | cuda | frames | preprocess | gaps | convert | depth0 | profile | threads | all)" >&2 ;;
     esac
 }
 

@@ -5,7 +5,7 @@
 # `backfill` (issue 21) needs Dagster, Zarr and what they pull that the host does not have.
 # Everything stays under the tool's 64 MiB: av 35 MB + the Dagster/Zarr set ~20 MB.
 #
-#     bash benchmarks/gpu_wheels.sh backfill      # or: embed
+#     bash benchmarks/gpu_wheels.sh backfill      # or: embed, sets (issue 22: + diffusers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIND=${1:-backfill}
@@ -20,6 +20,9 @@ if [ "$KIND" = embed ]; then
 fi
 tmp=$(mktemp -d)
 python3 -m pip download -q "${PLAT[@]}" -d "$tmp" "dagster==1.13.27" "zarr==3.1.6" "numcodecs==0.16.6"
+if [ "$KIND" = sets ]; then
+    python3 -m pip download -q "${PLAT[@]}" -d "$tmp" "diffusers==0.42.1"
+fi
 # the host's packages, as device/KINDS.md last read them: everything else travels
 host=$(sed -n 's/^nvidia-h200: their image.*Packages: //p' /work/.library/device/KINDS.md | tr ',' '\n' \
        | sed 's/^ *//;s/\.$//' | tr 'A-Z_' 'a-z-')

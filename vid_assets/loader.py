@@ -36,6 +36,11 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from vid_assets.memory import tune_malloc
 from vid_assets.prefetch import prefetch
+from vid_assets.store.chunks import ChunkReader
+
+# row columns (video, timestamps, segment) this small are read whole once per worker: a Zarr call per
+# chunk for a few hundred bytes cost more than the chunk's features (~1 ms each on the 2-core VM)
+SMALL_COLUMNS_BYTES = 256 << 20
 
 
 def open_group(location: str | os.PathLike[str], storage_options: dict | None = None) -> zarr.Group:
@@ -82,6 +87,7 @@ class ClipDataset(IterableDataset):
         self.has_segments = "segment" in g.array_keys()  # views since layout 2
         self.bfloat16 = array == "features" and g.attrs.get("dtype") == "bfloat16"
         self._arrays: dict[str, zarr.Array] | None = None
+        self._features: ChunkReader | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -108,7 +114,7 @@ class ClipDataset(IterableDataset):
     def _read(self, c: int) -> dict[str, np.ndarray]:
         a = self._arrays
         lo, hi = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self.num_rows)
-        out = {"features": a["features"][lo:hi], "index": np.arange(lo, hi)}
+        out = {"features": self._features.read(c), "index": np.arange(lo, hi)}
         if self.has_meta:
             out["video"] = a["segment_to_video"][lo:hi]
             out["timestamps"] = a["timestamps"][lo:hi]
@@ -127,6 +133,10 @@ class ClipDataset(IterableDataset):
             if self.has_segments:
                 names["segment"] = "segment"
             self._arrays = {k: g[name] for k, name in names.items()}
+            self._features = ChunkReader(self._arrays["features"], self.num_rows)
+            for k in ("segment_to_video", "timestamps", "segment"):  # a few bytes a row: read once, not per chunk
+                if k in self._arrays and self._arrays[k].nbytes <= SMALL_COLUMNS_BYTES:
+                    self._arrays[k] = self._arrays[k][: self.num_rows]
         info = get_worker_info()
         rng = np.random.default_rng((self.seed, self.epoch, info.id if info else 0))
         chunks = self._chunks()

@@ -348,3 +348,19 @@ def test_seed_003_vae_latent_segments_with_caption_embeddings(tmp_path, media_di
     np.testing.assert_array_equal(
         np.sort(latents.numpy().reshape(2, -1), 0), np.sort(v.features[:, 0].reshape(2, -1), 0)
     )
+
+
+def test_the_example_sets_file_builds_offline(tmp_path):
+    """examples/feature_sets.yaml (the README's) loads into a code location with no network: the
+    seed recipes' chains, groups and fitted sizes come from configs, not downloads."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "feature_sets.yaml"
+    defs = _defs(tmp_path, example)
+    sets = sets_of(defs)
+    assert list(sets) == ["default", "dinov2_frames", "vae_latents"]
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["vae_latents", "stored_features"])).group_name == "vae_latents"
+    assert sets["dinov2_frames"].config().clip.crop_size == 224  # img_size: 224, not the cfg's 518
+    vae = sets["vae_latents"].config()
+    assert (vae.clip.crop_size, vae.clip.frames_per_clip, vae.plan.short_side) == (256, 20, 256)

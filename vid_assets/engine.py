@@ -15,17 +15,20 @@ read back from kept intermediates).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from vid_assets.clips import ClipSpec
 from vid_assets.clips.device import to_device_clips
-from vid_assets.clips.stream import ClipBatch, iter_clip_batches
+from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
 from vid_assets.fit import PipelineConfig
 
@@ -65,17 +68,110 @@ def default_feed(device: torch.device) -> dict:
     return {"num_workers": 0 if cores <= 4 else cores // 4, "backend": "threads", "device_convert": False}
 
 
-def decode_feed(sources: Sequence[str], config: PipelineConfig, extractor: Extractor, **options) -> Iterator[ClipBatch]:
-    """Clip batches decoded from ``sources`` for ``extractor`` (``options`` override ``default_feed``)."""
+def decode_feed(
+    sources: Sequence[str],
+    config: PipelineConfig,
+    extractor: Extractor,
+    also: Sequence[tuple[Extractor, PipelineConfig]] = (),
+    **options,
+) -> Iterator[ClipBatch]:
+    """Clip batches decoded from ``sources`` for ``extractor`` (``options`` override ``default_feed``).
+
+    ``also``: more ``(extractor, config)`` pairs fed by the same decode of each video (their plans
+    may differ only in ``short_side``); their batches carry ``target`` 1, 2 ... (see :func:`run_many`)."""
     feed = {**default_feed(extractor.device), **options}
     return iter_clip_batches(
         sources,
         config.plan,
         config.clip,
         batch_clips=pass_clips(extractor, config.clip),
-        pin_memory=extractor.device.type == "cuda",
+        pin_memory=any(e.device.type == "cuda" for e in (extractor, *(e for e, _ in also))),
+        also=[Target(c.plan, c.clip, pass_clips(e, c.clip)) for e, c in also],
         **feed,
     )
+
+
+def shares_decode(a: PipelineConfig, b: PipelineConfig) -> bool:
+    """Whether one decode can feed both: the same plan but for the frames' short side."""
+    return replace(a.plan, short_side=b.plan.short_side) == b.plan
+
+
+_END = object()
+
+
+def run_many(
+    feed: Iterable[ClipBatch],
+    models: Sequence[tuple[Extractor, PipelineConfig]],
+    *,
+    depth: int = 1,
+    on_pass: Callable[[int], None] | None = None,
+    queue_batches: int = 4,
+) -> Iterator[tuple[int, VideoResult]]:
+    """:func:`run` for several models over one feed (``decode_feed(..., also=...)``): each batch
+    goes to the model its ``target`` names, every model runs in its own thread (passes release
+    the GIL; on a GPU they interleave), and ``(target, result)`` pairs come as videos finish.
+    At most ``queue_batches`` batches wait per model, so memory stays bounded when one model is
+    slower than the decode: the decode waits for it."""
+    if len(models) == 1:
+        extractor, config = models[0]
+        for result in run(feed, extractor, config, depth=depth, on_pass=on_pass):
+            yield 0, result
+        return
+    inboxes = [queue.Queue(maxsize=queue_batches) for _ in models]
+    results: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def put(q: queue.Queue, item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def feeder() -> None:
+        try:
+            for b in feed:
+                if not put(inboxes[b.target], b):
+                    return
+        except BaseException as e:  # noqa: BLE001 - re-raised by the consumer
+            results.put((-1, e))
+        finally:
+            for q in inboxes:
+                put(q, _END)
+
+    def worker(i: int) -> None:
+        extractor, config = models[i]
+        try:
+            for result in run(iter(inboxes[i].get, _END), extractor, config, depth=depth, on_pass=on_pass):
+                results.put((i, result))
+        except BaseException as e:  # noqa: BLE001
+            results.put((-1, e))
+        finally:
+            results.put((i, _END))
+
+    threads = [threading.Thread(target=feeder, daemon=True, name="feed")]
+    threads += [threading.Thread(target=worker, args=(i,), daemon=True, name=f"model-{i}") for i in range(len(models))]
+    for t in threads:
+        t.start()
+    running = len(models)
+    try:
+        while running:
+            i, item = results.get()
+            if i < 0:
+                raise item
+            if item is _END:
+                running -= 1
+                continue
+            yield i, item
+    finally:
+        stop.set()
+        for q in inboxes:  # unblock a worker waiting for input
+            with contextlib.suppress(queue.Full):
+                q.put_nowait(_END)
+        for t in threads:
+            t.join(timeout=5)
 
 
 def pass_clips(extractor: Extractor, spec: ClipSpec) -> int:

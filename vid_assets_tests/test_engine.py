@@ -55,6 +55,46 @@ def test_engine_gives_each_video_its_result_or_its_reason(ext, media_dir):
         np.testing.assert_array_equal(threaded[i].timestamps, inline[i].timestamps)
 
 
+def test_one_decode_feeds_two_models_as_two_separate_runs_would(ext, media_dir, monkeypatch, tmp_path):
+    """Two feature sets that share a plan (here: fps 2, frames at 256 and 64 px short sides, clips
+    of 2 and 1 frames): one decode of each video, each model gets exactly the batches and
+    features a run of its own gives, a broken video fails in both, over inline and threaded
+    decoders."""
+    from vid_assets.clips import stream
+    from vid_assets.fit import fit_config
+    from vid_assets_tests.helpers import TINY_VIT, save_tiny_timm
+
+    save_tiny_timm(tmp_path / "vit", "vit_base_patch16_224", **TINY_VIT)
+    vit = get_extractor(f"local-dir:{tmp_path / 'vit'}", device="cpu")
+    vit.batch_size = 8
+    configs = [config_for(ext), fit_config(vit, frames_per_clip=1)]
+    assert configs[0].plan.short_side != configs[1].plan.short_side and engine.shares_decode(*configs)
+    sources = [str(media_dir / n) for n in ("clip_a.mp4", "not_a_video.mp4", "clip_b.mp4")]
+    alone = [
+        {r.index: r for r in engine.extract(sources, model, config, num_workers=0)}
+        for model, config in zip((ext, vit), configs, strict=True)
+    ]
+    opened = []
+    real = stream.iter_frames
+    monkeypatch.setattr(stream, "iter_frames", lambda src, *a, **k: opened.append(src) or real(src, *a, **k))
+    for workers in (0, 2):
+        opened.clear()
+        feed = engine.decode_feed(sources, configs[0], ext, also=[(vit, configs[1])], num_workers=workers)
+        together = {}
+        for target, result in engine.run_many(feed, [(ext, configs[0]), (vit, configs[1])]):
+            together[target, result.index] = result
+        assert sorted(opened) == sorted(sources)  # each video decoded once for both
+        assert sorted(together) == [(t, i) for t in (0, 1) for i in (0, 1, 2)]
+        for t in (0, 1):
+            assert together[t, 1].stage == "decode" and not together[t, 1].ok
+            for i in (0, 2):
+                mine, own = together[t, i], alone[t][i]
+                np.testing.assert_allclose(mine.features, own.features, rtol=1e-5, atol=1e-5)
+                np.testing.assert_array_equal(mine.frame_times, own.frame_times)
+                assert mine.summary["frames"] == own.summary["frames"]
+        assert together[1, 0].features.shape == (6, 1, 64)  # a row per frame at 64 px
+
+
 def test_many_short_videos_share_passes_and_come_back_whole(ext, media_dir):
     """Passes cut across videos (3 clips each, 4 per pass): every video still gets its own rows."""
     config = config_for(ext)

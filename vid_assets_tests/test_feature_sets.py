@@ -109,7 +109,11 @@ def test_two_sets_over_one_folder_from_one_sensor_tick(tmp_path, media_dir, tiny
         (request,) = tick.run_requests
         key = request.partition_key
         job = defs.resolve_job_def(sensor.job_name)
-        assert job.execute_in_process(partition_key=key, instance=instance, tags=request.tags).success
+        result = job.execute_in_process(partition_key=key, instance=instance, tags=request.tags)
+        assert result.success
+        # the two DINOv2 sets share the 1-fps plan (frames at 518 and 224 px): one step, one decode
+        said = [e.user_message for e in instance.all_logs(result.run_id)]
+        assert any("one decode of 1 video(s) feeds the sets frames518, frames224" in m for m in said), said
         for name in ("stored_features", "frames518/stored_features", "frames224/stored_features"):
             assert instance.get_materialized_partitions(dg.AssetKey.from_user_string(name)) == {key}
         fs = defs.resources["feature_store"]

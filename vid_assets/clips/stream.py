@@ -16,6 +16,7 @@ the other videos go on.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -53,6 +54,7 @@ class ClipBatch:
     frame_times: np.ndarray | None = None  # float64 [n, T]: pts of each clip's frames
     segments: np.ndarray | None = None  # int32 [n]: each clip's segment (-1 outside segments plans)
     summary: dict | None = None  # on the video's last batch: what decoding it did (``decode_summary``)
+    target: int = 0  # whose batch, when one decode serves several targets (``Target``)
 
 
 def decode_summary(info, stats: DecodeStats, frames: int, frame_shape: list[int], sheet: ContactSheet) -> dict:
@@ -66,6 +68,75 @@ def decode_summary(info, stats: DecodeStats, frames: int, frame_shape: list[int]
     }
 
 
+@dataclass(frozen=True)
+class Target:
+    """One consumer of a video's decode: its plan (frame size), its clips, its batch size. Several
+    targets whose plans differ only in ``short_side`` share one decode (feature sets that share a
+    plan: ``ClipBatch.target`` says whose batch it is)."""
+
+    plan: SamplingPlan
+    spec: ClipSpec
+    batch_clips: int
+
+
+class _Batcher:
+    """One target's clips of one video, cut into batches and written once into each batch tensor
+    (from ``alloc(shape)`` when it gives one, e.g. a shared-memory slot). A full batch is held until
+    the next clip shows the video goes on, so the video's final batch is the one marked ``last``."""
+
+    def __init__(self, v: int, target: int, batch_clips: int, pin: bool, alloc) -> None:
+        self.v, self.target, self.batch_clips, self.pin, self.alloc = v, target, batch_clips, pin, alloc
+        self.first, self.buf, self.full = 0, None, None
+        self.stamps: list[tuple[float, float]] = []
+        self.keys: list[int] = []
+        self.times: list[np.ndarray] = []
+        self.segs: list[int] = []
+
+    def held(self) -> ClipBatch | None:
+        """The full batch, once a next clip shows it is not the video's last (send it before
+        ``add`` asks for a new buffer: a shared-memory slot frees only when a batch is sent)."""
+        out, self.full = self.full, None
+        return out
+
+    def add(self, clip, color: YuvInfo | None) -> None:
+        if self.buf is None:
+            shape = (self.batch_clips, *clip.pixels.shape)
+            self.buf = self.alloc(shape) if self.alloc is not None else None
+            if self.buf is None:
+                self.buf = torch.empty(shape, dtype=torch.uint8, pin_memory=self.pin)
+        self.buf.numpy()[len(self.stamps)] = clip.pixels
+        self.stamps.append((clip.start_s, clip.end_s))
+        self.keys.append(clip.crop_key)
+        self.times.append(clip.frame_times)
+        self.segs.append(clip.segment)
+        if len(self.stamps) == self.batch_clips:
+            self.full = self._batch(False, color)
+
+    def finish(self, color: YuvInfo | None, summary: dict) -> ClipBatch:
+        """The video's last batch: the held full one, or what is left (empty for a clipless video)."""
+        last = self.full if self.full is not None else self._batch(True, color)
+        last.last, last.summary = True, summary
+        return last
+
+    def _batch(self, last: bool, color: YuvInfo | None) -> ClipBatch:
+        n = len(self.stamps)
+        b = ClipBatch(
+            self.v,
+            self.first,
+            self.buf[:n] if self.buf is not None else torch.empty(0, dtype=torch.uint8),
+            np.asarray(self.stamps, dtype=np.float64).reshape(-1, 2),
+            last,
+            color=color,
+            crop_keys=np.asarray(self.keys),
+            frame_times=np.asarray(self.times, dtype=np.float64).reshape(n, -1),
+            segments=np.asarray(self.segs, dtype=np.int32),
+            target=self.target,
+        )
+        self.first += n
+        self.buf, self.stamps, self.keys, self.times, self.segs = None, [], [], [], []
+        return b
+
+
 def iter_video_batches(
     source: str,
     v: int,
@@ -77,6 +148,7 @@ def iter_video_batches(
     device_convert: bool = False,
     alloc: Callable[[tuple[int, ...]], torch.Tensor | None] | None = None,
     read_ahead: int = 0,
+    also: Sequence[Target] = (),
 ) -> Iterator[ClipBatch]:
     """One video's clips in batches of ``batch_clips``, each written once into its batch tensor
     (from ``alloc(shape)`` when it gives one, e.g. a shared-memory slot).
@@ -88,27 +160,39 @@ def iter_video_batches(
     ahead while this thread resizes and assembles the previous ones, so the two halves of the host
     work overlap on two cores (both release the GIL). It pays only where a core is really free
     (see ``iter_clip_batches`` for when it is the default).
+
+    ``also``: more :class:`Target` s served by the same decode (their plans may differ from
+    ``plan`` only in ``short_side``); their batches carry ``target`` 1, 2 ... Frames are converted
+    to RGB once at the source size and resized per target, and each target's clips are pulled in
+    step with the others (the one that has taken the fewest frames goes next), so at most a clip's
+    frames wait for the slowest target.
     """
-    first = 0
-    buf: torch.Tensor | None = None
-    stamps: list[tuple[float, float]] = []
-    keys: list[int] = []
-    times: list[np.ndarray] = []
-    segs: list[int] = []
-    color: list[YuvInfo | None] = [None]
+    targets = [Target(plan, spec, batch_clips), *also]
     stats, sheet, shape = DecodeStats(), ContactSheet(), [0]
+    color: list[YuvInfo | None] = [None]
+    shared = len(targets) > 1
+    for t in targets[1:]:
+        if replace(t.plan, short_side=plan.short_side) != plan:
+            raise ValueError(f"targets sharing a decode must share the plan but its short side: {t.plan} vs {plan}")
 
     def decoded():
-        if read_ahead > 0 and not device_convert:
-            frames = iter_frames(source, plan, threads=decoder_threads, convert="rgb-source", stats=stats)
-            for f in prefetch_items(frames, depth=read_ahead):
-                yield replace(f, image=resize_rgb(f.image, plan.short_side, f.rotation), rotation=0)
+        if device_convert:
+            yield from iter_frames(source, plan, threads=decoder_threads, convert="yuv420p", stats=stats)
             return
-        convert = "yuv420p" if device_convert else True
-        yield from iter_frames(source, plan, threads=decoder_threads, convert=convert, stats=stats)
+        if read_ahead <= 0 and not shared:
+            yield from iter_frames(source, plan, threads=decoder_threads, convert=True, stats=stats)
+            return
+        frames = iter_frames(source, plan, threads=decoder_threads, convert="rgb-source", stats=stats)
+        yield from prefetch_items(frames, depth=read_ahead) if read_ahead > 0 else frames
 
-    def frames():
-        for f in decoded():
+    def sized(f, t: Target):
+        """The frame as target ``t`` takes it: resized to its short side (once per size)."""
+        if f.color is not None or (not shared and read_ahead <= 0):
+            return f
+        return replace(f, image=resize_rgb(f.image, t.plan.short_side, f.rotation), rotation=0)
+
+    def noted(frames):
+        for f in frames:
             color[0] = color[0] or f.color
             # the contact sheet of a YUV stream is its luma plane (the top two thirds of the planes)
             image = f.image if f.color is None else f.image[: f.image.shape[0] * 2 // 3]
@@ -116,49 +200,60 @@ def iter_video_batches(
             sheet.add(image, f.pts_s)
             yield f
 
-    def batch(last: bool) -> ClipBatch:
-        summary = None
-        if last:
-            summary = decode_summary(probe(source), stats, stats.kept, shape[0] or [], sheet)
-        n = len(stamps)
-        return ClipBatch(
-            v,
-            first,
-            buf[:n] if buf is not None else torch.empty(0, dtype=torch.uint8),
-            np.asarray(stamps, dtype=np.float64).reshape(-1, 2),
-            last,
-            color=color[0],
-            crop_keys=np.asarray(keys),
-            frame_times=np.asarray(times, dtype=np.float64).reshape(n, -1),
-            segments=np.asarray(segs, dtype=np.int32),
-            summary=summary,
-        )
+    def summary() -> dict:
+        return decode_summary(probe(source), stats, stats.kept, shape[0] or [], sheet)
 
+    batchers = [_Batcher(v, i, t.batch_clips, pin, alloc) for i, t in enumerate(targets)]
     try:
-        clips = iter_clips(frames(), spec, plan.step_s, crop=not device_convert)
-        pending = next(clips, None)
-        if pending is None:  # too short for one clip: the video still ends, with its summary
-            yield batch(True)
+        if not shared:
+            clips = iter_clips(
+                noted(sized(f, targets[0]) for f in decoded()), spec, plan.step_s, crop=not device_convert
+            )
+            for clip in clips:
+                batch = batchers[0].held()
+                if batch is not None:
+                    yield batch
+                batchers[0].add(clip, color[0])
+            yield batchers[0].finish(color[0], summary())
             return
-        while pending is not None:
-            nxt = next(clips, None)
-            if buf is None:
-                shape_b = (batch_clips, *pending.pixels.shape)
-                buf = alloc(shape_b) if alloc is not None else None
-                if buf is None:
-                    buf = torch.empty(shape_b, dtype=torch.uint8, pin_memory=pin)
-            buf.numpy()[len(stamps)] = pending.pixels
-            stamps.append((pending.start_s, pending.end_s))
-            keys.append(pending.crop_key)
-            times.append(pending.frame_times)
-            segs.append(pending.segment)
-            if len(stamps) == batch_clips or nxt is None:
-                yield batch(nxt is None)
-                first += len(stamps)
-                buf, stamps, keys, times, segs = None, [], [], [], []
-            pending = nxt
+        source_frames = iter(decoded())
+        queues: list[collections.deque] = [collections.deque() for _ in targets]
+        taken = [0] * len(targets)
+
+        def frames_for(i: int):
+            first = i == 0
+            while True:
+                if not queues[i]:
+                    f = next(source_frames, None)
+                    if f is None:
+                        return
+                    for q in queues:
+                        q.append(f)
+                f = queues[i].popleft()
+                taken[i] += 1
+                f = sized(f, targets[i])
+                yield from noted([f]) if first else (f,)
+
+        streams = {
+            i: iter_clips(frames_for(i), t.spec, t.plan.step_s, crop=not device_convert) for i, t in enumerate(targets)
+        }
+        while streams:
+            i = min(streams, key=taken.__getitem__)
+            clip = next(streams[i], None)
+            if clip is None:
+                del streams[i]
+                continue
+            batch = batchers[i].held()
+            if batch is not None:
+                yield batch
+            batchers[i].add(clip, color[0])
+        done = summary()
+        for b in batchers:
+            yield b.finish(color[0], done)
     except VideoDecodeError as e:
-        yield ClipBatch(v, first, torch.empty(0, dtype=torch.uint8), np.zeros((0, 2)), True, error=str(e))
+        for i in range(len(targets)):
+            first = batchers[i].first
+            yield ClipBatch(v, first, torch.empty(0, dtype=torch.uint8), np.zeros((0, 2)), True, error=str(e), target=i)
 
 
 # -- thread backend -------------------------------------------------------------------------------
@@ -172,6 +267,7 @@ def _threaded(
     depth: int,
     decoder_threads: int,
     device_convert: bool = False,
+    also: Sequence[Target] = (),
 ) -> Iterator[ClipBatch]:
     q: queue.Queue = queue.Queue(maxsize=max(2, depth * workers))
     stop = threading.Event()
@@ -181,7 +277,7 @@ def _threaded(
         try:
             for v in range(wid, len(sources), workers):
                 batches = iter_video_batches(
-                    sources[v], v, plan, spec, batch_clips, pin, decoder_threads, device_convert
+                    sources[v], v, plan, spec, batch_clips, pin, decoder_threads, device_convert, also=also
                 )
                 for batch in batches:
                     if stop.is_set():
@@ -284,9 +380,11 @@ class _ClipDataset(IterableDataset):
         decoder_threads: int,
         device_convert: bool = False,
         slots: _Slots | None = None,
+        also: Sequence[Target] = (),
     ) -> None:
         self.sources, self.plan, self.spec, self.batch_clips = list(sources), plan, spec, batch_clips
         self.decoder_threads, self.device_convert, self.slots = decoder_threads, device_convert, slots
+        self.also = tuple(also)
 
     def __iter__(self) -> Iterator[ClipBatch]:
         info = get_worker_info()
@@ -305,6 +403,7 @@ class _ClipDataset(IterableDataset):
                 decoder_threads=self.decoder_threads,
                 device_convert=self.device_convert,
                 alloc=self.slots.acquire if self.slots is not None else None,
+                also=self.also,
             )
             if self.slots is None:
                 yield from batches
@@ -328,8 +427,12 @@ def iter_clip_batches(
     device_convert: bool = False,
     shared_slots: bool = True,
     read_ahead: int | None = None,
+    also: Sequence[Target] = (),
 ) -> Iterator[ClipBatch]:
     """Clip batches from ``sources``; ``num_workers`` decoders (0 = decode inline, in order).
+
+    ``also``: more :class:`Target` s fed by the same decode of each video (``iter_video_batches``);
+    their batches carry ``target`` 1, 2 ...
 
     ``device_convert=True`` yields YUV planes (``ClipBatch.color`` set): pass each batch through
     ``clips.device.to_device_clips`` on the model's device to get the usual uint8 clip tensor.
@@ -359,22 +462,27 @@ def iter_clip_batches(
         ahead = (2 if cuda else 0) if read_ahead is None else read_ahead
         for v, src in enumerate(sources):
             yield from iter_video_batches(
-                src, v, plan, spec, batch_clips, pin, decoder_threads, device_convert, read_ahead=ahead
+                src, v, plan, spec, batch_clips, pin, decoder_threads, device_convert, read_ahead=ahead, also=also
             )
         return
     if backend == "auto":
         backend = "processes" if cuda else "threads"
     if backend == "threads":
         yield from _threaded(
-            sources, plan, spec, batch_clips, num_workers, pin, prefetch, decoder_threads, device_convert
+            sources, plan, spec, batch_clips, num_workers, pin, prefetch, decoder_threads, device_convert, also
         )
         return
     if backend != "processes":
         raise ValueError(f"backend must be 'auto', 'threads' or 'processes', got {backend!r}")
     ctx = torch.multiprocessing.get_context("spawn")
-    # a slot for every batch a worker may have in flight (prefetch each) plus the one being copied
-    frame_bytes = spec.frames_per_clip * spec.num_crops * spec.crop_size * spec.crop_size * 3
-    count, nbytes = num_workers * prefetch + 2, batch_clips * frame_bytes
+
+    def batch_bytes(t: Target) -> int:
+        return t.batch_clips * t.spec.frames_per_clip * t.spec.num_crops * t.spec.crop_size**2 * 3
+
+    # a slot for every batch a worker may have in flight (prefetch each), one being filled per extra
+    # target (a worker fills one batch per target at once), plus the one being copied
+    count = num_workers * (prefetch + len(also)) + 2
+    nbytes = max(batch_bytes(t) for t in (Target(plan, spec, batch_clips), *also))
     slots = None
     if shared_slots:
         # the slots are written once up front; where /dev/shm is small (64 MB in a default Docker
@@ -391,7 +499,7 @@ def iter_clip_batches(
                 free / 1e6,
             )
     loader = DataLoader(
-        _ClipDataset(sources, plan, spec, batch_clips, decoder_threads, device_convert, slots),
+        _ClipDataset(sources, plan, spec, batch_clips, decoder_threads, device_convert, slots, also),
         batch_size=None,
         num_workers=num_workers,
         prefetch_factor=prefetch,

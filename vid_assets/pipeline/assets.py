@@ -118,28 +118,36 @@ FRAMES_KEY, CLIPS_KEY, EMBED_KEY, STORE_KEY = (stage_key(DEFAULT_SET, s) for s i
 
 
 def build_video_features(
-    fset: FeatureSet, versions: dict[str, str] | None = None, baseline: dict | None = None
+    sets: FeatureSet | list[FeatureSet], versions: dict[str, dict[str, str]] | None = None, baseline: dict | None = None
 ) -> dg.AssetsDefinition:
-    """The set's four per-video assets as one step (``pipeline/video_run.py`` runs it): a run of the
-    whole chain streams its videos through the engine (decode -> clips -> model -> store) with
-    nothing written in between; a run of part of it reads the intermediates an earlier part kept,
-    or decodes again. Each video gets its own materializations, metadata and contact sheet; a bad
-    video fails only its own partition. ``baseline``: the deployment's ``sampling`` and
-    ``extractor`` resources, against which a run's config is checked (feature-changing fields are
-    the set's, not the run's)."""
-    store_key = stage_key(fset, "stored_features")
+    """The four per-video assets of each of ``sets`` (feature sets that share a sampling plan) as
+    one step (``pipeline/video_run.py`` runs it): a run of the whole chain streams its videos
+    through the engine (decode -> clips -> model -> store) with nothing written in between, and
+    when it selects several of the sets, one decode of each video feeds all their models; a run
+    of part of a chain reads the intermediates an earlier part kept, or decodes again. Each video
+    gets its own materializations, metadata and contact sheet per set; a bad video fails only its
+    own partitions. ``versions``: each set's stage code versions; ``baseline``: the deployment's
+    ``sampling``, ``extractor`` and ``feature_store`` resources, against which a run's config is
+    checked (feature-changing fields are the sets', not the run's)."""
+    group = [sets] if isinstance(sets, FeatureSet) else list(sets)
+    versions = versions or {}
     # Checks are per video (a result per partition, whatever the run size): partitioned checks are a
     # preview in 1.13, chosen for that; their warning is silenced here and nowhere else.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Specifying a partitions_def", category=dg.PreviewWarning)
         checks = [
-            dg.AssetCheckSpec(name, asset=store_key, description=d, partitions_def=videos_partitions)
+            dg.AssetCheckSpec(
+                name, asset=stage_key(fset, "stored_features"), description=d, partitions_def=videos_partitions
+            )
+            for fset in group
             for name, d in CHECKS.items()
         ]
+    lead = next((f for f in group if f.is_default), group[0])
+    name = "video_features" if lead.is_default else f"{lead.name}__video_features"
 
     @dg.multi_asset(
-        name="video_features" if fset.is_default else f"{fset.name}__video_features",
-        specs=video_specs(fset, versions),
+        name=name,
+        specs=[spec for fset in group for spec in video_specs(fset, versions.get(fset.name))],
         check_specs=checks,
         partitions_def=videos_partitions,
         can_subset=True,
@@ -154,10 +162,10 @@ def build_video_features(
         extractor: ExtractorResource,
         feature_store: FeatureStoreResource,
     ):
-        from vid_assets.pipeline.video_run import VideoRun, refuse_feature_overrides
+        from vid_assets.pipeline.video_run import GroupRun, refuse_feature_overrides
 
-        refuse_feature_overrides(fset, baseline or {}, sampling, extractor)
-        yield from VideoRun(context, fset, workspace, sampling, extractor, feature_store).execute()
+        refuse_feature_overrides(lead, baseline or {}, sampling, extractor, feature_store)
+        yield from GroupRun(context, group, workspace, sampling, extractor, feature_store).execute()
 
     return video_features
 

@@ -111,6 +111,20 @@ def set_versions(fset: FeatureSet) -> dict[str, str]:
     return {stage: f"{BASE_VERSIONS[stage]}+{_short_hash(extra)}" for stage, extra in parts.items()}
 
 
+def decode_groups(sets: Sequence[FeatureSet]) -> list[list[FeatureSet]]:
+    """Sets whose plans differ at most in the frames' short side, grouped: each group is one step,
+    so a run that selects several of its sets decodes each video once for all of them. A set whose
+    plan cannot be known without building its model stays alone."""
+    groups: dict[str, list[FeatureSet]] = {}
+    for fset in sets:
+        fit = fset.input_spec(build=False)
+        key = fset.name
+        if fit is not None:
+            key = json.dumps({**fset.config(fit).plan.to_dict(), "short_side": 0}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(fset)
+    return list(groups.values())
+
+
 def _sampling_fields(fset: FeatureSet) -> dict:
     return {k: v for k, v in fset.sampling.items() if k in SamplingResource.model_fields}
 
@@ -147,8 +161,9 @@ def build_definitions(
         "feature_store": feature_fields(store, "feature_store"),
     }
     assets: list = []
+    for group in decode_groups(chosen):
+        assets.append(build_video_features(group, {s.name: set_versions(s) for s in group}, baseline))
     for fset in chosen:
-        assets.append(build_video_features(fset, set_versions(fset), baseline))
         assets.append(training_view if fset.is_default else build_training_view(fset))
     return dg.Definitions(
         assets=[*assets, hub_dataset],

@@ -160,11 +160,14 @@ class PartitionReport:
         ]
         self._write(evaluations, _check_event)
 
-    def checks_outputs(self):
-        """The step's check outputs, so that Dagster does not report them as missing (the
+    def checks_outputs(self, asset: dg.AssetKey | None = None):
+        """The step's check outputs (of ``asset``'s checks only, when given: a step of several
+        feature sets reports set by set), so that Dagster does not report them as missing (the
         evaluations themselves are already written, per video)."""
         layer = self.step.job_def.asset_layer
         for key in self.context.selected_asset_check_keys:
+            if asset is not None and key.asset_key != asset:
+                continue
             name = layer.get_op_output_name(key)
             if name:
                 yield dg.Output(None, output_name=name)

@@ -75,6 +75,19 @@ def decode_metadata(meta: dict, jpeg: bytes | None) -> dict:
     return out
 
 
+def stop_on_cancel(context: dg.AssetExecutionContext, events):
+    """``events``, except that an interrupt because the run is being cancelled stops the step:
+    Dagster turns an interrupt into a retry when the step has a retry policy (ours retries
+    transient trouble)."""
+    try:
+        yield from events
+    except DagsterExecutionInterruptedError:
+        run = context.instance.get_run_by_id(context.run.run_id)
+        if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
+            raise dg.Failure("The run was cancelled.", allow_retries=False) from None
+        raise
+
+
 class VideoRun:
     def __init__(
         self,
@@ -100,33 +113,32 @@ class VideoRun:
 
     # -- what to run ------------------------------------------------------------------------------
     def execute(self):
-        try:
-            yield from self._execute()
-        except DagsterExecutionInterruptedError:
-            # Dagster turns an interrupt into a retry when the step has a retry policy (ours retries
-            # transient trouble); an interrupt because the run is being cancelled must stop it
-            run = self.context.instance.get_run_by_id(self.context.run.run_id)
-            if run is not None and run.status in (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED):
-                raise dg.Failure("The run was cancelled.", allow_retries=False) from None
-            raise
+        yield from stop_on_cancel(self.context, self._execute())
 
     def _execute(self):
+        self.work()
+        yield from self.report()
+
+    @property
+    def streams_whole_chain(self) -> bool:
+        """A run that decodes afresh and stores: the case one shared decode can serve."""
+        return {"decoded_frames", "clip_embeddings", "stored_features"} <= set(self.selected)
+
+    def work(self) -> None:
+        """Everything but telling Dagster: decode / embed / store what the run selected."""
         wants = set(self.selected)
         if not wants & {"clip_embeddings", "stored_features"}:
             self._keep_intermediates()
-        else:
-            kept = (
-                []
-                if "clip_embeddings" in wants
-                else [k for k in self.keys if self.artifacts.exists(stages.EMBEDDINGS, k)]
-            )
-            for key in kept:  # a store-only run over kept embeddings
-                result, info = stages.load_result(self.artifacts, key)
-                self._finish(key, result, info)
-            rest = [k for k in self.keys if k not in kept]
-            if rest:
-                self._embed(rest)
-        yield from self._report()
+            return
+        kept = (
+            [] if "clip_embeddings" in wants else [k for k in self.keys if self.artifacts.exists(stages.EMBEDDINGS, k)]
+        )
+        for key in kept:  # a store-only run over kept embeddings
+            result, info = stages.load_result(self.artifacts, key)
+            self._finish(key, result, info)
+        rest = [k for k in self.keys if k not in kept]
+        if rest:
+            self._embed(rest)
 
     def _keep_intermediates(self) -> None:
         """A run that stops before the model: frames (and clips) stay in the work folder for a later run."""
@@ -165,47 +177,55 @@ class VideoRun:
             self.config.clip,
             engine.pass_clips(model, self.config.clip),
         )
-        info = model.describe()
-        t0, images, frames = time.perf_counter(), 0, 0
-        per_clip = self.config.clip.frames_per_clip * self.config.clip.num_crops
-        steady = {"t": 0.0, "images": 0}  # after the first pass (start-up, compiling)
-
-        def on_pass(clips: int) -> None:
-            if steady["t"]:
-                steady["images"] += clips * per_clip
-            else:
-                steady["t"] = time.perf_counter()
-
-        for result in engine.run(chain(decoded, kept), model, self.config, on_pass=on_pass):
-            images += result.num_clips * per_clip
-            frames += ((result.summary or {}).get("decode") or {}).get("decoded", 0)
+        self.started(model)
+        for result in engine.run(chain(decoded, kept), model, self.config, on_pass=self.on_pass):
             key = order[result.index]
-            if not result.ok:
-                self._fail(key, result.stage or "embed", result.error or "")
-                continue
-            if result.summary is not None and key in to_decode:
-                jpeg = result.summary.get("contact_sheet_jpeg")
-                self.meta["decoded_frames"][key] = {**stages.decode_meta(result.summary), "_jpeg": jpeg}
-            self.meta["clip_tensors"][key] = {
-                "clips": result.num_clips,
-                "clip_tensor_shape": [result.num_clips, *self._clip_shape()],
-            }
-            shape = list(result.features.shape) if result.features is not None else [0]
-            self.meta["clip_embeddings"][key] = {
-                "clips": result.num_clips,
-                "feature_shape": shape,
-                "extractor": model.id,
-                "device": str(model.device),
-                "seconds": result.seconds,
-                "clips_per_s": result.num_clips / max(result.seconds, 1e-9),
-            }
-            self._finish(key, result, info)
-        took = time.perf_counter() - t0
-        stats = {"videos": len(keys), "images": images, "decoded_frames": frames, "seconds": round(took, 3)}
+            self.take(key, result, decoded=key in to_decode)
+        self.finished(len(keys))
+
+    # -- one video's result -------------------------------------------------------------------
+    def started(self, model) -> None:
+        self._info, self._counts = model.describe(), {"t0": time.perf_counter(), "images": 0, "frames": 0}
+        self._device = str(model.device)
+
+    def on_pass(self, clips: int) -> None:
+        """Progress for a pass of ``clips`` (kept for the engine's log line)."""
+
+    def take(self, key: str, result: engine.VideoResult, *, decoded: bool) -> None:
+        """One video's engine result: its metadata per asset, then the store (or its failure)."""
+        c = self.config.clip
+        self._counts["images"] += result.num_clips * c.frames_per_clip * c.num_crops
+        self._counts["frames"] += ((result.summary or {}).get("decode") or {}).get("decoded", 0)
+        if not result.ok:
+            self._fail(key, result.stage or "embed", result.error or "")
+            return
+        if result.summary is not None and decoded:
+            jpeg = result.summary.get("contact_sheet_jpeg")
+            self.meta["decoded_frames"][key] = {**stages.decode_meta(result.summary), "_jpeg": jpeg}
+        self.meta["clip_tensors"][key] = {
+            "clips": result.num_clips,
+            "clip_tensor_shape": [result.num_clips, *self._clip_shape()],
+        }
+        shape = list(result.features.shape) if result.features is not None else [0]
+        self.meta["clip_embeddings"][key] = {
+            "clips": result.num_clips,
+            "feature_shape": shape,
+            "extractor": self._info["id"],
+            "device": self._device,
+            "seconds": result.seconds,
+            "clips_per_s": result.num_clips / max(result.seconds, 1e-9),
+        }
+        self._finish(key, result, self._info)
+
+    def finished(self, videos: int) -> None:
+        took = time.perf_counter() - self._counts["t0"]
+        images, frames = self._counts["images"], self._counts["frames"]
+        stats = {"videos": videos, "images": images, "decoded_frames": frames, "seconds": round(took, 3)}
         stats.update(
             images_per_s=round(images / max(took, 1e-9), 1), decoded_frames_per_s=round(frames / max(took, 1e-9), 1)
         )
-        self.context.log.info(f"engine: {json.dumps(stats)}")
+        where = "" if self.fset.is_default else f" [{self.fset.name}]"
+        self.context.log.info(f"engine{where}: {json.dumps(stats)}")
 
     def _model(self):
         return self.extractor.load(self.context.log, self.fset)
@@ -258,9 +278,10 @@ class VideoRun:
         jpeg = meta.pop("_jpeg", None)
         return decode_metadata(meta, jpeg) if asset.path[-1] == "decoded_frames" else _meta(meta)
 
-    def _report(self):
+    def report(self, raise_failure: bool = True):
         """Each good video's own materializations and check results (``pipeline/report.py``);
-        then the step fails, naming the bad videos, if there are any."""
+        then the step fails, naming the bad videos, if there are any (``raise_failure``; a group
+        of sets raises once for all of them)."""
         good = [k for k in self.keys if k not in self.failed]
         report = PartitionReport(self.context)
         assets = [self.asset_keys[a] for a in self.selected]
@@ -275,11 +296,11 @@ class VideoRun:
             last = {k: ("", i) for k, i in report.latest_ids(store_key, good).items()}
         if store_key in assets and good:
             report.check(store_key, {k: self.checks.get(k, []) for k in good}, {k: i for k, (_, i) in last.items()})
-        if self.failed:
-            raise self._failure()
-        yield from report.checks_outputs()
+        if self.failed and raise_failure:
+            raise self.failure()
+        yield from report.checks_outputs(store_key)
 
-    def _failure(self) -> dg.Failure:
+    def failure(self) -> dg.Failure:
         first = next(iter(self.failed))
         stage, reason = self.failed[first]
         what = "decode" if all(s == "decode" for s, _ in self.failed.values()) else "go through"
@@ -300,3 +321,55 @@ class VideoRun:
             },
             allow_retries=False,
         )
+
+
+class GroupRun:
+    """The step of feature sets that share a sampling plan: the sets this run selected, and where
+    two or more of them decode afresh and store, one decode of each video feeds all their models
+    (``engine.run_many``). Each set still gets its own materializations, checks and failures."""
+
+    def __init__(self, context: dg.AssetExecutionContext, sets: list[FeatureSet], *resources) -> None:
+        self.context = context
+        runs = [VideoRun(context, fset, *resources) for fset in sets]
+        self.runs = [r for r in runs if r.selected]
+
+    def execute(self):
+        yield from stop_on_cancel(self.context, self._execute())
+
+    def _execute(self):
+        sharing = [r for r in self.runs if r.streams_whole_chain]
+        if len(sharing) < 2 or not all(engine.shares_decode(sharing[0].config, r.config) for r in sharing):
+            sharing = []
+        if sharing:
+            self._embed_shared(sharing)
+        for run in self.runs:
+            if run not in sharing:
+                run.work()
+        for run in self.runs:
+            yield from run.report(raise_failure=len(self.runs) == 1)
+        failed = [r for r in self.runs if r.failed]
+        if failed and len(self.runs) > 1:
+            raise self._failure(failed)
+
+    def _embed_shared(self, runs: list[VideoRun]) -> None:
+        keys = runs[0].keys
+        models = [run._model() for run in runs]
+        for run, model in zip(runs, models, strict=True):
+            if model.label_set:
+                run.store.save_label_set(model.label_set, model.labels)
+            run.started(model)
+        lead = runs[0]
+        sources = [lead.catalog.get(k).uri for k in keys]
+        pairs = [(m, r.config) for m, r in zip(models, runs, strict=True)]
+        feed = engine.decode_feed(sources, lead.config, models[0], also=pairs[1:], **lead.workspace.feed_options())
+        names = ", ".join(r.fset.name for r in runs)
+        self.context.log.info(f"one decode of {len(keys)} video(s) feeds the sets {names}")
+        for i, result in engine.run_many(feed, pairs):
+            runs[i].take(keys[result.index], result, decoded=True)
+        for run in runs:
+            run.finished(len(keys))
+
+    def _failure(self, failed: list[VideoRun]) -> dg.Failure:
+        first = failed[0].failure()
+        parts = [f"[{r.fset.name}] {r.failure().description}" for r in failed]
+        return dg.Failure(description="; ".join(parts), metadata=first.metadata, allow_retries=False)

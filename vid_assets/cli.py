@@ -132,12 +132,15 @@ def extract(
     frames_per_clip: FramesPerClip = 0,
     crop: Crop = "center",
     workers: Annotated[int | None, typer.Option(help="Parallel decoders (default: the host's).")] = None,
+    progress_url: Annotated[
+        str | None,
+        typer.Option(help="POST progress as JSON here ({total_frames}, {current_frame, total_frames}), 1/s."),
+    ] = None,
 ):
     """Features for SOURCES into --out with the pipeline's engine, no Dagster needed; done videos skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vid_assets.demo import make_console
-    from vid_assets.extraction import expand
     from vid_assets.extraction import extract as run_extract
 
     plan = {
@@ -154,28 +157,40 @@ def extract(
         _, fset = _feature_set(set_name)
         extractor, args, plan = fset.extractor, fset.args, fset.sampling
     console = make_console()
+    web = None
+    if progress_url:
+        from vid_assets.progress import WebProgress
+
+        web = WebProgress(progress_url)
     with Progress(
-        TextColumn("[bold]videos"),
+        TextColumn("[bold]{task.fields[videos]}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("frames"),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task("videos", total=len(expand(sources)), rate="")
+        task = bar.add_task("frames", total=None, videos="videos", rate="")
         clips, t0 = [0], time.perf_counter()
 
-        class Hook:  # the engine's progress: videos done, clips/s
-            def reset(self, total: int) -> None:
-                bar.update(task, total=total)
+        class Hook:  # frames sampled of all videos (reset once, update per frame), mirrored to --progress-url
+            def reset(self, total_frames: int) -> None:
+                bar.update(task, total=total_frames, completed=0)
+                if web is not None:
+                    web.reset(total_frames)
 
-            def update(self, current: int) -> None:
-                bar.update(task, completed=current)
+            def update(self, current_frame: int) -> None:
+                bar.update(task, completed=current_frame)
+                if web is not None:
+                    web.update(current_frame)
 
         def on_pass(n: int) -> None:
             clips[0] += n
-            rate = clips[0] / max(time.perf_counter() - t0, 1e-9)
-            bar.update(task, rate=f"{clips[0]} clips, {rate:.1f} clips/s")
+            bar.update(task, rate=f"{clips[0] / max(time.perf_counter() - t0, 1e-9):.1f} clips/s")
+
+        def on_video(done: int, total: int) -> None:
+            bar.update(task, videos=f"{done}/{total} videos")
 
         summary = run_extract(
             sources,
@@ -186,6 +201,7 @@ def extract(
             device=device,
             progress=Hook(),
             on_pass=on_pass,
+            on_video=on_video,
             num_workers=workers,
             **plan,
         )

@@ -18,24 +18,17 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from vid_assets import engine
 from vid_assets.extractors import Extractor
 from vid_assets.fit import PipelineConfig, fit_config
-from vid_assets.media import VideoRef, scan_folder
+from vid_assets.media import VideoRef, probe, scan_folder
+from vid_assets.media.sources import StreamProcessor, register_stream_processor, unregister_stream_processor
+from vid_assets.progress import FrameCounter, ProgressHook
 from vid_assets.store.exports import npy_names, rows, write_npy
 
 FORMATS = ("zarr", "npy")
-
-
-class Progress(Protocol):
-    """Anything with these two methods (seed 001's ``TQDMProgressBar`` and ``StreamingProgressBar``
-    as they are): ``reset`` once with the number of videos to do, ``update`` after each one."""
-
-    def reset(self, total_frames: int) -> None: ...
-
-    def update(self, current_frame: int) -> None: ...
 
 
 def expand(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -48,6 +41,16 @@ def expand(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
         else:
             out.append(str(s))
     return out
+
+
+def _expected_frames(uri: str, config: PipelineConfig) -> int:
+    """Frames the plan will sample from ``uri`` (0 when it cannot be told: the video fails, or
+    only decoding tells, as for key frames)."""
+    try:
+        info = probe(uri)
+    except Exception:  # noqa: BLE001 - the decode reports why
+        return 0
+    return config.plan.expected_frames(info.duration_s, info.frames, info.avg_fps) or 0
 
 
 def _already_done(
@@ -74,16 +77,43 @@ def extract(
     format: str = "zarr",
     device: str = "auto",
     batch_size: int = 0,
-    progress: Progress | None = None,
+    progress: ProgressHook | None = None,
     on_pass: Callable[[int], None] | None = None,
+    on_video: Callable[[int, int], None] | None = None,
     num_workers: int | None = None,
+    stream_processor: StreamProcessor | None = None,
     **plan: Any,
 ) -> dict:
     """Features of every video in ``sources`` into ``out``; ``plan``: :func:`vid_assets.fit.fit_config`'s
     fields (``fps``, ``mode``, ``every_n_frames``, ``frames_per_clip``, ``crop`` ...), the rest
-    fitted to the model; ``extractor_args``: the factory's own arguments (``pretrained=False`` ...). Returns ``{"done", "skipped", "failed", "seconds", "out"}``."""
+    fitted to the model; ``extractor_args``: the factory's own arguments (``pretrained=False`` ...).
+
+    ``progress``: a hook with ``reset(total_frames)`` / ``update(current_frame)`` (``vid_assets.progress``:
+    seed 001's classes as they are, or ``WebProgress(url)``); ``on_pass(clips)`` after each model
+    pass; ``on_video(done, total)`` as each video ends. ``stream_processor``: consulted first for
+    this call's URLs (``matches(url)`` / ``resolve(url)``, as ``register_stream_processor`` takes).
+    Returns ``{"done", "skipped", "failed", "seconds", "out", "frames"}``."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if stream_processor is not None:
+        register_stream_processor(stream_processor)
+        try:
+            return extract(
+                sources,
+                out=out,
+                extractor=extractor,
+                extractor_args=extractor_args,
+                format=format,
+                device=device,
+                batch_size=batch_size,
+                progress=progress,
+                on_pass=on_pass,
+                on_video=on_video,
+                num_workers=num_workers,
+                **plan,
+            )
+        finally:
+            unregister_stream_processor(stream_processor.name)
     from vid_assets.extractors.feed import load_extractor
     from vid_assets.stages import store_result
     from vid_assets.store import FeatureStore
@@ -103,16 +133,24 @@ def extract(
             refs.append(VideoRef.from_uri(s))
         except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
             failed.append({"source": s, "stage": "open", "reason": f"{type(e).__name__}: {e}"})
+    unique = list({r.key: r for r in refs}.values())  # the same video named twice is done once
+    duplicates, refs = len(refs) - len(unique), unique
     names = npy_names((r.key, r.user_id, r.content_hash) for r in refs)  # same names as `export npy`
     todo = [r for r in refs if not _already_done(r, target, format, store, config, ext.id, names[r.key])]
-    if progress is not None:
-        progress.reset(len(todo))
+    frames = FrameCounter(progress, sum(_expected_frames(r.uri, config) for r in todo))
+    per_clip = config.clip.stride  # sampled frames a clip moves on by
     t0, done = time.perf_counter(), 0
     info = ext.describe()
     if store is not None and ext.label_set:
         store.save_label_set(ext.label_set, ext.labels)
     feed = {} if num_workers is None else {"num_workers": num_workers}
-    results = engine.run(engine.decode_feed([r.uri for r in todo], config, ext, **feed), ext, config, on_pass=on_pass)
+
+    def passed(clips: int) -> None:
+        frames.advance(clips * per_clip)
+        if on_pass is not None:
+            on_pass(clips)
+
+    results = engine.run(engine.decode_feed([r.uri for r in todo], config, ext, **feed), ext, config, on_pass=passed)
     for finished, result in enumerate(results, start=1):
         ref = todo[result.index]
         if result.ok:
@@ -134,16 +172,18 @@ def extract(
                     "reason": result.error,
                 }
             )
-        if progress is not None:
-            progress.update(finished)
+        if on_video is not None:
+            on_video(finished, len(todo))
+    frames.finish()
     report = target / "failed_videos.json"
     tmp = report.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(failed, indent=2))
     os.replace(tmp, report)
     return {
         "done": done,
-        "skipped": len(refs) - len(todo),
+        "skipped": len(refs) - len(todo) + duplicates,
         "failed": failed,
         "seconds": time.perf_counter() - t0,
         "out": str(target),
+        "frames": frames.total,
     }

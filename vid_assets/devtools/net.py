@@ -73,3 +73,38 @@ def dagster_webserver(home: str | os.PathLike[str], data_dir: str | os.PathLike[
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+class JsonSink:
+    """A real HTTP server on loopback that keeps the JSON bodies POSTed to it (``bodies``), in
+    order: what a progress callback's receiving end sees. ``with JsonSink() as sink: sink.url``."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.bodies: list = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                length = int(self.headers.get("Content-Length") or 0)
+                sink.bodies.append(json.loads(self.rfile.read(length) or b"null"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/progress"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> JsonSink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

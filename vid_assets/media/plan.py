@@ -123,6 +123,17 @@ class SamplingPlan:
             for j in range(self.frames_per_segment)
         ]
 
+    def expected_frames(self, duration_s: float, frames: int = 0, fps: float = 0.0) -> int | None:
+        """How many frames this plan keeps of a video of ``duration_s`` (``frames`` declared by the
+        container, ``fps`` its rate): exact for time-based plans, the container's count for
+        ``every_n``, None where only decoding tells (key frames, unknown duration)."""
+        if self.uses_targets:
+            return len(self.targets(duration_s)) if math.isfinite(duration_s) else None
+        if self.mode == "every_n":
+            total = frames or (round(duration_s * fps) if math.isfinite(duration_s) and fps else 0)
+            return math.ceil(total / self.every_n_frames) if total else None
+        return None
+
     def iter_targets(self, duration_s: float) -> Iterator[Target]:
         """Like :meth:`targets`, lazily; ``fps`` mode also works on streams of unknown duration
         (live input): targets then run until the stream ends (or ``end_s``)."""

@@ -14,7 +14,7 @@ import re
 import stat
 import time
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 VIDEO_EXTENSIONS = frozenset(
@@ -109,13 +109,28 @@ class VideoRef:
 
     @classmethod
     def from_uri(cls, uri: str, caption: str | None = None, id: str | None = None) -> VideoRef:
-        """A local path or any fsspec URL; a manifest ``id`` replaces the file name in the key."""
-        if "://" not in uri or uri.startswith("file://"):
+        """A local path, any fsspec URL or a URL a stream processor resolves (identity: the bytes
+        it resolves to); a manifest ``id`` replaces the file name in the key."""
+        from vid_assets.media.sources import processor_for
+
+        processor = processor_for(uri)
+        if processor is not None:
+            resolved = processor.resolve(uri)
+            if not isinstance(resolved, str):
+                raise ValueError(f"{processor.name} resolves {uri} to a stream: no stable identity to key it by")
+            inner = cls.from_uri(resolved)
+            name = uri.rstrip("/").rsplit("/", 1)[-1] or processor.name
+            ref = cls(
+                key=partition_key(name, inner.content_hash), uri=uri, size=inner.size, content_hash=inner.content_hash
+            )
+        elif "://" not in uri or uri.startswith("file://"):
             ref = cls.from_path(uri.removeprefix("file://"), caption=caption)
         else:
             digest, size = content_hash_remote(uri)
             name = uri.rstrip("/").rsplit("/", 1)[-1]
             ref = cls(key=partition_key(name, digest), uri=uri, size=size, content_hash=digest, caption=caption)
+        if caption and ref.caption != caption:
+            ref = replace(ref, caption=caption)
         if id:
             ref = cls(
                 key=partition_key(id, ref.content_hash),

@@ -46,6 +46,12 @@ def unregister_stream_processor(name: str) -> None:
     _PROCESSORS[:] = [p for p in _PROCESSORS if p.name != name]
 
 
+def processor_for(source: str | os.PathLike[str]) -> StreamProcessor | None:
+    """The first registered processor that takes ``source`` (None: the built-in rules apply)."""
+    s = os.fspath(source)
+    return next((p for p in _PROCESSORS if p.matches(s)), None)
+
+
 def scheme_of(source: str | os.PathLike[str]) -> str:
     s = os.fspath(source)
     parsed = urlparse(s)

@@ -136,7 +136,7 @@ def vae_main(args) -> None:
         "rows": [],
     }
     seg_mb = np.prod(feats.shape[1:]) * 2 / 1e6
-    for batch, workers in ((64, 0), (64, 2), (1, 0)):
+    for batch, workers in ((64, 0), (64, 2), (1, 0), (1, 2)):
         rates = []
         for _ in range(args.rounds):
             ds = ClipDataset(view, batch_size=batch, shuffle=True, seed=len(rates))
@@ -158,6 +158,8 @@ def vae_main(args) -> None:
         res["rows"].append(row)
         print(row, flush=True)
     res["vae_store_segments_per_s"] = res["rows"][0]["segments_per_s"]
+    res["workers2_vs_none_b1"] = round(res["rows"][3]["segments_per_s"] / res["rows"][2]["segments_per_s"], 3)
+    res["workers2_vs_none_b64"] = round(res["rows"][1]["segments_per_s"] / res["rows"][0]["segments_per_s"], 3)
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

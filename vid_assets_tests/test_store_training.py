@@ -341,3 +341,43 @@ def test_bfloat16_store_view_and_loader(tmp_path):
     assert VideoDataset(tmp_path / "view.zarr")[0]["features"].dtype == torch.bfloat16
     with pytest.raises(ValueError, match="feature dtype must be one of"):
         FeatureStore(tmp_path / "x.zarr", dtype="int8")
+
+
+def _ddp_rank(rank: int, world: int, view: str, rendezvous: str, out: str) -> None:
+    """One DDP rank (a real gloo process group): reads its share of an epoch, 2 workers each."""
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader
+
+    from vid_assets.loader import ClipDataset
+
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        ds = ClipDataset(view, batch_size=3, shuffle=True, seed=5)  # no rank given: taken from the group
+        ds.set_epoch(1)
+        seen = [int(i) for b in DataLoader(ds, batch_size=None, num_workers=2) for i in b["index"]]
+        np.save(out, np.asarray(seen, dtype=np.int64))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_ranks_read_every_row_exactly_once_per_epoch(view, tmp_path):
+    """Two CPU processes in a gloo process group, each with 2 DataLoader workers: the ranks'
+    rows are disjoint and together every row of the view, once."""
+    import torch.multiprocessing as tmp_mp
+
+    path, _ = view
+    outs = [str(tmp_path / f"rank{r}.npy") for r in range(2)]
+    ctx = tmp_mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_ddp_rank, args=(r, 2, str(path), str(tmp_path / "rendezvous"), outs[r])) for r in range(2)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=180)
+        assert p.exitcode == 0
+    seen = [np.load(o) for o in outs]
+    rows = int(ClipDataset(path).num_rows)
+    assert len(seen[0]) and len(seen[1]) and not set(seen[0]) & set(seen[1])
+    assert sorted(np.concatenate(seen).tolist()) == list(range(rows))

@@ -108,3 +108,29 @@ class JsonSink:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """A real S3 API (moto's server, ``pip install 'moto[server]'``) on loopback, in its own process;
+    yields the environment a client needs (endpoint, test credentials, region) and stops it on exit."""
+    port = free_port()
+    exe = Path(sys.executable).parent / "moto_server"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_http(endpoint + "/moto-api/", proc, timeout=60)
+            except RuntimeError as e:
+                log.seek(0)
+                raise RuntimeError(f"{e}\n{log.read().decode(errors='replace')[-3000:]}") from None
+            yield {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "AKIAVIDASSETSTEST",
+                "AWS_SECRET_ACCESS_KEY": "vid-assets-test-secret-do-not-log",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+        finally:
+            proc.terminate()
+            proc.wait(30)

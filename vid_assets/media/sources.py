@@ -93,7 +93,10 @@ def open_remote(url: str, **storage_options: Any) -> IO[bytes]:
     """
     import fsspec
 
-    return fsspec.open(url, "rb", block_size=FSSPEC_BLOCK, cache_type="blockcache", **storage_options).open()
+    # the block size and cache go to the file, the options to the filesystem: ``fsspec.open`` hands
+    # every keyword to the filesystem, which s3fs rejects (http's happened to take them)
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    return fs.open(path, "rb", block_size=FSSPEC_BLOCK, cache_type="blockcache")
 
 
 class YtDlpProcessor:

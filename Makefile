@@ -28,7 +28,8 @@ demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/vid-assets demo
 
 # The scale-out test starts its own PostgreSQL (Debian's binaries) and Redis; the web-page test drives
-# Debian's Chromium headless (Playwright uses /usr/bin/chromium; it never downloads a browser).
+# Debian's Chromium headless (Playwright uses /usr/bin/chromium; it never downloads a browser); the
+# SLURM test starts its own munge + slurmctld + slurmd (Debian's slurm-wlm).
 services:
 	@command -v redis-server >/dev/null 2>&1 || (apt-get install -y -q redis-server >/dev/null 2>&1 \
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1)) \
@@ -36,6 +37,9 @@ services:
 	@command -v chromium >/dev/null 2>&1 || (apt-get install -y -q chromium >/dev/null 2>&1 \
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
 	  || echo "chromium not installable here: the web-page test will be skipped"
+	@command -v slurmctld >/dev/null 2>&1 || (apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q slurm-wlm munge >/dev/null 2>&1)) \
+	  || echo "slurm-wlm not installable here: the SLURM test will be skipped"
 
 test: venv services
 	$(BIN)/ruff check .

@@ -111,7 +111,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
 @app.command()
 def extract(
     sources: Annotated[list[str], typer.Argument(help="Video files, folders (recursive) or URLs.")],
-    out: Annotated[Path, typer.Option(help="Output folder (zarr: the feature store's root).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (zarr: the feature store's root). Omitted with --set: the set's store in the deployment, reported to its Dagster instance."
+        ),
+    ] = None,
     format: Annotated[
         str, typer.Option(help="zarr (the feature store) | npy (<stem>.npy + failed_videos.json).")
     ] = "zarr",
@@ -136,6 +141,12 @@ def extract(
         str | None,
         typer.Option(help="POST progress as JSON here ({total_frames}, {current_frame, total_frames}), 1/s."),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="Only the I-th of every N videos: a SLURM array task's share ($SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."
+        ),
+    ] = None,
 ):
     """Features for SOURCES into --out with the pipeline's engine, no Dagster needed; done videos skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -153,9 +164,22 @@ def extract(
         "crop": crop,
     }
     args = parse_args(arg)
+    deployment = None
     if set_name is not None:  # the set decides the model and plan, as in the pipeline
-        _, fset = _feature_set(set_name)
+        defs, fset = _feature_set(set_name)
         extractor, args, plan = fset.extractor, fset.args, fset.sampling
+        if out is None:  # into the deployment: its store, its catalog, its instance
+            deployment = _deployment_sink(defs, fset)
+    if out is None and deployment is None:
+        typer.echo("error: give --out DIR (or --set NAME to write into the deployment's store)", err=True)
+        raise typer.Exit(2)
+    parts = None
+    if shard:
+        i, sep, n = shard.partition("/")
+        if not sep or not (i.isdigit() and n.isdigit()) or not int(i) < int(n):
+            typer.echo(f"error: --shard takes I/N with 0 <= I < N, got {shard!r}", err=True)
+            raise typer.Exit(2)
+        parts = (int(i), int(n))
     console = make_console()
     web = None
     if progress_url:
@@ -203,6 +227,8 @@ def extract(
             on_pass=on_pass,
             on_video=on_video,
             num_workers=workers,
+            shard=parts,
+            **(deployment or {}),
             **plan,
         )
     console.print(
@@ -212,6 +238,23 @@ def extract(
     for f in summary["failed"]:
         console.print(f"[red]failed[/red] {f['source']} ({f['stage']}): {f['reason']}")
     raise typer.Exit(1 if summary["failed"] else 0)
+
+
+def _deployment_sink(defs, fset) -> dict:
+    """``extract``'s keyword arguments to write into the deployment: the set's store, and each
+    stored video registered in the catalog and reported to the Dagster instance ($DAGSTER_HOME)."""
+    import dagster as dg
+
+    from vid_assets.pipeline.definitions import set_versions
+    from vid_assets.pipeline.report import report_extracted
+
+    instance, catalog, versions = dg.DagsterInstance.get(), defs.resources["workspace"].catalog(), set_versions(fset)
+
+    def on_stored(ref, result, meta) -> None:
+        ref = catalog.register(ref)
+        report_extracted(instance, fset, versions, ref, meta)
+
+    return {"store": defs.resources["feature_store"].store(fset), "on_stored": on_stored}
 
 
 @app.command()

@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from vid_assets import engine
+from vid_assets.engine import VideoResult
 from vid_assets.extractors import Extractor
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoRef, probe, scan_folder
 from vid_assets.media.sources import StreamProcessor, register_stream_processor, unregister_stream_processor
 from vid_assets.progress import FrameCounter, ProgressHook
+from vid_assets.store import FeatureStore
 from vid_assets.store.exports import npy_names, rows, write_npy
 
 FORMATS = ("zarr", "npy")
@@ -80,8 +82,11 @@ def extract(
     progress: ProgressHook | None = None,
     on_pass: Callable[[int], None] | None = None,
     on_video: Callable[[int, int], None] | None = None,
+    on_stored: Callable[[VideoRef, VideoResult, dict], None] | None = None,
     num_workers: int | None = None,
     stream_processor: StreamProcessor | None = None,
+    shard: tuple[int, int] | None = None,
+    store: FeatureStore | None = None,
     **plan: Any,
 ) -> dict:
     """Features of every video in ``sources`` into ``out``; ``plan``: :func:`vid_assets.fit.fit_config`'s
@@ -92,31 +97,31 @@ def extract(
     seed 001's classes as they are, or ``WebProgress(url)``); ``on_pass(clips)`` after each model
     pass; ``on_video(done, total)`` as each video ends. ``stream_processor``: consulted first for
     this call's URLs (``matches(url)`` / ``resolve(url)``, as ``register_stream_processor`` takes).
+    ``shard=(i, n)``: only the i-th of every n videos (sorted sources; a SLURM array task's share:
+    tasks never write the same video, and each keeps its own ``failed_videos-i-of-n.json``).
+    ``store``: a feature store to write into (its dtype and compression; ``out`` is then ignored);
+    ``on_stored(ref, result, store_meta)`` after each video is written.
     Returns ``{"done", "skipped", "failed", "seconds", "out", "frames"}``."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if stream_processor is not None:
         register_stream_processor(stream_processor)
-        try:
-            return extract(
-                sources,
-                out=out,
-                extractor=extractor,
-                extractor_args=extractor_args,
-                format=format,
-                device=device,
-                batch_size=batch_size,
-                progress=progress,
-                on_pass=on_pass,
-                on_video=on_video,
-                num_workers=num_workers,
-                **plan,
-            )
-        finally:
+    try:
+        return _extract(
+            sources, out, extractor, extractor_args, format, device, batch_size, progress, on_pass, on_video,
+            on_stored, num_workers, shard, store, plan,
+        )  # fmt: skip
+    finally:
+        if stream_processor is not None:
             unregister_stream_processor(stream_processor.name)
+
+
+def _extract(
+    sources, out, extractor, extractor_args, format, device, batch_size, progress, on_pass, on_video,
+    on_stored, num_workers, shard, store, plan,
+) -> dict:  # fmt: skip
     from vid_assets.extractors.feed import load_extractor
     from vid_assets.stages import store_result
-    from vid_assets.store import FeatureStore
 
     ext = (
         extractor
@@ -124,11 +129,20 @@ def extract(
         else load_extractor(extractor, device=device, batch_size=batch_size, args=extractor_args)
     )
     config = fit_config(ext, **plan)
-    target = Path(out)
+    if store is not None:
+        format, target = "zarr", Path(store.root)
+    else:
+        target = Path(out)
+        store = FeatureStore(target) if format == "zarr" else None
     target.mkdir(parents=True, exist_ok=True)
-    store = FeatureStore(target) if format == "zarr" else None
     refs, failed = [], []
-    for s in expand(sources):
+    listed = expand(sources)
+    if shard is not None:
+        i, n = shard
+        if not 0 <= i < n:
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+        listed = listed[i::n]
+    for s in listed:
         try:
             refs.append(VideoRef.from_uri(s))
         except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
@@ -156,7 +170,9 @@ def extract(
         if result.ok:
             try:
                 if store is not None:
-                    store_result(ref, result, store, info, config)
+                    meta = store_result(ref, result, store, info, config)
+                    if on_stored is not None:
+                        on_stored(ref, result, meta)
                 else:
                     write_npy(target / names[ref.key], rows(result.features))
                 done += 1
@@ -175,7 +191,7 @@ def extract(
         if on_video is not None:
             on_video(finished, len(todo))
     frames.finish()
-    report = target / "failed_videos.json"
+    report = target / ("failed_videos.json" if shard is None else f"failed_videos-{shard[0]}-of-{shard[1]}.json")
     tmp = report.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(failed, indent=2))
     os.replace(tmp, report)

@@ -197,3 +197,24 @@ def _check_event(step, evaluation: dg.AssetCheckEvaluation, batch: DagsterEventB
         + ("passed." if evaluation.passed else f"did not pass: {evaluation.metadata['detail'].value}"),
         batch_metadata=batch,
     )
+
+
+def report_extracted(instance: dg.DagsterInstance, fset, versions: dict[str, str], ref, meta: dict) -> None:
+    """A video that ``vid-assets extract --set`` (a SLURM task, a notebook) stored outside a run,
+    told to the instance as materializations of the set's four assets for its partition, with the
+    set's code versions: the UI, staleness and ``vid-assets status`` then count it like a run's."""
+    from vid_assets.pipeline.assets import STAGES, stage_key
+    from vid_assets.pipeline.partitions import videos_partitions
+
+    if not instance.has_dynamic_partition(videos_partitions.name, ref.key):
+        instance.add_dynamic_partitions(videos_partitions.name, [ref.key])
+    about = {"via": "vid-assets extract", "source": ref.uri, **{k: v for k, v in meta.items() if k != "seconds"}}
+    for stage in STAGES:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=stage_key(fset, stage),
+                partition=ref.key,
+                metadata=about if stage == "stored_features" else {"via": "vid-assets extract"},
+                tags={"dagster/code_version": versions[stage]},
+            )
+        )

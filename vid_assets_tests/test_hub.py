@@ -181,3 +181,40 @@ def test_real_hub_publish(store):  # pragma: no cover - needs credentials
         assert not publish(store, repo_id=repo).committed
     finally:
         api.delete_repo(repo, repo_type="dataset", missing_ok=True)
+
+
+def test_the_loader_reads_the_published_dataset_as_laid_out_on_the_hub(store, tmp_path):
+    """``HubClipDataset`` over a local copy of the repo (what ``hf://datasets/<name>`` serves): every
+    clip once per epoch, its embedding and times as published, the video it came from; two ranks
+    split it without overlap; a folder that is not a published dataset says so."""
+    from torch.utils.data import DataLoader
+
+    from vid_assets.loader import HubClipDataset
+
+    mirror = tmp_path / "mirror"
+    publish(store, target_dir=mirror, repo_id=None, shard_clips=6)  # several shards
+    table = pq.read_table(mirror / "data").to_pylist()
+    expected = {(r["video_id"], int(r["clip_index"])): np.asarray(r["embedding"], np.float32) for r in table}
+    ds = HubClipDataset(mirror, batch_size=4, seed=3)
+    seen = {}
+    for batch in DataLoader(ds, batch_size=None, num_workers=2):
+        assert batch["features"].dtype.is_floating_point and batch["features"].shape[1] == 8
+        for vid, idx, feat in zip(
+            batch["video_id"], batch["clip_index"].tolist(), batch["features"].numpy(), strict=True
+        ):
+            assert (vid, idx) not in seen
+            seen[vid, idx] = feat
+    assert seen.keys() == expected.keys() and len(seen) == ds.num_rows == 4 + 5 + 6
+    for key, feat in seen.items():
+        np.testing.assert_array_equal(feat, expected[key])
+    halves = [
+        {
+            (v, i)
+            for b in HubClipDataset(mirror, rank=r, world_size=2)
+            for v, i in zip(b["video_id"], b["clip_index"].tolist(), strict=True)
+        }
+        for r in (0, 1)
+    ]
+    assert not halves[0] & halves[1] and halves[0] | halves[1] == expected.keys()
+    with pytest.raises(ValueError, match="not a dataset hub_dataset published"):
+        HubClipDataset(tmp_path)

@@ -27,8 +27,9 @@ from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoRef, probe, scan_folder
 from vid_assets.media.sources import StreamProcessor, register_stream_processor, unregister_stream_processor
 from vid_assets.progress import FrameCounter, ProgressHook
-from vid_assets.store import FeatureStore
+from vid_assets.store import FeatureStore, open_store
 from vid_assets.store.exports import npy_names, rows, write_npy
+from vid_assets.store.features import is_url
 
 FORMATS = ("zarr", "npy")
 
@@ -43,6 +44,21 @@ def expand(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
         else:
             out.append(str(s))
     return out
+
+
+def _write_report(target: Path | str, name: str, failed: list[dict]) -> None:
+    """``failed_videos.json`` beside the output (atomically on disk; one PUT on an object store)."""
+    text = json.dumps(failed, indent=2)
+    if is_url(target):
+        import fsspec
+
+        with fsspec.open(f"{str(target).rstrip('/')}/{name}", "w") as f:
+            f.write(text)
+        return
+    report = Path(target) / name
+    tmp = report.with_suffix(".json.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, report)
 
 
 def _expected_frames(uri: str, config: PipelineConfig) -> int:
@@ -129,12 +145,17 @@ def _extract(
         else load_extractor(extractor, device=device, batch_size=batch_size, args=extractor_args)
     )
     config = fit_config(ext, **plan)
+    if format == "npy" and is_url(out):
+        raise ValueError(f"npy output is a local folder (got {out}); write zarr to an object store instead")
+    if store is None and format == "zarr":
+        store = open_store(out)  # a folder, or an object-store URL (s3://bucket/features.zarr)
     if store is not None:
-        format, target = "zarr", Path(store.root)
+        format, target = "zarr", store.root
     else:
         target = Path(out)
-        store = FeatureStore(target) if format == "zarr" else None
-    target.mkdir(parents=True, exist_ok=True)
+    if not is_url(target):
+        target = Path(target)
+        target.mkdir(parents=True, exist_ok=True)
     refs, failed = [], []
     listed = expand(sources)
     if shard is not None:
@@ -191,10 +212,8 @@ def _extract(
         if on_video is not None:
             on_video(finished, len(todo))
     frames.finish()
-    report = target / ("failed_videos.json" if shard is None else f"failed_videos-{shard[0]}-of-{shard[1]}.json")
-    tmp = report.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(failed, indent=2))
-    os.replace(tmp, report)
+    name = "failed_videos.json" if shard is None else f"failed_videos-{shard[0]}-of-{shard[1]}.json"
+    _write_report(target, name, failed)
     return {
         "done": done,
         "skipped": len(refs) - len(todo) + duplicates,

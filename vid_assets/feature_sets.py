@@ -137,8 +137,12 @@ class FeatureSet:
             args=self.args,
         )
 
-    def store_root(self, root: str | os.PathLike[str]) -> Path:
-        """This set's group in the feature store: the root for the default set, else ``sets/<name>``."""
+    def store_root(self, root: str | os.PathLike[str]) -> Path | str:
+        """This set's group in the feature store: the root for the default set, else ``sets/<name>``
+        (a URL under a URL root)."""
+        s = os.fspath(root)
+        if "://" in s and not s.startswith("file://"):
+            return s if self.is_default else f"{s.rstrip('/')}/sets/{self.name}"
         return Path(root) if self.is_default else Path(root) / "sets" / self.name
 
     def to_dict(self) -> dict[str, Any]:

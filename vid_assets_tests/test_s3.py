@@ -114,3 +114,44 @@ def test_sampling_3_s_of_a_60_s_object_reads_well_under_half_of_it(bucket, tmp_p
     fs.put(str(tmp_path / "view.zarr"), "videos/view.zarr", recursive=True)
     rows = sorted(int(i) for b in ClipDataset("s3://videos/view.zarr", batch_size=5) for i in b["index"])
     assert rows == list(range(30))
+
+
+def test_the_feature_store_writes_and_reads_on_s3(bucket, tmp_path, media_dir):
+    """The store on the bucket: extract writes there, the features equal a local store's, a
+    video written again is replaced (never two versions), a half-uploaded video (no commit
+    marker) is invisible, and the training view and the seed-002 export read from it."""
+    import fsspec
+
+    from vid_assets.store import RemoteFeatureStore, open_store
+    from vid_assets.store.exports import export_npy
+    from vid_assets.store.training import update_training_view
+
+    url = "s3://videos/features.zarr"
+    sources = [media_dir / "clip_a.mp4", media_dir / "clip_b.mp4"]
+    remote_run = vid_assets.extract(sources, out=url, fps=2.0, device="cpu")
+    local_run = vid_assets.extract(sources, out=tmp_path / "local.zarr", fps=2.0, device="cpu")
+    assert remote_run["done"] == local_run["done"] == 2
+    remote, local = open_store(url), open_store(tmp_path / "local.zarr")
+    assert isinstance(remote, RemoteFeatureStore) and remote.list_videos() == local.list_videos()
+    for vid in local.list_videos():
+        np.testing.assert_array_equal(remote.read_video(vid).features, local.read_video(vid).features)
+    fs = fsspec.filesystem("s3")
+    assert fs.exists("videos/features.zarr/failed_videos.json")
+    again = vid_assets.extract(sources, out=url, fps=2.0, device="cpu")
+    assert again["skipped"] == 2  # done is done, on the bucket too
+    vid = remote.list_videos()[0]
+    v = remote.read_video(vid)
+    remote.write_video(
+        vid,
+        features=v.features[:1].astype(np.float32),
+        timestamps=v.timestamps[:1],
+        frame_times=v.frame_times[:1],
+        attrs={k: v.attrs[k] for k in ("source", "content_hash", "extractor")},
+    )
+    assert remote.read_video(vid).num_clips == 1  # replaced, not mixed
+    fs.pipe("videos/features.zarr/videos/half-uploaded/features/zarr.json", b"{}")  # no group marker
+    assert "half-uploaded" not in remote.list_videos()
+    view = update_training_view(remote, tmp_path / "view.zarr")
+    assert view["num_videos"] == 2
+    done = export_npy(remote, tmp_path / "npy")
+    assert len(done.written) == 2 and export_npy(remote, tmp_path / "npy").unchanged == 2

@@ -12,7 +12,8 @@ from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, InputSpec, input
 from vid_assets.feature_sets import FeatureSet
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoCatalog
-from vid_assets.store import ArtifactStore, FeatureStore
+from vid_assets.store import ArtifactStore, FeatureStore, open_store
+from vid_assets.store.features import is_url
 
 
 class WorkspaceResource(dg.ConfigurableResource):
@@ -51,12 +52,13 @@ class FeatureStoreResource(dg.ConfigurableResource):
     train_chunk_rows: int = Field(default=1024, ge=1, description="Training view rows per chunk (~ a batch).")
 
     def store(self, fset: FeatureSet | None = None) -> FeatureStore:
-        """The store of a feature set (its own group, dtype and compression), or of the default set."""
+        """The store of a feature set (its own group, dtype and compression), or of the default
+        set; ``root`` may be a folder or an object-store URL (``s3://bucket/features.zarr``)."""
         if fset is None or fset.is_default:
-            return FeatureStore(
+            return open_store(
                 self.root, compression_level=self.compression_level, chunk_clips=self.chunk_clips, dtype=self.dtype
             )
-        return FeatureStore(
+        return open_store(
             fset.store_root(self.root),
             compression_level=fset.compression_level,
             chunk_clips=self.chunk_clips,
@@ -64,8 +66,13 @@ class FeatureStoreResource(dg.ConfigurableResource):
         )
 
     def training_view_path(self, fset: FeatureSet | None = None) -> str:
-        root = Path(self.root)
+        """Next to the store; a store on an object store gets its view in the data folder (the
+        view is rewritten in place, which wants a local file system)."""
         suffix = "" if fset is None or fset.is_default else f"_{fset.name}"
+        if is_url(self.root):
+            stem = self.root.rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr")
+            return str(Path(settings.data_dir()) / f"{stem}{suffix}_training.zarr")
+        root = Path(self.root)
         return str(root.with_name(f"{root.stem}{suffix}_training.zarr"))
 
 

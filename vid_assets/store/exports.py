@@ -89,7 +89,7 @@ def export_npy(
     names = npy_names((vid, _user_id(a, vid), str(a.get("content_hash", vid))) for vid, a in ids.items())
     result, now = NpyExport(), {}
     for vid, name in sorted(names.items(), key=lambda kv: kv[1]):
-        made_from = {"key": vid, "stamp": (store.video_path(vid) / "zarr.json").stat().st_mtime_ns, "crops": crops}
+        made_from = {"key": vid, "stamp": store.stamp(vid), "crops": crops}
         now[name] = made_from
         path = out / name
         if ledger.get(name) == made_from and path.exists():

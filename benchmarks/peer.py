@@ -99,18 +99,16 @@ def run_ours(root: Path, folder: Path) -> dict:
     defs_file.write_text(DEFS.format(videos=str(folder), work=str(root / "work"), store=str(root / "f.zarr")))
     (root / "vid_peer_models.py").write_text(MODELS)
     env = {**os.environ, "DAGSTER_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{ROOT}{os.pathsep}{root}"}
-    register = (
-        "import runpy, dagster as dg\n"
-        f"defs = runpy.run_path({str(defs_file)!r})['defs']\n"
-        "from vid_assets.demo import register_videos\n"
-        "from vid_assets.media import scan_folder\n"
-        f"refs = register_videos(dg.DagsterInstance.get(), defs, [p for p, _ in scan_folder({str(folder)!r})])\n"
-        "print(' '.join(r.key for r in refs))\n"
-    )
+    env["VID_ASSETS_WORK"] = str(root / "work")  # the catalog the definitions read
     t0 = time.perf_counter()
-    keys = subprocess.run(
-        [sys.executable, "-c", register], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "vid-assets"), "register", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout  # as a user registers a folder: "<key>\t<path>" per video
+    keys = [line.split("\t")[0] for line in listed.splitlines() if "\t" in line]
     registered = time.perf_counter() - t0
     # the batch command the comparison timed (superseded by `dg launch` in 1.13, which
     # refuses ranges of a multi-run step; `dagster job launch` needs a daemon): one whole command

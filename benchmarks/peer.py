@@ -48,13 +48,19 @@ import runpy
 runpy.run_path("main.py", run_name="__main__")
 """
 DEFS = """
+from vid_assets.feature_sets import FeatureSet
 from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
+from vid_assets.pipeline.resources import ExtractorResource
 
+# the model as a feature set names it now: torchvision's ResNet-50 with random weights (args), whose
+# input is read from torchvision's config, so nothing is built twice
+resnet = FeatureSet.from_dict(
+    "default",
+    {{"extractor": "tv:resnet50", "args": {{"weights": None}}, "sampling": {{"fps": 1.0, "frames_per_clip": 1}}}},
+)
 defs = build_definitions(
     videos_dir={videos!r}, work_dir={work!r}, store_dir={store!r},
-    extractor=ExtractorResource(name="vid_peer_models:resnet50_random", device="cpu", batch_size=8),
-    sampling=SamplingResource(fps=1.0, frames_per_clip=1),
+    extractor=ExtractorResource(device="cpu", batch_size=8), sets=[resnet],
 )
 """
 MODELS = """

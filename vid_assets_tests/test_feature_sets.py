@@ -4,7 +4,9 @@ groups and staleness, fidelity of per-frame DINOv2 features, and runs that would
 from __future__ import annotations
 
 import shutil
+import sys
 import textwrap
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -252,7 +254,10 @@ def test_seed_002_export_npy_per_set_through_the_cli(tmp_path, media_dir, tiny_d
 
     def export() -> str:
         done = subprocess.run(
-            ["vid-assets", "export", "npy", str(out), "--set", "frames"], env=env, capture_output=True, text=True
+            [Path(sys.executable).parent / "vid-assets", "export", "npy", str(out), "--set", "frames"],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

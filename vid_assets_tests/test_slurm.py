@@ -49,7 +49,7 @@ def test_a_two_task_array_fills_one_store_and_status_shows_it_complete(tmp_path,
         pytest.skip(f"SLURM would not start here: {e}")
     try:
         submit = subprocess.run(
-            ["sbatch", "--parsable", "--array=0-1", f"--output={tmp_path}/task-%a.out", "--chdir", str(tmp_path),
+            [slurm.exe("sbatch"), "--parsable", "--array=0-1", f"--output={tmp_path}/task-%a.out", "--chdir", str(tmp_path),
              str(REPO / "deploy" / "slurm" / "extract_array.sh"), str(videos)],
             capture_output=True, text=True, env=env, check=True,
         )  # fmt: skip

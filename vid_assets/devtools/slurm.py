@@ -44,9 +44,14 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 
 
+def exe(name: str) -> str | None:
+    """A SLURM / munge program, also where Debian puts daemons (``/usr/sbin``, often off PATH)."""
+    return shutil.which(name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+
+
 def why_not() -> str | None:
     """Why a cluster cannot start here (None: it can)."""
-    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "squeue") if shutil.which(b) is None]
+    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo") if exe(b) is None]
     if missing:
         return f"SLURM is not installed ({', '.join(missing)} missing; apt-get install slurm-wlm munge)"
     if os.geteuid() != 0:
@@ -72,16 +77,17 @@ def slurm_cluster(root: str | os.PathLike[str]) -> Iterator[dict[str, str]]:
     procs = []
     try:
         munge = [
-            "munged", "--force", f"--socket={root}/munge.sock", f"--key-file={key}",
+            exe("munged"), "--force", f"--socket={root}/munge.sock", f"--key-file={key}",
             f"--pid-file={root}/munged.pid", f"--log-file={root}/munged.log", f"--seed-file={root}/munge.seed",
         ]  # fmt: skip
         subprocess.run(munge, check=True, capture_output=True, timeout=30)
         for daemon in ("slurmctld", "slurmd"):
-            subprocess.run([daemon, "-f", str(conf)], check=True, capture_output=True, env=env, timeout=30)
+            subprocess.run([exe(daemon), "-f", str(conf)], check=True, capture_output=True, env=env, timeout=30)
             procs.append(root / f"{daemon}.pid")
             time.sleep(1)
         deadline = time.monotonic() + 60
-        while "idle" not in subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=env).stdout:
+        sinfo = [exe("sinfo"), "-h", "-o", "%t"]
+        while "idle" not in subprocess.run(sinfo, capture_output=True, text=True, env=env).stdout:
             if time.monotonic() > deadline:
                 log = (
                     (root / "slurmd.log").read_text(errors="replace")[-2000:] if (root / "slurmd.log").exists() else ""
@@ -98,7 +104,7 @@ def slurm_cluster(root: str | os.PathLike[str]) -> Iterator[dict[str, str]]:
 def wait_for_job(job_id: str, env: dict[str, str], timeout: float = 600) -> None:
     """Until ``squeue`` no longer lists the job (all its array tasks ended)."""
     deadline = time.monotonic() + timeout
-    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True, env=env).stdout.strip():
+    while subprocess.run([exe("squeue"), "-h", "-j", job_id], capture_output=True, text=True, env=env).stdout.strip():
         if time.monotonic() > deadline:
             raise TimeoutError(f"SLURM job {job_id} still running after {timeout} s")
         time.sleep(1)

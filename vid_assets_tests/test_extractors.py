@@ -670,3 +670,26 @@ def test_label_sets_are_torchvisions_own_lists():
     assert label_names("kinetics-400") == R3D_18_Weights.KINETICS400_V1.meta["categories"]
     with pytest.raises(KeyError, match="unknown label set"):
         label_names("coco")
+
+
+def test_a_factory_without_a_declared_input_is_built_once_per_process(tmp_path, monkeypatch):
+    """A user's factory declares no input spec, so fitting clips to it builds it on the CPU once;
+    the run's load on a CPU host then reuses that model instead of building it again."""
+    from vid_assets.extractors import input_spec
+    from vid_assets.extractors.feed import load_extractor
+
+    (tmp_path / "acme_built_once.py").write_text(
+        "import torch\n"
+        "from vid_assets.extractors import Extractor\n"
+        "BUILT = []\n"
+        "def tiny(**kw):\n"
+        "    BUILT.append(kw)\n"
+        "    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())\n"
+        "    return Extractor(name='tiny', id='acme/tiny@1', model=net, input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, dim=4, **kw)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import acme_built_once
+
+    assert input_spec("acme_built_once:tiny").size == 32
+    ext = load_extractor("acme_built_once:tiny", device="auto" if not torch.cuda.is_available() else "cpu", batch_size=4)
+    assert len(acme_built_once.BUILT) == 1 and ext.batch_size == 4

@@ -58,6 +58,11 @@ def probe_batch_size(extractor: Extractor, cap: int = 512, floor: int = 1) -> in
         extractor.batch_size, extractor._forward = saved, compiled
 
 
+def _has_accelerator() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
+
+
 def load_extractor(
     name: str,
     *,
@@ -77,8 +82,16 @@ def load_extractor(
     """
     from vid_assets.extractors.registry import get_extractor
 
+    # only what differs from the Extractor's defaults, and "auto" on a host without an accelerator
+    # as "cpu": the same model an input-spec lookup already built on the CPU is then reused
     chosen = {"output": output} if output != "auto" else {}
-    ext = get_extractor(name, device=device, precision=precision, compile=compile, **chosen, **(args or {}))
+    if precision != "auto":
+        chosen["precision"] = precision
+    if compile:
+        chosen["compile"] = True
+    if device == "auto" and not _has_accelerator():
+        device = "cpu"
+    ext = get_extractor(name, device=device, **chosen, **(args or {}))
     if batch_size:
         ext.batch_size = batch_size
     elif not ext.batch_size_probed:

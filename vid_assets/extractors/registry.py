@@ -139,7 +139,9 @@ def input_spec(name: str = DEFAULT_EXTRACTOR, *, build: bool = True, **kwargs: A
     if spec is None:
         if not build:
             return None
-        spec = create_extractor(name, device="cpu", **kwargs).input_spec
+        # built once, on the CPU, and kept: a run on the CPU loads this same model next
+        # (``feed.load_extractor``) instead of building it a second time
+        spec = get_extractor(name, device="cpu", **kwargs).input_spec
     _SPEC_CACHE[cache_key] = spec
     return spec
 

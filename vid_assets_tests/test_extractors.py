@@ -691,5 +691,7 @@ def test_a_factory_without_a_declared_input_is_built_once_per_process(tmp_path, 
     import acme_built_once
 
     assert input_spec("acme_built_once:tiny").size == 32
-    ext = load_extractor("acme_built_once:tiny", device="auto" if not torch.cuda.is_available() else "cpu", batch_size=4)
+    ext = load_extractor(
+        "acme_built_once:tiny", device="auto" if not torch.cuda.is_available() else "cpu", batch_size=4
+    )
     assert len(acme_built_once.BUILT) == 1 and ext.batch_size == 4

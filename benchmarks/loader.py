@@ -76,9 +76,8 @@ VAE_SET = {
 
 def build_vae_store(out: Path, videos: int) -> tuple[Path, dict]:
     """The VAE set's store and training view over ``videos`` synthetic 100-s videos (built once)."""
-    from diffusers import AutoencoderKL
-
     import vid_assets
+    from vid_assets.devtools.models import TINY_VAE, save_random_vae
     from vid_assets.feature_sets import FeatureSet
     from vid_assets.samples import write_synthetic_video
     from vid_assets.store import FeatureStore
@@ -90,15 +89,7 @@ def build_vae_store(out: Path, videos: int) -> tuple[Path, dict]:
         return view, json.loads((root / "build.json").read_text())
     root.mkdir(parents=True, exist_ok=True)
     model = root / "vae"
-    AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(4, 4, 4, 4),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=2,
-        sample_size=256,
-    ).save_pretrained(str(model))
+    save_random_vae(model, TINY_VAE)
     sources = []
     for i in range(videos):  # 4-fps sources: every decoded frame is a sampled one
         sources.append(

@@ -24,25 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vid_assets.devtools.models import SD_VAE, SMALL_VAE, save_random_vae  # noqa: E402
 from vid_assets.extraction import extract  # noqa: E402
 from vid_assets.feature_sets import load_sets  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
 
-SD_VAE = {"block_out_channels": (128, 256, 512, 512), "layers_per_block": 2, "norm_num_groups": 32}
-TINY_VAE = {"block_out_channels": (8, 16, 16, 16), "layers_per_block": 1, "norm_num_groups": 4}
-
 
 def save_vae(folder: Path, tiny: bool) -> Path:
-    from diffusers import AutoencoderKL
-
     if not (folder / "config.json").exists():
-        AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            latent_channels=4,
-            sample_size=256,
-            **(TINY_VAE if tiny else SD_VAE),
-        ).save_pretrained(str(folder))
+        save_random_vae(folder, SMALL_VAE if tiny else SD_VAE)
     return folder
 
 

@@ -31,6 +31,7 @@ from vid_assets.clips.device import to_device_clips
 from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
 from vid_assets.fit import PipelineConfig
+from vid_assets.prefetch import put_unless
 
 
 @dataclass
@@ -122,13 +123,7 @@ def run_many(
     stop = threading.Event()
 
     def put(q: queue.Queue, item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(q, item, stop)
 
     def feeder() -> None:
         try:

@@ -25,7 +25,7 @@ from vid_assets.engine import VideoResult
 from vid_assets.extractors import Extractor
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoRef, probe, scan_folder
-from vid_assets.media.sources import StreamProcessor, register_stream_processor, unregister_stream_processor
+from vid_assets.media.sources import StreamProcessor, registered
 from vid_assets.progress import FrameCounter, ProgressHook
 from vid_assets.store import FeatureStore, open_store
 from vid_assets.store.exports import npy_names, rows, write_npy
@@ -117,108 +117,98 @@ def extract(
     tasks never write the same video, and each keeps its own ``failed_videos-i-of-n.json``).
     ``store``: a feature store to write into (its dtype and compression; ``out`` is then ignored);
     ``on_stored(ref, result, store_meta)`` after each video is written.
-    Returns ``{"done", "skipped", "failed", "seconds", "out", "frames"}``."""
+    Returns ``{"done", "skipped", "failed", "seconds", "out", "frames"}`` (``frames``: the total a
+    ``progress`` hook was given; 0 without one, as videos are only probed for it)."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
-    if stream_processor is not None:
-        register_stream_processor(stream_processor)
-    try:
-        return _extract(
-            sources, out, extractor, extractor_args, format, device, batch_size, progress, on_pass, on_video,
-            on_stored, num_workers, shard, store, plan,
-        )  # fmt: skip
-    finally:
-        if stream_processor is not None:
-            unregister_stream_processor(stream_processor.name)
+    with registered(stream_processor):  # this call's URLs go to it first
+        from vid_assets.extractors.feed import load_extractor
+        from vid_assets.stages import store_result
 
-
-def _extract(
-    sources, out, extractor, extractor_args, format, device, batch_size, progress, on_pass, on_video,
-    on_stored, num_workers, shard, store, plan,
-) -> dict:  # fmt: skip
-    from vid_assets.extractors.feed import load_extractor
-    from vid_assets.stages import store_result
-
-    ext = (
-        extractor
-        if isinstance(extractor, Extractor)
-        else load_extractor(extractor, device=device, batch_size=batch_size, args=extractor_args)
-    )
-    config = fit_config(ext, **plan)
-    if format == "npy" and is_url(out):
-        raise ValueError(f"npy output is a local folder (got {out}); write zarr to an object store instead")
-    if store is None and format == "zarr":
-        store = open_store(out)  # a folder, or an object-store URL (s3://bucket/features.zarr)
-    if store is not None:
-        format, target = "zarr", store.root
-    else:
-        target = Path(out)
-    if not is_url(target):
-        target = Path(target)
-        target.mkdir(parents=True, exist_ok=True)
-    refs, failed = [], []
-    listed = expand(sources)
-    if shard is not None:
-        i, n = shard
-        if not 0 <= i < n:
-            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
-        listed = listed[i::n]
-    for s in listed:
-        try:
-            refs.append(VideoRef.from_uri(s))
-        except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
-            failed.append({"source": s, "stage": "open", "reason": f"{type(e).__name__}: {e}"})
-    unique = list({r.key: r for r in refs}.values())  # the same video named twice is done once
-    duplicates, refs = len(refs) - len(unique), unique
-    names = npy_names((r.key, r.user_id, r.content_hash) for r in refs)  # same names as `export npy`
-    todo = [r for r in refs if not _already_done(r, target, format, store, config, ext.id, names[r.key])]
-    frames = FrameCounter(progress, sum(_expected_frames(r.uri, config) for r in todo))
-    per_clip = config.clip.stride  # sampled frames a clip moves on by
-    t0, done = time.perf_counter(), 0
-    info = ext.describe()
-    if store is not None and ext.label_set:
-        store.save_label_set(ext.label_set, ext.labels)
-    feed = {} if num_workers is None else {"num_workers": num_workers}
-
-    def passed(clips: int) -> None:
-        frames.advance(clips * per_clip)
-        if on_pass is not None:
-            on_pass(clips)
-
-    results = engine.run(engine.decode_feed([r.uri for r in todo], config, ext, **feed), ext, config, on_pass=passed)
-    for finished, result in enumerate(results, start=1):
-        ref = todo[result.index]
-        if result.ok:
+        ext = (
+            extractor
+            if isinstance(extractor, Extractor)
+            else load_extractor(extractor, device=device, batch_size=batch_size, args=extractor_args)
+        )
+        config = fit_config(ext, **plan)
+        if format == "npy" and is_url(out):
+            raise ValueError(f"npy output is a local folder (got {out}); write zarr to an object store instead")
+        if store is None and format == "zarr":
+            store = open_store(out)  # a folder, or an object-store URL (s3://bucket/features.zarr)
+        if store is not None:
+            format, target = "zarr", store.root
+        else:
+            target = Path(out)
+        if not is_url(target):
+            target = Path(target)
+            target.mkdir(parents=True, exist_ok=True)
+        refs, failed = [], []
+        listed = expand(sources)
+        if shard is not None:
+            i, n = shard
+            if not 0 <= i < n:
+                raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+            listed = listed[i::n]
+        for s in listed:
             try:
-                if store is not None:
-                    meta = store_result(ref, result, store, info, config)
-                    if on_stored is not None:
-                        on_stored(ref, result, meta)
-                else:
-                    write_npy(target / names[ref.key], rows(result.features))
-                done += 1
-            except Exception as e:  # noqa: BLE001 - one video's write fails that video only
-                result.error, result.stage = f"{type(e).__name__}: {e}", "store"
-        if not result.ok:
-            failed.append(
-                {
-                    "user_id": ref.user_id,
-                    "source": ref.uri,
-                    "id": ref.key,
-                    "stage": result.stage,
-                    "reason": result.error,
-                }
-            )
-        if on_video is not None:
-            on_video(finished, len(todo))
-    frames.finish()
-    name = "failed_videos.json" if shard is None else f"failed_videos-{shard[0]}-of-{shard[1]}.json"
-    _write_report(target, name, failed)
-    return {
-        "done": done,
-        "skipped": len(refs) - len(todo) + duplicates,
-        "failed": failed,
-        "seconds": time.perf_counter() - t0,
-        "out": str(target),
-        "frames": frames.total,
-    }
+                refs.append(VideoRef.from_uri(s))
+            except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
+                failed.append({"source": s, "stage": "open", "reason": f"{type(e).__name__}: {e}"})
+        unique = list({r.key: r for r in refs}.values())  # the same video named twice is done once
+        duplicates, refs = len(refs) - len(unique), unique
+        names = npy_names((r.key, r.user_id, r.content_hash) for r in refs)  # same names as `export npy`
+        todo = [r for r in refs if not _already_done(r, target, format, store, config, ext.id, names[r.key])]
+        # the total needs each video's duration: probed only when a hook will be told it
+        expected = sum(_expected_frames(r.uri, config) for r in todo) if progress is not None else 0
+        frames = FrameCounter(progress, expected)
+        per_clip = config.clip.stride  # sampled frames a clip moves on by
+        t0, done = time.perf_counter(), 0
+        info = ext.describe()
+        if store is not None and ext.label_set:
+            store.save_label_set(ext.label_set, ext.labels)
+        feed = {} if num_workers is None else {"num_workers": num_workers}
+
+        def passed(clips: int) -> None:
+            frames.advance(clips * per_clip)
+            if on_pass is not None:
+                on_pass(clips)
+
+        results = engine.run(
+            engine.decode_feed([r.uri for r in todo], config, ext, **feed), ext, config, on_pass=passed
+        )
+        for finished, result in enumerate(results, start=1):
+            ref = todo[result.index]
+            if result.ok:
+                try:
+                    if store is not None:
+                        meta = store_result(ref, result, store, info, config)
+                        if on_stored is not None:
+                            on_stored(ref, result, meta)
+                    else:
+                        write_npy(target / names[ref.key], rows(result.features))
+                    done += 1
+                except Exception as e:  # noqa: BLE001 - one video's write fails that video only
+                    result.error, result.stage = f"{type(e).__name__}: {e}", "store"
+            if not result.ok:
+                failed.append(
+                    {
+                        "user_id": ref.user_id,
+                        "source": ref.uri,
+                        "id": ref.key,
+                        "stage": result.stage,
+                        "reason": result.error,
+                    }
+                )
+            if on_video is not None:
+                on_video(finished, len(todo))
+        frames.finish()
+        name = "failed_videos.json" if shard is None else f"failed_videos-{shard[0]}-of-{shard[1]}.json"
+        _write_report(target, name, failed)
+        return {
+            "done": done,
+            "skipped": len(refs) - len(todo) + duplicates,
+            "failed": failed,
+            "seconds": time.perf_counter() - t0,
+            "out": str(target),
+            "frames": frames.total,
+        }

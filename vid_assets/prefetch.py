@@ -47,3 +47,15 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 q.get_nowait()
             except queue.Empty:
                 th.join(timeout=0.05)
+
+
+def put_unless(q: queue.Queue, item, stop: threading.Event, poll_s: float = 0.1) -> bool:
+    """Put ``item`` on a bounded queue, waiting for room, unless ``stop`` is set first (then
+    False): a producer whose consumer gave up never blocks for ever."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=poll_s)
+            return True
+        except queue.Full:
+            continue
+    return False

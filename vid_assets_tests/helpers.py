@@ -86,19 +86,7 @@ def save_tiny_clip(folder) -> None:
 
 
 def save_tiny_vae(folder):
-    """A randomly initialised diffusers ``AutoencoderKL`` with Stable Diffusion's shape (4 latent
-    channels, 8x downsampling, scaling factor 0.18215) but 8-16 channels wide, saved as
-    ``save_pretrained`` writes a published VAE; returns the model."""
-    from diffusers import AutoencoderKL
+    """A randomly initialised ``AutoencoderKL`` with Stable Diffusion's shape, 8-16 channels wide."""
+    from vid_assets.devtools.models import SMALL_VAE, save_random_vae
 
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 16, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=256,
-    ).eval()
-    vae.save_pretrained(str(folder))
-    return vae
+    return save_random_vae(folder, SMALL_VAE)

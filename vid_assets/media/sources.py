@@ -14,7 +14,9 @@ stream processors (URL -> something PyAV can open).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 
@@ -44,6 +46,19 @@ def register_stream_processor(processor: StreamProcessor, *, first: bool = True)
 
 def unregister_stream_processor(name: str) -> None:
     _PROCESSORS[:] = [p for p in _PROCESSORS if p.name != name]
+
+
+@contextlib.contextmanager
+def registered(processor: StreamProcessor | None) -> Iterator[None]:
+    """``processor`` consulted first while the block runs (nothing when it is None)."""
+    if processor is None:
+        yield
+        return
+    register_stream_processor(processor)
+    try:
+        yield
+    finally:
+        unregister_stream_processor(processor.name)
 
 
 def processor_for(source: str | os.PathLike[str]) -> StreamProcessor | None:

@@ -27,6 +27,7 @@ from vid_assets.clips import ClipSpec, count_clips, iter_clips
 from vid_assets.fit import PipelineConfig, config_for
 from vid_assets.media import SamplingPlan, iter_frames
 from vid_assets.media.decode import DecodeStats, VideoDecodeError, VideoInfo
+from vid_assets.prefetch import put_unless
 from vid_assets.serve.batcher import DynamicBatcher
 
 Event = tuple[str, dict[str, Any]]
@@ -146,13 +147,7 @@ class Predictor:
         end = object()
 
         def put(item) -> bool:
-            while not cancel.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+            return put_unless(q, item, cancel)
 
         def produce() -> None:
             clips = None

@@ -29,7 +29,7 @@ from vid_assets.media.sources import StreamProcessor, registered
 from vid_assets.progress import FrameCounter, ProgressHook
 from vid_assets.store import FeatureStore, open_store
 from vid_assets.store.exports import npy_names, rows, write_npy
-from vid_assets.store.features import is_url
+from vid_assets.store.remote import is_url
 
 FORMATS = ("zarr", "npy")
 

@@ -4,8 +4,8 @@
 chunk order per epoch, mixes rows across a small buffer of chunks, and yields ready batches, so a
 ``DataLoader(ds, batch_size=None, num_workers=..., pin_memory=True)`` runs at disk/decompression
 speed. Workers split the chunks between them; every row appears exactly once per epoch.
-``HubClipDataset`` reads the Parquet dataset ``hub_dataset`` publishes (``hf://datasets/...``, or
-a local copy of the repo) the same way. ``VideoDataset`` gives one item per video (all its clips, timestamps, caption embedding);
+``vid_assets.hub.dataset.HubClipDataset`` reads the Parquet dataset ``hub_dataset`` publishes
+(``hf://datasets/...``, or a local copy of the repo) the same way. ``VideoDataset`` gives one item per video (all its clips, timestamps, caption embedding);
 ``SegmentDataset`` batches whole segments of a ``segments`` plan (the seed notes' ``[segments,
 frames, D]`` with a segment -> video map) the same way.
 
@@ -79,7 +79,7 @@ class ClipDataset(IterableDataset):
         world_size: int | None = None,
     ) -> None:
         self._given = rank is not None and world_size is not None
-        self._rank, self._world = (rank, world_size) if self._given else _dist_shard()
+        self._rank, self._world = (rank, world_size) if self._given else dist_shard()
         self.location, self.array_name, self.storage_options = location, array, storage_options
         self.batch_size, self.shuffle, self.shuffle_buffer = batch_size, shuffle, max(1, shuffle_buffer)
         self.seed, self.drop_last, self.epoch = seed, drop_last, 0
@@ -97,7 +97,7 @@ class ClipDataset(IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         if not self._given:  # a process group made after the dataset: taken here, in the rank's process
-            self._rank, self._world = _dist_shard()
+            self._rank, self._world = dist_shard()
 
     @property
     def num_items(self) -> int:
@@ -117,7 +117,7 @@ class ClipDataset(IterableDataset):
         dataset was made or ``set_epoch`` last ran in the rank's own process (DataLoader workers
         have no process group of their own), else ``(0, 1)``."""
         if self._rank is None and get_worker_info() is None:
-            self._rank, self._world = _dist_shard()
+            self._rank, self._world = dist_shard()
         return (self._rank, self._world) if self._rank is not None else (0, 1)
 
     def _chunks(self) -> list[int]:
@@ -194,7 +194,7 @@ class ClipDataset(IterableDataset):
         return batch
 
 
-def _dist_shard() -> tuple[int | None, int | None]:
+def dist_shard() -> tuple[int | None, int | None]:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -384,112 +384,3 @@ class VideoDataset(Dataset):
             if segments[0] >= 0:  # a segments plan
                 item["segments"] = torch.from_numpy(segments)
         return item
-
-
-class HubClipDataset(IterableDataset):
-    """Batches of the dataset ``hub_dataset`` publishes: its ``data/clips-*.parquet`` shards, read
-    from ``hf://datasets/<org>/<name>[@revision]`` (huggingface_hub's filesystem; the token from
-    the usual ``HF_TOKEN`` / login), a local mirror or download of the repo, or any fsspec URL.
-
-    Yields dicts: ``features`` float32 ``[b, D]`` (the ``embedding`` column), ``start_s``,
-    ``end_s``, ``clip_index`` (and ``segment`` for segments plans) tensors, and ``video_id`` (a list
-    of str). The unit of reading is a Parquet row group: their order is shuffled per epoch, rows
-    mixed across ``shuffle_buffer`` of them, and ranks (DDP) then DataLoader workers take every
-    n-th, so each row is read once per epoch, as ``ClipDataset`` does for a Zarr view."""
-
-    def __init__(
-        self,
-        location: str | os.PathLike[str],
-        *,
-        batch_size: int = 256,
-        shuffle: bool = True,
-        shuffle_buffer: int = 2,
-        seed: int = 0,
-        storage_options: dict | None = None,
-        rank: int | None = None,
-        world_size: int | None = None,
-    ) -> None:
-        import fsspec
-        import pyarrow.parquet as pq
-
-        self.location, self.storage_options = os.fspath(location), storage_options or {}
-        self.batch_size, self.shuffle, self.shuffle_buffer, self.seed = (
-            batch_size,
-            shuffle,
-            max(1, shuffle_buffer),
-            seed,
-        )
-        self.epoch = 0
-        self._given = rank is not None and world_size is not None
-        self._rank, self._world = (rank, world_size) if self._given else _dist_shard()
-        fs, root = fsspec.core.url_to_fs(self.location, **self.storage_options)
-        self.files = sorted(fs.glob(f"{root.rstrip('/')}/data/*.parquet"))
-        if not self.files:
-            raise ValueError(f"no data/*.parquet under {self.location}: not a dataset hub_dataset published")
-        self.units: list[tuple[int, int]] = []  # (file, row group)
-        self.num_rows = 0
-        for f, path in enumerate(self.files):
-            with fs.open(path, "rb") as fh:
-                meta = pq.ParquetFile(fh).metadata
-            self.units += [(f, g) for g in range(meta.num_row_groups)]
-            self.num_rows += meta.num_rows
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        if not self._given:
-            self._rank, self._world = _dist_shard()
-
-    def _units(self) -> list[tuple[int, int]]:
-        order = np.arange(len(self.units))
-        if self.shuffle:
-            np.random.default_rng((self.seed, self.epoch)).shuffle(order)
-        rank, world = (self._rank, self._world) if self._rank is not None else (0, 1)
-        order = order[rank::world]
-        info = get_worker_info()
-        if info is not None:
-            order = order[info.id :: info.num_workers]
-        return [self.units[i] for i in order]
-
-    def _read(self, fs, unit: tuple[int, int]) -> dict[str, np.ndarray]:
-        import pyarrow.parquet as pq
-
-        f, group = unit
-        with fs.open(self.files[f], "rb") as fh:
-            table = pq.ParquetFile(fh).read_row_group(group)
-        emb = table.column("embedding").combine_chunks()
-        out = {"features": emb.values.to_numpy().reshape(len(table), -1).astype(np.float32, copy=False)}
-        for name in ("clip_index", "start_s", "end_s", "segment"):
-            if name in table.column_names:
-                out[name] = table.column(name).to_numpy()
-        out["video_id"] = np.asarray(table.column("video_id").to_pylist(), dtype=object)
-        return out
-
-    def __iter__(self):
-        import fsspec
-
-        fs, _ = fsspec.core.url_to_fs(self.location, **self.storage_options)
-        info = get_worker_info()
-        rank = self._rank or 0
-        rng = np.random.default_rng((self.seed, self.epoch, rank, info.id if info else 0))
-        units = self._units()
-        carry = None
-        groups = [units[i : i + self.shuffle_buffer] for i in range(0, len(units), self.shuffle_buffer)]
-        for parts in prefetch(([self._read(fs, u) for u in g] for g in groups), depth=1):
-            if carry is not None:
-                parts.insert(0, carry)
-            pool = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            n = len(pool["features"])
-            order = rng.permutation(n) if self.shuffle else np.arange(n)
-            pool = {k: v[order] for k, v in pool.items()}
-            full = n - n % self.batch_size
-            for i in range(0, full, self.batch_size):
-                yield self._batch({k: v[i : i + self.batch_size] for k, v in pool.items()})
-            carry = {k: v[full:] for k, v in pool.items()} if full < n else None
-        if carry is not None:
-            yield self._batch(carry)
-
-    @staticmethod
-    def _batch(rows: dict[str, np.ndarray]) -> dict:
-        out = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in rows.items() if k != "video_id"}
-        out["video_id"] = rows["video_id"].tolist()
-        return out

@@ -189,7 +189,7 @@ def test_the_loader_reads_the_published_dataset_as_laid_out_on_the_hub(store, tm
     split it without overlap; a folder that is not a published dataset says so."""
     from torch.utils.data import DataLoader
 
-    from vid_assets.loader import HubClipDataset
+    from vid_assets.hub.dataset import HubClipDataset
 
     mirror = tmp_path / "mirror"
     publish(store, target_dir=mirror, repo_id=None, shard_clips=6)  # several shards

@@ -13,7 +13,7 @@ from vid_assets.feature_sets import FeatureSet
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoCatalog
 from vid_assets.store import ArtifactStore, FeatureStore, open_store
-from vid_assets.store.features import is_url
+from vid_assets.store.remote import is_url
 
 
 class WorkspaceResource(dg.ConfigurableResource):

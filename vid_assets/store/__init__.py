@@ -2,7 +2,8 @@
 
 from vid_assets.store.artifacts import ArtifactStore
 from vid_assets.store.atomic import atomic_dir
-from vid_assets.store.features import FeatureStore, RemoteFeatureStore, VideoFeatures, open_store
+from vid_assets.store.features import FeatureStore, VideoFeatures
+from vid_assets.store.remote import RemoteFeatureStore, open_store
 from vid_assets.store.zarr_utils import ArrayAppender, blosc
 
 __all__ = [

@@ -174,7 +174,7 @@ class Home:
             "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),  # as the Makefile
             "HF_HUB_OFFLINE": "1",
             "VID_ASSETS_SETTLE_S": "0",  # the videos were just copied here: no wait for them to settle
-            "PYTHONPATH": f"{ROOT}{os.pathsep}{root}",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), str(root), os.environ.get("PYTHONPATH")) if p),
         }
 
     def register(self, folder: Path) -> tuple[list[str], float]:
@@ -188,7 +188,9 @@ class Home:
             "print('\\n'.join(r.key for r in refs))\n"
         )
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"register failed:\n{out.stderr[-3000:]}")
         return out.stdout.split(), time.perf_counter() - t0
 
 

@@ -31,6 +31,11 @@
 # (STEP_TIMEOUT=420). Prediction (RESULTS.md): VAE encoder >= 400 frames/s bf16 at 256 px,
 # DINOv2-L at 224 px >= 2 videos/s (seed 002: 0.2-0.4 videos/s on its cluster).
 #
+# Session 16 (H200) ran `backfill` (RESULTS.md: the step's engine time held the model's compile;
+# the step now logs `steady_images_per_s`, which backfill.py reads) and `sets` ran out of time on
+# serial video encodes (now parallel). Next GPU: `bash benchmarks/gpu_wheels.sh sets`, then both
+# steps in one call (STEP_TIMEOUT=300 each; the wheels are ~61 MiB of the tool's 64).
+#
 # A session now gets 15 minutes of device time in all, the machine's start included, so plan for
 # ONE call of ~9 minutes with issue 4's own rows first, then more calls only if time is left:
 #

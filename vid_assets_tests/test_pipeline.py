@@ -365,6 +365,10 @@ print(json.dumps({{"success": r.success, "loads": loads_so_far(), "run_id": r.ru
     assert sorted(r.partition_key for r in mats) == sorted(keys)
     logs = [e.message or "" for e in run["instance"].all_logs(res["run_id"])]
     assert sum("loaded extractor" in m for m in logs) == 1
+    # the run's engine line: the first video (the model's warm-up) apart from the steady rate after it
+    (line,) = [json.loads(m.split("engine: ", 1)[1]) for m in logs if "engine: {" in m]
+    assert line["videos"] == 2 and 0 < line["first_video_s"] <= line["seconds"]
+    assert line["steady_images_per_s"] > 0
 
 
 def test_a_batch_run_gives_each_video_its_own_data_version_checks_and_fresh_provenance(run):

@@ -196,6 +196,7 @@ class VideoRun:
         c = self.config.clip
         self._counts["images"] += result.num_clips * c.frames_per_clip * c.num_crops
         self._counts["frames"] += ((result.summary or {}).get("decode") or {}).get("decoded", 0)
+        self._counts.setdefault("first", (time.perf_counter(), self._counts["images"]))
         if not result.ok:
             self._fail(key, result.stage or "embed", result.error or "")
             return
@@ -218,12 +219,18 @@ class VideoRun:
         self._finish(key, result, self._info)
 
     def finished(self, videos: int) -> None:
-        took = time.perf_counter() - self._counts["t0"]
+        now = time.perf_counter()
+        took = now - self._counts["t0"]
         images, frames = self._counts["images"], self._counts["frames"]
         stats = {"videos": videos, "images": images, "decoded_frames": frames, "seconds": round(took, 3)}
         stats.update(
             images_per_s=round(images / max(took, 1e-9), 1), decoded_frames_per_s=round(frames / max(took, 1e-9), 1)
         )
+        if "first" in self._counts:  # the first video pays the model's warm-up (a compile: tens of seconds)
+            t_first, images_first = self._counts["first"]
+            stats["first_video_s"] = round(t_first - self._counts["t0"], 3)
+            if videos > 1 and images > images_first:
+                stats["steady_images_per_s"] = round((images - images_first) / max(now - t_first, 1e-9), 1)
         where = "" if self.fset.is_default else f" [{self.fset.name}]"
         self.context.log.info(f"engine{where}: {json.dumps(stats)}")
 

@@ -8,17 +8,12 @@ machines sharing the broker, the instance's Postgres storage and the data paths)
 Needs ``pip install 'vid_assets[scale]'`` (dagster-celery, dagster-postgres, redis, psycopg).
 """
 
-import os
-
 from dagster_celery import celery_executor
 
+from vid_assets import settings
 from vid_assets.pipeline.definitions import build_definitions
 
-executor = celery_executor.configured(
-    {
-        "broker": os.environ.get("VID_ASSETS_CELERY_BROKER", "redis://127.0.0.1:6379/0"),
-        "backend": os.environ.get("VID_ASSETS_CELERY_BACKEND", "redis://127.0.0.1:6379/1"),
-    }
-)
+broker, backend = settings.celery_urls()
+executor = celery_executor.configured({"broker": broker, "backend": backend})
 
 defs = build_definitions(executor=executor)

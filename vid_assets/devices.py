@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+
+from vid_assets import settings
 
 MAX_SHARE = 64  # holders per device tried before giving up on locks (then: the first device)
 
@@ -29,7 +30,7 @@ _locks: list[FileLock] = []  # held for the life of the process
 
 
 def lock_dir() -> Path:
-    return Path(os.environ.get("VID_ASSETS_DEVICE_LOCKS") or Path(tempfile.gettempdir()) / "vid_assets-devices")
+    return settings.device_locks_dir()
 
 
 def visible_cuda_ids(count: int) -> list[str]:

@@ -10,8 +10,9 @@ Freed memory then stays in the process for reuse (RSS no longer shrinks after a 
 
 from __future__ import annotations
 
-import os
 import sys
+
+from vid_assets import settings
 
 _done: bool | None = None
 
@@ -23,7 +24,7 @@ def tune_malloc() -> bool:
     if _done is not None:
         return _done
     _done = False
-    if os.environ.get("VID_ASSETS_TUNE_MALLOC", "1") == "0" or not sys.platform.startswith("linux"):
+    if not settings.tune_malloc() or not sys.platform.startswith("linux"):
         return False
     import ctypes
     import ctypes.util

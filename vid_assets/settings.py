@@ -11,12 +11,28 @@ Dagster by resource config (Launchpad / run config).
     VID_ASSETS_FOLLOW_LINKS_OUTSIDE  follow symlinks out of a scanned folder (default: no)
     VID_ASSETS_SETS     feature-set YAML files or folders, comma-separated (default: none; the
                         built-in default set only)
+    VID_ASSETS_MANIFESTS  manifest files the sensor reads, comma-separated (default: none)
+    VID_ASSETS_BATCH    videos per run of a backfill or sensor request (default: 256)
+    VID_ASSETS_KEEP_INTERMEDIATES, VID_ASSETS_DECODE_WORKERS, VID_ASSETS_EXECUTOR,
+    VID_ASSETS_STEP_START, VID_ASSETS_TUNE_MALLOC, VID_ASSETS_SPOOL, VID_ASSETS_CELERY_BROKER /
+    VID_ASSETS_CELERY_BACKEND: see their functions below.
+
+This module is the only reader of ``VID_ASSETS_*``: a name is documented where it is read.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+
+def _flag(var: str, default: str = "") -> bool:
+    return os.environ.get(var, default).lower() in ("1", "true", "yes")
+
+
+def _list(var: str) -> list[str]:
+    return [p.strip() for p in (os.environ.get(var) or "").split(",") if p.strip()]
 
 
 def _env_path(var: str, default: Path) -> str:
@@ -42,7 +58,7 @@ def work_dir() -> str:
 def keep_intermediates() -> bool:
     """``VID_ASSETS_KEEP_INTERMEDIATES=1`` keeps a video's frames / clips / embeddings in the work
     folder after it is stored (debugging, or a later run of part of the chain); default: deleted."""
-    return os.environ.get("VID_ASSETS_KEEP_INTERMEDIATES", "").lower() in ("1", "true", "yes")
+    return _flag("VID_ASSETS_KEEP_INTERMEDIATES")
 
 
 def decode_workers() -> int | None:
@@ -70,7 +86,7 @@ def settle_s() -> float:
 def follow_links_outside() -> bool:
     """``VID_ASSETS_FOLLOW_LINKS_OUTSIDE=1`` lets a symlink in a scanned folder point anywhere;
     by default a link whose target is outside the scanned folder is skipped."""
-    return os.environ.get("VID_ASSETS_FOLLOW_LINKS_OUTSIDE", "").lower() in ("1", "true", "yes")
+    return _flag("VID_ASSETS_FOLLOW_LINKS_OUTSIDE")
 
 
 def device() -> str:
@@ -79,4 +95,44 @@ def device() -> str:
 
 def feature_set_files() -> list[str]:
     """``VID_ASSETS_SETS``: YAML files or folders of them declaring feature sets (comma-separated)."""
-    return [p.strip() for p in (os.environ.get("VID_ASSETS_SETS") or "").split(",") if p.strip()]
+    return _list("VID_ASSETS_SETS")
+
+
+def manifests() -> list[str]:
+    """``VID_ASSETS_MANIFESTS``: CSV/JSONL/Parquet manifests the sensor reads (comma-separated)."""
+    return _list("VID_ASSETS_MANIFESTS")
+
+
+def batch() -> int:
+    """``VID_ASSETS_BATCH`` (older name ``VID_ASSETS_EMBED_BATCH``): videos per run of a backfill
+    or a sensor request (default 256: a transient failure retries a bounded amount of work)."""
+    return int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "256")
+
+
+def step_start() -> str:
+    """``VID_ASSETS_STEP_START``: how run processes start, ``forkserver`` (default) or ``spawn``."""
+    return os.environ.get("VID_ASSETS_STEP_START") or "forkserver"
+
+
+def tune_malloc() -> bool:
+    """``VID_ASSETS_TUNE_MALLOC=0`` keeps glibc's default malloc thresholds (see ``memory.py``)."""
+    return os.environ.get("VID_ASSETS_TUNE_MALLOC", "1") != "0"
+
+
+def device_locks_dir() -> Path:
+    """``VID_ASSETS_DEVICE_LOCKS``: the folder of lock files that say which process holds which GPU."""
+    return Path(os.environ.get("VID_ASSETS_DEVICE_LOCKS") or Path(tempfile.gettempdir()) / "vid_assets-devices")
+
+
+def spool_dir() -> str | None:
+    """``VID_ASSETS_SPOOL``: where the prediction service spools uploads (default: the temp folder)."""
+    return os.environ.get("VID_ASSETS_SPOOL") or None
+
+
+def celery_urls() -> tuple[str, str]:
+    """``VID_ASSETS_CELERY_BROKER`` / ``VID_ASSETS_CELERY_BACKEND``: the Celery executor's broker
+    and result backend (default: a Redis on this host)."""
+    return (
+        os.environ.get("VID_ASSETS_CELERY_BROKER", "redis://127.0.0.1:6379/0"),
+        os.environ.get("VID_ASSETS_CELERY_BACKEND", "redis://127.0.0.1:6379/1"),
+    )

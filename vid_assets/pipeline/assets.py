@@ -6,12 +6,12 @@ streams videos through the engine, a subset reads what an earlier run kept. They
 in the UI, with their own materializations, metadata, staleness and checks per video.
 """
 
-import os
 import time
 import warnings
 
 import dagster as dg
 
+from vid_assets import settings
 from vid_assets.feature_sets import FeatureSet
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import (
@@ -31,7 +31,7 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 # imports, model load, ~5 s on 2 cores) is what a video's work must amortize: a 10-s video takes
 # ~0.25 s of engine time there, so 256 videos per run keep it under ~10 % (benchmarks/backfill.py,
 # RESULTS.md). Memory does not grow with it (videos stream); a transient failure retries the run.
-BATCH = int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "256")
+BATCH = settings.batch()
 BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
 # `backfill_policy` is still marked beta in Dagster 1.13; we chose it knowingly, so its warning (four
 # copies, one per asset, in every step process and CLI call) is silenced here and nowhere else.

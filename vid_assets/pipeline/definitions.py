@@ -54,7 +54,7 @@ def local_executor(start_method: str | None = None, preload: Sequence[str] = ())
     another (``execute_job`` in a notebook), ``VID_ASSETS_*`` changes after the first run reach no
     step. ``spawn`` serves both cases, and a library that misbehaves after a fork.
     """
-    method = start_method or os.environ.get("VID_ASSETS_STEP_START") or "forkserver"
+    method = start_method or settings.step_start()
     if method == "forkserver":
         config = {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions", *preload]}}
     elif method == "spawn":

@@ -7,7 +7,6 @@ whose content hash already names a partition (renamed/moved copy) adds nothing.
 
 import base64
 import json
-import os
 import zlib
 
 import dagster as dg
@@ -157,7 +156,7 @@ def build_videos_sensor(
     (default ``$VID_ASSETS_MANIFESTS``, comma-separated). New videos are requested ``batch`` per run
     (a partition range: consecutive keys added in one tick are adjacent in the partition order)."""
     sources = _split(videos_dir or settings.videos_dir())
-    manifest_list = manifests if manifests is not None else _split(os.environ.get("VID_ASSETS_MANIFESTS"))
+    manifest_list = manifests if manifests is not None else settings.manifests()
     described = ", ".join(sources + manifest_list)
 
     @dg.sensor(

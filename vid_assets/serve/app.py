@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import threading
 import uuid
@@ -41,6 +40,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from vid_assets import settings
 from vid_assets.media import probe
 from vid_assets.media.decode import VideoDecodeError
 from vid_assets.media.sources import is_live, open_remote
@@ -461,5 +461,5 @@ def serve(
     """Run the service with uvicorn (blocking)."""
     import uvicorn
 
-    app = create_app(predictor, limits=limits, allow_hosts=allow_hosts, spool_dir=os.environ.get("VID_ASSETS_SPOOL"))
+    app = create_app(predictor, limits=limits, allow_hosts=allow_hosts, spool_dir=settings.spool_dir())
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

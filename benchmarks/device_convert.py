@@ -30,8 +30,8 @@ from vid_assets.clips.device import clips_from_yuv  # noqa: E402
 from vid_assets.clips.stream import iter_video_batches  # noqa: E402
 from vid_assets.extractors import create_extractor  # noqa: E402
 from vid_assets.media.plan import SamplingPlan  # noqa: E402
+from vid_assets.runtime.transfer import upload  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
-from vid_assets.transfer import upload  # noqa: E402
 
 
 def cuda_ms(fn, reps: int) -> float:

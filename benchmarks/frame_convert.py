@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vid_assets.media.decode import scaled_size, to_rgb  # noqa: E402
-from vid_assets.memory import tune_malloc  # noqa: E402
+from vid_assets.runtime.memory import tune_malloc  # noqa: E402
 from vid_assets.samples import real_sample_paths, write_synthetic_video  # noqa: E402
 
 

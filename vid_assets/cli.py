@@ -495,7 +495,7 @@ def extractors(
     import sys
 
     from vid_assets.extractors import input_spec, list_extractors, list_prefixes
-    from vid_assets.extractors.feed import load_extractor
+    from vid_assets.extractors.loading import load_extractor
     from vid_assets.extractors.registry import ALIASES
 
     if name is None:
@@ -589,7 +589,7 @@ def serve(
     """Serve per-clip predictions as Server-Sent Events (see vid_assets/serve/app.py)."""
     from vid_assets import settings
     from vid_assets.extractors import DEFAULT_EXTRACTOR
-    from vid_assets.extractors.feed import load_extractor
+    from vid_assets.extractors.loading import load_extractor
     from vid_assets.fit import fit_config
     from vid_assets.serve import Limits, Predictor
     from vid_assets.serve.app import serve as run_server

@@ -31,7 +31,7 @@ from vid_assets.clips.device import to_device_clips
 from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
 from vid_assets.fit import PipelineConfig
-from vid_assets.prefetch import put_unless
+from vid_assets.runtime.prefetch import put_unless
 
 
 @dataclass

@@ -25,7 +25,7 @@ from vid_assets.engine import VideoResult
 from vid_assets.extractors import Extractor
 from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoRef, probe, scan_folder
-from vid_assets.media.sources import StreamProcessor, registered
+from vid_assets.media.opening import StreamProcessor, registered
 from vid_assets.progress import FrameCounter, ProgressHook
 from vid_assets.store import FeatureStore, open_store
 from vid_assets.store.exports import npy_names, rows, write_npy
@@ -122,7 +122,7 @@ def extract(
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     with registered(stream_processor):  # this call's URLs go to it first
-        from vid_assets.extractors.feed import load_extractor
+        from vid_assets.extractors.loading import load_extractor
         from vid_assets.stages import store_result
 
         ext = (

@@ -125,7 +125,7 @@ class FeatureSet:
     def load(self, *, device: str = "auto", batch_size: int = 0, compile: bool = False) -> Extractor:
         """The set's model, once per process (``device``, ``batch_size`` and ``compile`` are
         how it runs, not what it computes: those may change per run)."""
-        from vid_assets.extractors.feed import load_extractor
+        from vid_assets.extractors.loading import load_extractor
 
         return load_extractor(
             self.extractor,

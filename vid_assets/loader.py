@@ -35,8 +35,8 @@ import torch
 import zarr
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from vid_assets.memory import tune_malloc
-from vid_assets.prefetch import prefetch
+from vid_assets.runtime.memory import tune_malloc
+from vid_assets.runtime.prefetch import prefetch
 from vid_assets.store.chunks import ChunkReader
 
 # row columns (video, timestamps, segment) this small are read whole once per worker: a Zarr call per

@@ -24,7 +24,7 @@ from vid_assets.fit import PipelineConfig
 from vid_assets.media import DecodedFrame, SamplingPlan, VideoRef, iter_frames, probe
 from vid_assets.media.contact import ContactSheet
 from vid_assets.media.decode import RGB_RESIZE, DecodeStats
-from vid_assets.media.source import name_text
+from vid_assets.media.identity import name_text
 from vid_assets.store import ArrayAppender, ArtifactStore, FeatureStore
 
 FRAMES, CLIPS, EMBEDDINGS = "frames", "clips", "embeddings"

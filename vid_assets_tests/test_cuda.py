@@ -15,8 +15,8 @@ from vid_assets.clips.device import clips_from_yuv
 from vid_assets.clips.stream import iter_clip_batches
 from vid_assets.extractors import create_extractor, embed_clips, iter_pipelined, submit_clips
 from vid_assets.media.plan import SamplingPlan
+from vid_assets.runtime.transfer import upload
 from vid_assets.samples import write_synthetic_video
-from vid_assets.transfer import upload
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -78,7 +78,7 @@ def test_compiled_extractor_probes_eagerly_and_compiles_once():
     """The memory probe runs the eager module; the runs after it use one compiled graph."""
     import torch._dynamo
 
-    from vid_assets.extractors.feed import probe_batch_size
+    from vid_assets.extractors.loading import probe_batch_size
 
     torch._dynamo.reset()
     ext = create_extractor("timm:resnet18", pretrained=False, device="cuda", compile=True)

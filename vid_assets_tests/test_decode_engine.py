@@ -20,7 +20,7 @@ from vid_assets.media import (
     register_stream_processor,
 )
 from vid_assets.media.decode import resize_rgb
-from vid_assets.media.sources import unregister_stream_processor
+from vid_assets.media.opening import unregister_stream_processor
 from vid_assets.samples import remux, write_synthetic_video, write_vfr_video
 
 CODECS = [

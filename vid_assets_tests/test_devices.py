@@ -15,12 +15,12 @@ from collections import Counter
 import pytest
 import torch
 
-from vid_assets.devices import claim_device, visible_cuda_ids
 from vid_assets.extractors import resolve_device
+from vid_assets.runtime.devices import claim_device, visible_cuda_ids
 
 HOLDER = """
 import sys
-from vid_assets.devices import claim_device
+from vid_assets.runtime.devices import claim_device
 print(claim_device(sys.argv[2].split(","), sys.argv[1]), flush=True)
 sys.stdin.readline()  # hold the claim until told to go
 """

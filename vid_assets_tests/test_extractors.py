@@ -676,7 +676,7 @@ def test_a_factory_without_a_declared_input_is_built_once_per_process(tmp_path, 
     """A user's factory declares no input spec, so fitting clips to it builds it on the CPU once;
     the run's load on a CPU host then reuses that model instead of building it again."""
     from vid_assets.extractors import input_spec
-    from vid_assets.extractors.feed import load_extractor
+    from vid_assets.extractors.loading import load_extractor
 
     (tmp_path / "acme_built_once.py").write_text(
         "import torch\n"

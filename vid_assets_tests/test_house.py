@@ -20,9 +20,12 @@ def _reads_env(node: ast.AST) -> str | None:
         text = ast.unparse(f)
         if text in ("os.environ.get", "os.getenv", "environ.get", "getenv"):
             name = node.args[0].value
-    elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ"):
-        if isinstance(node.slice, ast.Constant):
-            name = node.slice.value
+    elif (
+        isinstance(node, ast.Subscript)
+        and ast.unparse(node.value) in ("os.environ", "environ")
+        and isinstance(node.slice, ast.Constant)
+    ):
+        name = node.slice.value
     return name if isinstance(name, str) and name.startswith("VID_ASSETS_") else None
 
 

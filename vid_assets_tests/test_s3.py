@@ -91,7 +91,7 @@ def test_sampling_3_s_of_a_60_s_object_reads_well_under_half_of_it(bucket, tmp_p
 
     from vid_assets.loader import ClipDataset
     from vid_assets.media import SamplingPlan, iter_frames
-    from vid_assets.media.sources import open_remote
+    from vid_assets.media.opening import open_remote
     from vid_assets.samples import write_synthetic_video
     from vid_assets.store import FeatureStore
     from vid_assets.store.training import update_training_view

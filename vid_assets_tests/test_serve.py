@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from httpx_sse import connect_sse
 
-from vid_assets.extractors.feed import load_extractor
+from vid_assets.extractors.loading import load_extractor
 from vid_assets.fit import PipelineConfig
 from vid_assets.samples import remux, write_synthetic_video
 from vid_assets.serve import Limits, Predictor

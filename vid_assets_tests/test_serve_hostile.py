@@ -12,7 +12,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from vid_assets.extractors.feed import load_extractor
+from vid_assets.extractors.loading import load_extractor
 from vid_assets.fit import PipelineConfig
 from vid_assets.samples import write_synthetic_video
 from vid_assets.serve.app import create_app
@@ -121,7 +121,7 @@ def test_a_client_that_leaves_mid_stream_is_one_info_line(server, video, caplog)
 
 SERVER = """
 import sys, uvicorn
-from vid_assets.extractors.feed import load_extractor
+from vid_assets.extractors.loading import load_extractor
 from vid_assets.fit import PipelineConfig
 from vid_assets.serve.app import create_app
 from vid_assets.serve.predict import Predictor

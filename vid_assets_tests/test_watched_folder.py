@@ -65,7 +65,7 @@ def test_a_file_still_being_copied_is_taken_once_whole(tmp_path, media_dir, monk
         r2 = _tick(sensor, instance, workspace, r1.cursor)
         (key,) = instance.get_dynamic_partitions(videos_partitions.name)
         assert [r.partition_key for r in r2.run_requests] == [key]
-        from vid_assets.media.source import content_hash
+        from vid_assets.media.identity import content_hash
 
         assert workspace.catalog().get(key).content_hash == content_hash(media_dir / "clip_a.mp4")
 

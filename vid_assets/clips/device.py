@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vid_assets.clips.build import ClipSpec, crop_boxes
 from vid_assets.media.decode import YuvInfo, scaled_size
-from vid_assets.transfer import upload
+from vid_assets.runtime.transfer import upload
 
 # (Kr, Kb) luma coefficients per matrix; RGB = Y + [Cr*2(1-Kr), -Cb*2Kb(1-Kb)/Kg - Cr*2Kr(1-Kr)/Kg, Cb*2(1-Kb)]
 _K = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "bt2020": (0.2627, 0.0593)}

@@ -35,7 +35,7 @@ from vid_assets.clips.build import ClipSpec, iter_clips
 from vid_assets.media.contact import ContactSheet
 from vid_assets.media.decode import DecodeStats, VideoDecodeError, YuvInfo, iter_frames, probe, resize_rgb
 from vid_assets.media.plan import SamplingPlan
-from vid_assets.prefetch import prefetch as prefetch_items
+from vid_assets.runtime.prefetch import prefetch as prefetch_items
 
 log = logging.getLogger(__name__)
 

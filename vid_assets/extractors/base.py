@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vid_assets.memory import tune_malloc
-from vid_assets.transfer import upload
+from vid_assets.runtime.memory import tune_malloc
+from vid_assets.runtime.transfer import upload
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -30,12 +30,12 @@ P = TypeVar("P")
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` picks cuda > mps > cpu; on a host with several GPUs, one no other process holds
-    (``vid_assets/devices.py``), made this process's current CUDA device."""
+    (``vid_assets/runtime/devices.py``), made this process's current CUDA device."""
     if str(device) == "auto":
         if torch.cuda.is_available():
             count = torch.cuda.device_count()
             if count > 1:
-                from vid_assets.devices import claim_device, visible_cuda_ids
+                from vid_assets.runtime.devices import claim_device, visible_cuda_ids
 
                 index = claim_device(visible_cuda_ids(count))
                 torch.cuda.set_device(index)  # device-less calls (streams, events) follow it

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vid_assets.loader import dist_shard
-from vid_assets.prefetch import prefetch
+from vid_assets.runtime.prefetch import prefetch
 
 
 class HubClipDataset(IterableDataset):

@@ -2,9 +2,10 @@
 
 from vid_assets.media.catalog import VideoCatalog
 from vid_assets.media.decode import DecodedFrame, DecodeStats, VideoDecodeError, VideoInfo, iter_frames, probe
+from vid_assets.media.discovery import scan_folder
+from vid_assets.media.identity import VIDEO_EXTENSIONS, VideoRef, content_hash, partition_key
+from vid_assets.media.opening import StreamProcessor, open_source, register_stream_processor
 from vid_assets.media.plan import SamplingPlan, Target
-from vid_assets.media.source import VIDEO_EXTENSIONS, VideoRef, content_hash, partition_key, scan_folder
-from vid_assets.media.sources import StreamProcessor, open_source, register_stream_processor
 
 __all__ = [
     "VIDEO_EXTENSIONS",

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from vid_assets.media.source import VideoRef
+from vid_assets.media.identity import VideoRef
 
 
 class VideoCatalog:

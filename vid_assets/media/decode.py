@@ -33,8 +33,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from vid_assets.media.opening import is_live, open_source
 from vid_assets.media.plan import SamplingPlan, Target
-from vid_assets.media.sources import is_live, open_source
 
 
 class VideoDecodeError(Exception):

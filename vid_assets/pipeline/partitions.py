@@ -1,4 +1,4 @@
-"""One dynamic partition per video; keys come from ``media.source.partition_key``."""
+"""One dynamic partition per video; keys come from ``media.identity.partition_key``."""
 
 import dagster as dg
 

@@ -14,7 +14,7 @@ import dagster as dg
 from vid_assets import settings
 from vid_assets.feature_sets import FeatureSet
 from vid_assets.media import VideoRef, scan_folder
-from vid_assets.media.source import Skipped, read_manifest, scan_prefix
+from vid_assets.media.discovery import Skipped, read_manifest, scan_prefix
 from vid_assets.pipeline.assets import BATCH, embed_videos_job, stage_key
 from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.pipeline.resources import WorkspaceResource

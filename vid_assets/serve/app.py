@@ -43,8 +43,8 @@ from starlette.types import Receive, Scope, Send
 from vid_assets import settings
 from vid_assets.media import probe
 from vid_assets.media.decode import VideoDecodeError
-from vid_assets.media.sources import is_live, open_remote
-from vid_assets.memory import release_free_memory
+from vid_assets.media.opening import is_live, open_remote
+from vid_assets.runtime.memory import release_free_memory
 from vid_assets.serve.pipe import BytePipe
 from vid_assets.serve.predict import DEFAULT_LIMITS, Event, Limits, Predictor
 

@@ -27,7 +27,7 @@ from vid_assets.clips import ClipSpec, count_clips, iter_clips
 from vid_assets.fit import PipelineConfig, config_for
 from vid_assets.media import SamplingPlan, iter_frames
 from vid_assets.media.decode import DecodeStats, VideoDecodeError, VideoInfo
-from vid_assets.prefetch import put_unless
+from vid_assets.runtime.prefetch import put_unless
 from vid_assets.serve.batcher import DynamicBatcher
 
 Event = tuple[str, dict[str, Any]]

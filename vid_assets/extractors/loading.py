@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from vid_assets.extractors.base import Extractor
-from vid_assets.prefetch import prefetch
+from vid_assets.runtime.prefetch import prefetch
 
 __all__ = ["load_extractor", "prefetch", "probe_batch_size", "to_pinned"]
 

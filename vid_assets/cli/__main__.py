@@ -1,0 +1,3 @@
+from vid_assets.cli import app
+
+app()

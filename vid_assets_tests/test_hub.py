@@ -11,7 +11,7 @@ import pytest
 from huggingface_hub import DatasetCard
 
 from vid_assets.hub import PublishError, build_plan, publish
-from vid_assets.hub.publish import CLIP_COLUMNS, clip_columns
+from vid_assets.hub.layout import CLIP_COLUMNS, clip_columns
 from vid_assets.store import FeatureStore
 from vid_assets_tests.helpers import write_fake_video
 

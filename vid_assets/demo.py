@@ -82,11 +82,11 @@ def summary_table(store: FeatureStore, keys: list[str] | None = None) -> Table:
         if not store.has_video(key):
             table.add_row(key, "-", "-", "(not stored)", "-", "-")
             continue
-        g = store.open_video(key)
-        attrs = dict(g.attrs)
+        v = store.read_video(key)
+        attrs = v.attrs
         top1 = "-"
-        if attrs.get("label_set") and "top_labels" in set(g.array_keys()):
-            idx, score = int(g["top_labels"][0, 0, 0]), float(g["top_scores"][0, 0, 0])
+        if attrs.get("label_set") and v.top_labels is not None:
+            idx, score = int(v.top_labels[0, 0, 0]), float(v.top_scores[0, 0, 0])
             top1 = f"{store.label_names(attrs['label_set'])[idx]} ({score:.2f})"
         table.add_row(
             key,

@@ -78,7 +78,7 @@ def _already_done(
         return (out / npy_name).exists()
     if not store.has_video(ref.key):
         return False
-    attrs = store.open_video(ref.key).attrs
+    attrs = store.video_attrs(ref.key)
     return (
         attrs.get("extractor") == extractor_id
         and attrs.get("sampling_plan") == config.plan.to_dict()

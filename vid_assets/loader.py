@@ -36,22 +36,14 @@ import zarr
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from vid_assets.runtime.memory import tune_malloc
+from vid_assets.runtime.pool import permuted_pool
 from vid_assets.runtime.prefetch import prefetch
 from vid_assets.store.chunks import ChunkReader
+from vid_assets.store.view import TrainingView
 
 # row columns (video, timestamps, segment) this small are read whole once per worker: a Zarr call per
 # chunk for a few hundred bytes cost more than the chunk's features (~1 ms each on the 2-core VM)
 SMALL_COLUMNS_BYTES = 256 << 20
-
-
-def open_group(location: str | os.PathLike[str], storage_options: dict | None = None) -> zarr.Group:
-    """Read-only Zarr group from a local path or an fsspec URL."""
-    loc = os.fspath(location)
-    if "://" in loc and not loc.startswith("file://"):
-        store = zarr.storage.FsspecStore.from_url(loc, read_only=True, storage_options=storage_options or {})
-    else:
-        store = zarr.storage.LocalStore(loc.removeprefix("file://"), read_only=True)
-    return zarr.open_group(store=store, mode="r")
 
 
 class ClipDataset(IterableDataset):
@@ -84,13 +76,10 @@ class ClipDataset(IterableDataset):
         self.batch_size, self.shuffle, self.shuffle_buffer = batch_size, shuffle, max(1, shuffle_buffer)
         self.seed, self.drop_last, self.epoch = seed, drop_last, 0
         self.tune_malloc = tune_malloc
-        g = open_group(location, storage_options)
-        arr = g[array]
-        self.num_rows = int(g.attrs.get("num_rows", arr.shape[0]))  # honour the commit marker
-        self.chunk_rows = int(arr.chunks[0])
-        self.has_meta = "segment_to_video" in g.array_keys() and "timestamps" in g.array_keys()
-        self.has_segments = "segment" in g.array_keys()  # views since layout 2
-        self.bfloat16 = array == "features" and g.attrs.get("dtype") == "bfloat16"
+        self.view = TrainingView.open(location, storage_options, array)
+        v = self.view
+        self.num_rows, self.chunk_rows, self.has_meta = v.num_rows, v.chunk_rows, v.has_meta
+        self.has_segments, self.bfloat16 = v.has_segments, v.bfloat16
         self._arrays: dict[str, zarr.Array] | None = None
         self._features: ChunkReader | None = None
 
@@ -151,13 +140,7 @@ class ClipDataset(IterableDataset):
         if self._arrays is None:  # opened lazily, once per worker process (each lookup reads metadata)
             if self.tune_malloc:
                 tune_malloc()
-            g = open_group(self.location, self.storage_options)
-            names = {"features": self.array_name}
-            if self.has_meta:
-                names.update(segment_to_video="segment_to_video", timestamps="timestamps")
-            if self.has_segments:
-                names["segment"] = "segment"
-            self._arrays = {k: g[name] for k, name in names.items()}
+            self._arrays = self.view.columns()
             self._features = ChunkReader(self._arrays["features"], self.num_rows)
             for k in ("segment_to_video", "timestamps", "segment"):  # a few bytes a row: read once, not per chunk
                 if k in self._arrays and self._arrays[k].nbytes <= SMALL_COLUMNS_BYTES:
@@ -180,7 +163,7 @@ class ClipDataset(IterableDataset):
             offsets = np.concatenate([[0], np.cumsum(sizes)])
             n = int(offsets[-1])
             order = rng.permutation(n) if self.shuffle else np.arange(n)
-            pool = _permuted(parts, offsets, order, shared=info is not None)
+            pool = permuted_pool(parts, offsets, order, shared=info is not None)
             full = n - n % self.batch_size
             for i in range(0, full, self.batch_size):
                 yield self._tensors({k: v[i : i + self.batch_size] for k, v in pool.items()})
@@ -202,42 +185,6 @@ def dist_shard() -> tuple[int | None, int | None]:
     return None, None
 
 
-def _permuted(
-    parts: list[dict[str, np.ndarray]], offsets: np.ndarray, order: np.ndarray, shared: bool
-) -> dict[str, torch.Tensor]:
-    """The pool (the chunks in ``parts`` end to end) with its rows in ``order``, copied once into
-    one tensor per column; batches are slices of it.
-
-    Batches as views of one pool, not copies of their own, matter most in ``DataLoader`` workers:
-    a batch crosses to the training process as a handle to memory it already shares (``shared``:
-    the pool is allocated in shared memory), not as a fresh copy into a new shared-memory file per
-    batch, which made batch-1 reading with 2 workers 30x slower than with none (issue 24).
-    """
-    n = len(order)
-    dest = np.empty(n, dtype=np.int64)
-    dest[order] = np.arange(n)  # where each pool row lands
-    out: dict[str, torch.Tensor] = {}
-    for k, v in parts[0].items():
-        dtype = np.dtype(v.dtype)
-        nbytes = n * int(np.prod(v.shape[1:], dtype=np.int64)) * dtype.itemsize
-        if shared:  # made in shared memory, as DataLoader's own collate makes its batches there
-            raw = torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(nbytes))
-        else:
-            raw = torch.empty(nbytes, dtype=torch.uint8)
-        target = raw.numpy().view(dtype).reshape(n, *v.shape[1:])
-        for j, p in enumerate(parts):
-            lo, hi = int(offsets[j]), int(offsets[j + 1])
-            target[dest[lo:hi]] = p[k]  # one scattered copy per chunk
-        out[k] = _as_tensor(raw, dtype, (n, *v.shape[1:]))
-    return out
-
-
-def _as_tensor(raw: torch.Tensor, dtype: np.dtype, shape: tuple) -> torch.Tensor:
-    """``raw`` bytes as a torch tensor of numpy ``dtype`` (a view: the storage stays ``raw``'s)."""
-    torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-    return raw.view(torch_dtype).view(shape)
-
-
 class SegmentDataset(ClipDataset):
     """Batches of whole segments from the videos a ``segments`` plan sampled: the seed notes'
     ``[segments, 20 frames, D]`` layout with its segment -> video map, read from a training view.
@@ -256,14 +203,12 @@ class SegmentDataset(ClipDataset):
     """
 
     def __init__(self, location: str | os.PathLike[str], **kwargs) -> None:
-        from vid_assets.store.training import read_videos_table
-
         super().__init__(location, **kwargs)
-        g = open_group(location, self.storage_options)
         if not self.has_segments:
             raise ValueError(f"{location} has no segment column: it was built before layout 2; re-run training_view")
         n = self.num_rows
-        segment, video = g["segment"][:n], g["segment_to_video"][:n]
+        columns = self.view.columns(("segment", "segment_to_video"))
+        segment, video = columns["segment"][:n], columns["segment_to_video"][:n]
         edges = np.flatnonzero((np.diff(segment) != 0) | (np.diff(video) != 0)) + 1
         bounds = np.r_[0, edges, n] if n else np.zeros(1, np.int64)
         keep = segment[bounds[:-1]] >= 0
@@ -275,7 +220,7 @@ class SegmentDataset(ClipDataset):
         # segments of chunk c (those starting in it): self._first[c] : self._first[c + 1]
         chunks = math.ceil(n / self.chunk_rows)
         self._first = np.searchsorted(self.starts // self.chunk_rows, np.arange(chunks + 1))
-        table = read_videos_table(g)
+        table = self.view.videos_table()
         self._captions = (table["caption_embedding"], table["has_caption"]) if "has_caption" in table else None
 
     @property
@@ -323,12 +268,10 @@ class LatentCaptionDataset(ClipDataset):
     view tells them apart)."""
 
     def __init__(self, location: str | os.PathLike[str], **kwargs) -> None:
-        from vid_assets.store.training import read_videos_table
-
         super().__init__(location, **kwargs)
         if not self.has_meta:
             raise ValueError(f"{location} has no segment_to_video column: build it with the training_view asset")
-        table = read_videos_table(open_group(location, self.storage_options))
+        table = self.view.videos_table()
         if "caption_embedding" not in table:
             raise ValueError(
                 f"no video in {location} has a caption: register videos with captions (a manifest's caption "
@@ -349,13 +292,9 @@ class VideoDataset(Dataset):
     each clip's segment, for a ``segments`` plan)."""
 
     def __init__(self, location: str | os.PathLike[str], storage_options: dict | None = None) -> None:
-        from vid_assets.store.training import read_videos_table
-
-        self.location, self.storage_options = location, storage_options
-        g = open_group(location, storage_options)
-        self.table = read_videos_table(g)
-        self.bfloat16 = g.attrs.get("dtype") == "bfloat16"
-        self.has_segments = "segment" in g.array_keys()  # views since layout 2
+        self.view = TrainingView.open(location, storage_options)
+        self.table = self.view.videos_table()
+        self.bfloat16, self.has_segments = self.view.bfloat16, self.view.has_segments
         self._arrays: dict[str, zarr.Array] | None = None
 
     def __len__(self) -> int:
@@ -363,9 +302,8 @@ class VideoDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if self._arrays is None:  # opened lazily, once per worker (each lookup reads metadata)
-            g = open_group(self.location, self.storage_options)
             names = ("features", "timestamps", "segment") if self.has_segments else ("features", "timestamps")
-            self._arrays = {k: g[k] for k in names}
+            self._arrays = self.view.columns(names)
         a, t = self._arrays, self.table
         lo = int(t["row_start"][i])
         hi = lo + int(t["row_count"][i])

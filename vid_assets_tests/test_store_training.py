@@ -116,7 +116,7 @@ def test_training_view_appends_incrementally_and_rebuilds_on_change(tmp_path):
                 == first_chunks[str(p.relative_to(view / "features"))]
             )
 
-    from vid_assets.loader import open_group
+    from vid_assets.store.view import open_group
 
     g = open_group(view)
     table = read_videos_table(g)

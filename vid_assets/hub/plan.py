@@ -89,16 +89,16 @@ def _write_shard(store: FeatureStore, videos: list[str], staging: Path, columns:
     cols: dict[str, list] = {k: [] for k in columns}
     dim = None
     for vid in videos:
-        g = store.open_video(vid)
-        feats = FeatureStore.features(g).astype(np.float32)
+        v = store.read_video(vid)
+        feats = v.features.astype(np.float32)
         emb = feats.mean(axis=1) if feats.shape[1] > 1 else feats[:, 0]
         dim = emb.shape[1]
-        ts = g["timestamps"][...]
+        ts = v.timestamps
         n = len(emb)
         cols["video_id"] += [vid] * n
         cols["clip_index"].append(np.arange(n, dtype=np.int32))
         if "segment" in cols:  # -1 for a video another plan sampled
-            cols["segment"].append(g["segments"][...] if "segments" in g.array_keys() else np.full(n, -1))
+            cols["segment"].append(v.segments if v.segments is not None else np.full(n, -1))
         cols["start_s"].append(ts[:, 0])
         cols["end_s"].append(ts[:, 1])
         cols["embedding"].append(emb)
@@ -165,7 +165,7 @@ def build_plan(
 ) -> CommitPlan:
     """Stage the files of the next commit in ``staging`` and say what changes against ``previous``."""
     previous = previous or {"shards": {}}
-    attrs = {vid: dict(store.open_video(vid).attrs) for vid in store.list_videos()}  # read once per video
+    attrs = {vid: store.video_attrs(vid) for vid in store.list_videos()}  # read once per video
     current = {vid: a.get("features_sha256", "") for vid, a in attrs.items()}
     attrs0 = _one_extractor(store, attrs)
     columns = clip_columns(attrs0.get("sampling_plan", {}))

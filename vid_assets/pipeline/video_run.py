@@ -246,7 +246,6 @@ class VideoRun:
         if "stored_features" not in self.selected:
             stages.save_result(self.artifacts, key, result, self._model())
             return
-        from vid_assets.store.validate import validate_video
 
         try:
             meta = stages.store_result(
@@ -261,7 +260,7 @@ class VideoRun:
             self._fail(key, "store", f"{type(e).__name__}: {e}")
             return
         self.meta["stored_features"][key] = meta
-        self.checks[key] = validate_video(self.store.open_video(key))
+        self.checks[key] = self.store.check(key)
         self.catalog.clear_failure(key, self.fset.name)
         if not self.workspace.keep_intermediates:
             self.artifacts.discard(key)

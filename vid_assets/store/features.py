@@ -256,6 +256,16 @@ class FeatureStore:
             raise KeyError(f"video {video_id!r} is not in the store at {self.root}")
         return zarr.open_group(zarr.storage.LocalStore(p, read_only=True), mode="r")
 
+    def video_attrs(self, video_id: str) -> dict:
+        """A stored video's attributes alone (extractor, plan, counts, digests): no array is read."""
+        return dict(self.open_video(video_id).attrs)
+
+    def check(self, video_id: str) -> list:
+        """The stored video's data-quality checks (``store.validate``), as the asset checks report them."""
+        from vid_assets.store.validate import validate_video
+
+        return validate_video(self.open_video(video_id))
+
     def read_video(self, video_id: str) -> VideoFeatures:
         g = self.open_video(video_id)
         members = set(g.array_keys())

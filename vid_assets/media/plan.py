@@ -94,6 +94,14 @@ class SamplingPlan:
     def uses_targets(self) -> bool:
         return self.mode in ("fps", "segments")
 
+    def keeps(self, index: int, key_frame: bool) -> bool:
+        """Whether a stream plan keeps the ``index``-th frame of its window (time plans: always)."""
+        if self.mode == "keyframes":
+            return key_frame
+        if self.mode == "every_n":
+            return index % self.every_n_frames == 0
+        return True
+
     def window(self, duration_s: float) -> tuple[float, float]:
         end = duration_s if self.end_s is None else min(self.end_s, duration_s)
         return self.start_s, end

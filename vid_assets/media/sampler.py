@@ -1,0 +1,207 @@
+"""The generic sampler under every plan: presentation-order frames with exact times, seeking when
+a sample is far ahead, and the frame nearest each target time (see ``SamplingPlan``).
+
+Time-based plans (``plan.uses_targets``) go through :func:`select_targets`; stream plans keep
+frames as they come (:func:`stream_frames`, which asks the plan which frames it keeps).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import av
+
+from vid_assets.media.frames import DecodeStats, VideoDecodeError
+from vid_assets.media.plan import SamplingPlan, Target
+
+
+class FrameReader:
+    """Presentation-order frames with their pts in seconds; can seek. Enforces the time budget."""
+
+    def __init__(self, container, stream, desc: str, stats: DecodeStats, budget_s: float | None, started: float):
+        self.container, self.stream, self.desc, self.stats = container, stream, desc, stats
+        self.tb = stream.time_base
+        self.start_pts = stream.start_time or 0
+        self.budget_s, self.started = budget_s, started
+        self._it = container.decode(stream)
+        self.last_pts_s = -math.inf
+        self.last_key_s: float | None = None
+        self.gop_s: float | None = None  # observed key-frame spacing
+        self.exhausted = False  # the stream ended (as opposed to: every sample was served)
+        # FFmpeg flags only some damaged frames; a hole in the timestamps shows the rest. Only for a
+        # stream whose mean rate is its timestamp rate: in variable-rate video, gaps are normal.
+        avg, guessed = stream.average_rate, stream.guessed_rate
+        self.step_s = 1 / float(avg) if avg and guessed and abs(float(avg / guessed) - 1) < 0.01 else None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> tuple[float, av.VideoFrame]:
+        while True:
+            if self.budget_s is not None and time.monotonic() - self.started > self.budget_s:
+                raise VideoDecodeError(
+                    f"decode time budget of {self.budget_s:g} s exceeded at {max(self.last_pts_s, 0):.1f} s",
+                    source=self.desc,
+                )
+            try:
+                frame = next(self._it)  # FFmpegError is handled by the caller
+            except StopIteration:
+                self.exhausted = True
+                raise
+            self.stats.decoded += 1
+            if frame.pts is None:
+                continue
+            if getattr(frame, "is_corrupt", False):
+                self.stats.corrupt += 1
+            pts_s = float((frame.pts - self.start_pts) * self.tb)
+            if frame.key_frame:
+                if self.last_key_s is not None and pts_s > self.last_key_s:
+                    gap = pts_s - self.last_key_s
+                    self.gop_s = gap if self.gop_s is None else max(self.gop_s, gap)
+                self.last_key_s = pts_s
+            if pts_s <= self.last_pts_s:  # duplicate / out-of-order timestamps: keep time monotonic
+                continue
+            if self.step_s and self.last_pts_s > -math.inf:  # not across a seek
+                self.stats.missing += max(round((pts_s - self.last_pts_s) / self.step_s) - 1, 0)
+            self.last_pts_s = pts_s
+            self.stats.end_pts_s = pts_s
+            return pts_s, frame
+
+    def seek(self, t: float) -> None:
+        """Position before ``t``: the decoder restarts at the key frame at or before it."""
+        target = int(t / self.tb) + self.start_pts
+        self.container.seek(max(target, self.start_pts), stream=self.stream, backward=True, any_frame=False)
+        self._it = self.container.decode(self.stream)
+        self.last_pts_s = -math.inf
+        self.last_key_s = None  # key-frame spacing is only measured between consecutive key frames
+        self.exhausted = False
+        self.stats.seeks += 1
+
+
+class _Walk:
+    """The targets of one decode, in order, and what was last served (fps plans never serve a
+    frame twice)."""
+
+    def __init__(self, plan: SamplingPlan, duration: float) -> None:
+        self._targets = plan.iter_targets(duration)  # lazy: unbounded for fps plans over live input
+        self.target: Target | None = next(self._targets, None)
+        self.previous: Target | None = None
+        self.index = 0  # of ``target``
+        self.dedup = plan.mode == "fps"
+        self._last = -math.inf
+
+    def serve(self, choice: tuple[float, av.VideoFrame]):
+        """``(frame, pts, segment)`` for the current target, or None (already served); then the next target."""
+        out = None
+        if not (self.dedup and choice[0] == self._last):
+            self._last = choice[0]
+            out = choice[1], choice[0], self.target.segment
+        self.previous, self.target, self.index = self.target, next(self._targets, None), self.index + 1
+        return out
+
+
+def select_targets(reader: FrameReader, plan: SamplingPlan, duration: float, frame_s: float, seek: str):
+    """Yield ``(frame, pts, segment)`` per target: the frame *nearest* to each target time.
+
+    Needs one frame of look-ahead (the last frame before ``t`` and the first at/after it; ties go to
+    the later frame), which makes it exact for variable-frame-rate video without any tolerance.
+    fps mode never yields the same frame twice; segments mode may (fixed F frames per segment).
+    """
+    walk = _Walk(plan, duration)
+    prev: tuple[float, av.VideoFrame] | None = None  # newest frame before the current target
+    current: tuple[float, av.VideoFrame] | None = None  # newest decoded frame
+    seeked_for = -1  # never seek twice for the same target
+    while walk.target is not None:
+        t = walk.target.time_s
+        if current is not None and current[0] >= t:
+            near_prev = prev is not None and prev[0] < t and (t - prev[0]) < (current[0] - t)
+            if out := walk.serve(prev if near_prev else current):
+                yield out
+            continue
+        if seeked_for != walk.index and _should_seek(reader, current, t, frame_s, seek):
+            seeked_for = walk.index
+            prev, current = None, _seek_to(reader, t)
+            if current is None:
+                break
+            continue
+        try:
+            nxt = next(reader)
+        except StopIteration:
+            break
+        prev, current = current, nxt
+    yield from _after_the_end(walk, plan, current, duration, frame_s)
+
+
+def _seek_to(reader: FrameReader, t: float) -> tuple[float, av.VideoFrame] | None:
+    """Seek before ``t`` and return the first frame there (None: the stream ended)."""
+    reader.seek(t)
+    current = None
+    for attempt in range(3):
+        try:
+            current = next(reader)
+        except StopIteration:
+            return None
+        if current[0] <= t:
+            break
+        # landed after the target (some HEVC seeks land late): go back further
+        reader.seek(max(0.0, t - max(reader.gop_s or 1.0, 1.0) * (2 + attempt)))
+    return current
+
+
+def _after_the_end(walk: _Walk, plan: SamplingPlan, current, duration: float, frame_s: float):
+    """The stream ended before the remaining targets: a target within two frames of the last frame
+    of a file is still on screen (serve it); segments pad the rest of their segment; otherwise stop
+    (the caller's coverage check reports truncation). Live input has no duration to cut at: there,
+    serve a target only when the last frame is the nearest one it could ever get (half a frame)."""
+    slack = 2 * frame_s if math.isfinite(duration) else 0.5 * frame_s
+    while walk.target is not None and current is not None:
+        seg = walk.target.segment
+        in_last = plan.mode == "segments" and walk.previous is not None and seg == walk.previous.segment
+        if walk.target.time_s - current[0] > slack and not in_last:
+            break
+        if out := walk.serve(current):
+            yield out
+
+
+def stream_frames(reader: FrameReader, plan: SamplingPlan, start: float, end: float, tol: float):
+    """Yield ``(frame, pts, -1)`` for the frames a stream plan keeps (every n-th, key frames) in
+    ``[start, end)`` (``tol``: how early a frame may start and still count as in the window)."""
+    n = 0
+    for pts, frame in reader:
+        if pts + tol < start:
+            continue
+        if pts >= end:
+            return
+        if plan.keeps(n, bool(frame.key_frame)):
+            yield frame, pts, -1
+        n += 1
+
+
+def sample(reader: FrameReader, plan: SamplingPlan, duration: float, rate: float, seek: str, live: bool):
+    """``(frame, pts, segment)`` for every frame ``plan`` keeps, lazily (the first seek happens when
+    iteration starts, inside the caller's error handling)."""
+    finite = math.isfinite(duration)
+    if not plan.uses_targets or live or not finite:
+        seek = "never"
+    start, end = plan.window(duration if finite else math.inf)
+    if plan.uses_targets:
+        if start > 0 and seek != "never":
+            reader.seek(start)
+        yield from select_targets(reader, plan, duration, 1.0 / rate, seek)
+        return
+    if start > 0 and not live:
+        reader.seek(start)
+    yield from stream_frames(reader, plan, start, end, tol=min(0.5 / rate, 0.5 * plan.step_s))
+
+
+def _should_seek(reader: FrameReader, current, t: float, frame_s: float, seek: str) -> bool:
+    if seek == "never":
+        return False
+    pos = current[0] if current is not None else max(reader.last_pts_s, 0.0)
+    if seek == "always":
+        return current is None or pos + frame_s < t
+    # auto: only when at least two GOPs would be decoded for nothing
+    gop = reader.gop_s if reader.gop_s is not None else 10.0
+    last_key = reader.last_key_s if reader.last_key_s is not None else pos
+    return t > max(pos, last_key) + 2.0 * gop and t - pos > 1.0

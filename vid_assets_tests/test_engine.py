@@ -60,7 +60,7 @@ def test_one_decode_feeds_two_models_as_two_separate_runs_would(ext, media_dir, 
     of 2 and 1 frames): one decode of each video, each model gets exactly the batches and
     features a run of its own gives, a broken video fails in both, over inline and threaded
     decoders."""
-    from vid_assets.clips import stream
+    from vid_assets.clips import batches
     from vid_assets.fit import fit_config
     from vid_assets_tests.helpers import TINY_VIT, save_tiny_timm
 
@@ -75,8 +75,8 @@ def test_one_decode_feeds_two_models_as_two_separate_runs_would(ext, media_dir, 
         for model, config in zip((ext, vit), configs, strict=True)
     ]
     opened = []
-    real = stream.iter_frames
-    monkeypatch.setattr(stream, "iter_frames", lambda src, *a, **k: opened.append(src) or real(src, *a, **k))
+    real = batches.iter_frames
+    monkeypatch.setattr(batches, "iter_frames", lambda src, *a, **k: opened.append(src) or real(src, *a, **k))
     for workers in (0, 2):
         opened.clear()
         feed = engine.decode_feed(sources, configs[0], ext, also=[(vit, configs[1])], num_workers=workers)

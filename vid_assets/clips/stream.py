@@ -58,9 +58,7 @@ def iter_clip_batches(
     also: Sequence[Target] = (),
 ) -> Iterator[ClipBatch]:
     """Clip batches from ``sources``; ``num_workers`` decoders (0 = decode inline, in order).
-
-    ``also``: more :class:`Target` s fed by the same decode of each video (``iter_video_batches``);
-    their batches carry ``target`` 1, 2 ...
+    ``also``: more :class:`Target` s fed by the same decode (their batches: ``target`` 1, 2 ...).
 
     ``device_convert=True`` yields YUV planes (``ClipBatch.color`` set): pass each batch through
     ``clips.device.to_device_clips`` on the model's device to get the usual uint8 clip tensor.

@@ -138,127 +138,146 @@ class Predictor:
         Closing the generator (client gone) or setting ``cancel`` stops decoding and drops the
         request's queued clips from the batcher.
         """
-        rid = request_id or uuid.uuid4().hex[:12]
-        cancel = cancel or threading.Event()
-        started, t_wall = time.monotonic(), time.time()
-        stats = DecodeStats()
+        req = _Request(self, source, request_id or uuid.uuid4().hex[:12], cancel, limits, open_options)
+        duration = None if info is None or not math.isfinite(info.duration_s) else info.duration_s
         plan, spec = self.config.plan, self.config.clip
-        q: queue.Queue = queue.Queue(maxsize=self.inflight)
-        end = object()
-
-        def put(item) -> bool:
-            return put_unless(q, item, cancel)
-
-        def produce() -> None:
-            clips = None
-            try:
-                frames = iter_frames(
-                    source,
-                    plan,
-                    time_budget_s=limits.request_budget_s,
-                    threads=self.decode_threads,
-                    stats=stats,
-                    open_options=open_options,
-                )
-                clips = iter_clips(frames, spec, plan.step_s)
-                for clip in clips:
-                    if cancel.is_set():
-                        return
-                    if clip.start_s - plan.start_s >= limits.max_duration_s:
-                        raise PredictionError(f"video longer than the {limits.max_duration_s:g} s limit", 413)
-                    if not put((clip, self.batcher.submit(clip.pixels, owner=rid))):
-                        return
-            except BaseException as e:
-                put(e)
-            finally:
-                if clips is not None:
-                    clips.close()  # closes the decoder and its container
-                put(end)
-
-        def wait(get, empty):
-            """``get(timeout)`` in short slices: notices ``cancel`` and the request's time budget."""
-            while True:
-                if cancel.is_set():
-                    raise _Cancelled
-                left = limits.request_budget_s - (time.monotonic() - started)
-                if left <= 0:
-                    raise PredictionError(f"time budget of {limits.request_budget_s:g} s exceeded", 504)
-                try:
-                    return get(min(left, 0.1))
-                except empty:
-                    continue
-
-        producer = threading.Thread(target=produce, name=f"vid-assets-decode-{rid}", daemon=True)
-        pending: deque = deque()
-        sent, first_s = 0, None
-        yield (
-            "start",
-            {
-                "request_id": rid,
-                "duration_s": None if info is None or not math.isfinite(info.duration_s) else info.duration_s,
-                "clips_expected": expected_clips(plan, spec, info),
-                **self.describe(),
-            },
-        )
-        producer.start()
+        expected = expected_clips(plan, spec, info)
+        yield "start", {"request_id": req.rid, "duration_s": duration, "clips_expected": expected, **self.describe()}
+        req.start()
         try:
-            while True:
-                item = wait(lambda t: q.get(timeout=t), queue.Empty)
-                if item is end:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                clip, fut = item
-                pending.append(fut)
-                res = wait(lambda t, fut=fut: fut.result(timeout=t), FutureTimeout)
-                pending.popleft()
-                if first_s is None:
-                    first_s = time.monotonic() - started
-                event = {
-                    "index": clip.index,
-                    "start_s": round(float(clip.start_s), 6),
-                    "end_s": round(float(clip.end_s), 6),
-                    "frame_times": [round(float(t), 6) for t in clip.frame_times],
-                    **({"segment": clip.segment} if clip.segment >= 0 else {}),  # segments plans
-                    "top_k": [{"label": label, "score": round(score, 6)} for label, score in res.top_k],
-                    "batch_clips": res.batch_clips,
-                    "batch_requests": res.batch_owners,
-                    "computed_at": res.computed_at,
-                }
-                if embeddings:
-                    event["embedding"] = res.features.tolist()
-                yield "clip", event
-                sent += 1
-            seconds = time.monotonic() - started
-            yield (
-                "done",
-                {
-                    "request_id": rid,
-                    "clips": sent,
-                    "seconds": round(seconds, 4),
-                    "clips_per_s": round(sent / seconds, 3) if seconds > 0 else None,
-                    "time_to_first_clip_s": None if first_s is None else round(first_s, 4),
-                    "started_at": t_wall,
-                    "decode": stats.to_dict(),
-                },
-            )
+            for clip, res in req.results():
+                yield "clip", req.clip_event(clip, res, embeddings)
+            yield "done", req.done_event()
         except _Cancelled:
             return
         except (VideoDecodeError, PredictionError) as e:
             status = e.status if isinstance(e, PredictionError) else 422
             message = e.reason if isinstance(e, VideoDecodeError) else str(e)  # no server paths
-            yield "error", {"request_id": rid, "message": message, "status": status, "clips_sent": sent}
+            yield "error", {"request_id": req.rid, "message": message, "status": status, "clips_sent": req.sent}
         except Exception as e:  # an unexpected failure still ends the stream with a reason
-            yield "error", {"request_id": rid, "message": f"{type(e).__name__}: {e}", "status": 500, "clips_sent": sent}
+            message = f"{type(e).__name__}: {e}"
+            yield "error", {"request_id": req.rid, "message": message, "status": 500, "clips_sent": req.sent}
         finally:
-            cancel.set()
-            for fut in pending:
-                fut.cancel()
-            producer.join(timeout=10)  # it sees ``cancel`` within one clip (puts time out every 0.1 s)
-            while True:  # drop the clips it had queued: cancelled before their pass, never computed
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, tuple):
-                    item[1].cancel()
+            req.stop()
+
+
+class _Request:
+    """One request's decode thread, its clips queued in the batcher (at most ``inflight``), and
+    what it has sent; ``cancel`` (or ``stop``) ends both sides."""
+
+    def __init__(self, predictor: Predictor, source, rid: str, cancel, limits: Limits, open_options) -> None:
+        self.predictor, self.source, self.rid, self.limits = predictor, source, rid, limits
+        self.open_options = open_options
+        self.cancel = cancel or threading.Event()
+        self.started, self.t_wall = time.monotonic(), time.time()
+        self.stats = DecodeStats()
+        self.q: queue.Queue = queue.Queue(maxsize=predictor.inflight)
+        self.end = object()
+        self.pending: deque = deque()
+        self.sent, self.first_s = 0, None
+        self.producer = threading.Thread(target=self._produce, name=f"vid-assets-decode-{rid}", daemon=True)
+
+    def start(self) -> None:
+        self.producer.start()
+
+    def _put(self, item) -> bool:
+        return put_unless(self.q, item, self.cancel)
+
+    def _produce(self) -> None:
+        p, limits = self.predictor, self.limits
+        plan, clips = p.config.plan, None
+        try:
+            frames = iter_frames(
+                self.source,
+                plan,
+                time_budget_s=limits.request_budget_s,
+                threads=p.decode_threads,
+                stats=self.stats,
+                open_options=self.open_options,
+            )
+            clips = iter_clips(frames, p.config.clip, plan.step_s)
+            for clip in clips:
+                if self.cancel.is_set():
+                    return
+                if clip.start_s - plan.start_s >= limits.max_duration_s:
+                    raise PredictionError(f"video longer than the {limits.max_duration_s:g} s limit", 413)
+                if not self._put((clip, p.batcher.submit(clip.pixels, owner=self.rid))):
+                    return
+        except BaseException as e:
+            self._put(e)
+        finally:
+            if clips is not None:
+                clips.close()  # closes the decoder and its container
+            self._put(self.end)
+
+    def _wait(self, get, empty):
+        """``get(timeout)`` in short slices: notices ``cancel`` and the request's time budget."""
+        budget = self.limits.request_budget_s
+        while True:
+            if self.cancel.is_set():
+                raise _Cancelled
+            left = budget - (time.monotonic() - self.started)
+            if left <= 0:
+                raise PredictionError(f"time budget of {budget:g} s exceeded", 504)
+            try:
+                return get(min(left, 0.1))
+            except empty:
+                continue
+
+    def results(self):
+        """``(clip, its batcher result)`` in order, as they are computed."""
+        while True:
+            item = self._wait(lambda t: self.q.get(timeout=t), queue.Empty)
+            if item is self.end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            clip, fut = item
+            self.pending.append(fut)
+            res = self._wait(lambda t, fut=fut: fut.result(timeout=t), FutureTimeout)
+            self.pending.popleft()
+            if self.first_s is None:
+                self.first_s = time.monotonic() - self.started
+            yield clip, res
+            self.sent += 1
+
+    def clip_event(self, clip, res, embeddings: bool) -> dict:
+        event = {
+            "index": clip.index,
+            "start_s": round(float(clip.start_s), 6),
+            "end_s": round(float(clip.end_s), 6),
+            "frame_times": [round(float(t), 6) for t in clip.frame_times],
+            **({"segment": clip.segment} if clip.segment >= 0 else {}),  # segments plans
+            "top_k": [{"label": label, "score": round(score, 6)} for label, score in res.top_k],
+            "batch_clips": res.batch_clips,
+            "batch_requests": res.batch_owners,
+            "computed_at": res.computed_at,
+        }
+        if embeddings:
+            event["embedding"] = res.features.tolist()
+        return event
+
+    def done_event(self) -> dict:
+        seconds = time.monotonic() - self.started
+        return {
+            "request_id": self.rid,
+            "clips": self.sent,
+            "seconds": round(seconds, 4),
+            "clips_per_s": round(self.sent / seconds, 3) if seconds > 0 else None,
+            "time_to_first_clip_s": None if self.first_s is None else round(self.first_s, 4),
+            "started_at": self.t_wall,
+            "decode": self.stats.to_dict(),
+        }
+
+    def stop(self) -> None:
+        self.cancel.set()
+        for fut in self.pending:
+            fut.cancel()
+        self.producer.join(timeout=10)  # it sees ``cancel`` within one clip (puts time out every 0.1 s)
+        while True:  # drop the clips it had queued: cancelled before their pass, never computed
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, tuple):
+                item[1].cancel()

@@ -30,6 +30,7 @@ from vid_assets.clips import ClipSpec
 from vid_assets.clips.device import to_device_clips
 from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
+from vid_assets.extractors.labels import top_k
 from vid_assets.fit import PipelineConfig
 from vid_assets.runtime.prefetch import put_unless
 
@@ -121,33 +122,11 @@ def run_many(
     inboxes = [queue.Queue(maxsize=queue_batches) for _ in models]
     results: queue.Queue = queue.Queue()
     stop = threading.Event()
-
-    def put(q: queue.Queue, item) -> bool:
-        return put_unless(q, item, stop)
-
-    def feeder() -> None:
-        try:
-            for b in feed:
-                if not put(inboxes[b.target], b):
-                    return
-        except BaseException as e:  # noqa: BLE001 - re-raised by the consumer
-            results.put((-1, e))
-        finally:
-            for q in inboxes:
-                put(q, _END)
-
-    def worker(i: int) -> None:
-        extractor, config = models[i]
-        try:
-            for result in run(iter(inboxes[i].get, _END), extractor, config, depth=depth, on_pass=on_pass):
-                results.put((i, result))
-        except BaseException as e:  # noqa: BLE001
-            results.put((-1, e))
-        finally:
-            results.put((i, _END))
-
-    threads = [threading.Thread(target=feeder, daemon=True, name="feed")]
-    threads += [threading.Thread(target=worker, args=(i,), daemon=True, name=f"model-{i}") for i in range(len(models))]
+    threads = [threading.Thread(target=_route, args=(feed, inboxes, results, stop), daemon=True, name="feed")]
+    threads += [
+        threading.Thread(target=_embed_inbox, args=(i, models[i], inboxes[i], results, depth, on_pass), daemon=True)
+        for i in range(len(models))
+    ]
     for t in threads:
         t.start()
     running = len(models)
@@ -169,19 +148,34 @@ def run_many(
             t.join(timeout=5)
 
 
+def _route(feed: Iterable[ClipBatch], inboxes: list[queue.Queue], results: queue.Queue, stop) -> None:
+    """``run_many``'s feeder thread: each batch to the inbox of the model its ``target`` names."""
+    try:
+        for b in feed:
+            if not put_unless(inboxes[b.target], b, stop):
+                return
+    except BaseException as e:  # noqa: BLE001 - re-raised by the consumer
+        results.put((-1, e))
+    finally:
+        for q in inboxes:
+            put_unless(q, _END, stop)
+
+
+def _embed_inbox(i: int, model, inbox: queue.Queue, results: queue.Queue, depth: int, on_pass) -> None:
+    """``run_many``'s thread for model ``i``: :func:`run` over its inbox, results tagged ``i``."""
+    extractor, config = model
+    try:
+        for result in run(iter(inbox.get, _END), extractor, config, depth=depth, on_pass=on_pass):
+            results.put((i, result))
+    except BaseException as e:  # noqa: BLE001
+        results.put((-1, e))
+    finally:
+        results.put((i, _END))
+
+
 def pass_clips(extractor: Extractor, spec: ClipSpec) -> int:
     """Clips per forward pass: the extractor's images per pass over the images in a clip."""
     return max(1, extractor.batch_size // (spec.frames_per_clip * spec.num_crops))
-
-
-def _top_k(logits: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    if logits is None:
-        return None
-    b, c, n = logits.shape
-    probs = torch.softmax(torch.from_numpy(logits.reshape(b * c, n)), dim=-1)
-    scores, idx = probs.topk(min(k, n), dim=-1)
-    index_dtype = np.int16 if n <= np.iinfo(np.int16).max + 1 else np.int32  # a 40k-class head wraps int16
-    return idx.numpy().astype(index_dtype).reshape(b, c, -1), scores.numpy().reshape(b, c, -1)
 
 
 class _Video:
@@ -236,16 +230,29 @@ def run(
     ``depth`` passes stay queued on the device while the host prepares the next one.
     ``on_pass(clips)`` is called after each pass (progress bars).
     """
-    spec, plan = config.clip, config.plan
-    cap = pass_clips(extractor, spec)
-    videos: dict[int, _Video] = {}
-    ready: list[int] = []  # ended videos with no clip in flight
+    book = _Books(extractor, config)
+    for parts, pending in iter_pipelined(book.passes(feed), book.submit, depth=depth):
+        total = book.settle(parts, pending)
+        if on_pass is not None:
+            on_pass(total)
+        yield from book.finished()
+    yield from book.finished()
+    yield from book.unfinished()
 
-    def video(i: int) -> _Video:
-        return videos.setdefault(i, _Video(i))
 
-    def receive(b: ClipBatch) -> torch.Tensor | None:
-        v = video(b.video)
+class _Books:
+    """One run's bookkeeping: the videos with clips in flight, passes of exactly ``cap`` clips cut
+    across videos, and each pass's rows handed back to the videos they came from."""
+
+    def __init__(self, extractor: Extractor, config: PipelineConfig) -> None:
+        self.extractor, self.config = extractor, config
+        self.cap = pass_clips(extractor, config.clip)
+        self.videos: dict[int, _Video] = {}
+        self.ready: list[int] = []  # ended videos with no clip in flight
+        self.last_done = time.perf_counter()
+
+    def _receive(self, b: ClipBatch) -> torch.Tensor | None:
+        v = self.videos.setdefault(b.video, _Video(b.video))
         if b.error is not None:
             v.result.error, v.result.stage = b.error, "decode"
         elif len(b.timestamps):
@@ -257,60 +264,58 @@ def run(
         v.ended = b.last
         if b.error is not None or not len(b.timestamps):
             if v.ended and v.in_flight == 0:
-                ready.append(b.video)
+                self.ready.append(b.video)
             return None
         v.in_flight += len(b.timestamps)
-        return to_device_clips(b, spec, plan.short_side, extractor.device) if b.color is not None else b.pixels
+        if b.color is None:
+            return b.pixels
+        return to_device_clips(b, self.config.clip, self.config.plan.short_side, self.extractor.device)
 
-    def passes() -> Iterator[list[tuple[int, torch.Tensor]]]:
+    def passes(self, feed: Iterable[ClipBatch]) -> Iterator[list[tuple[int, torch.Tensor]]]:
         """Runs of exactly ``cap`` clips (the last may be short), each part tagged with its video."""
         parts: list[tuple[int, torch.Tensor]] = []
         held = 0
         for b in feed:
-            pixels = receive(b)
+            pixels = self._receive(b)
             while pixels is not None and len(pixels):
-                take = pixels[: cap - held]
+                take = pixels[: self.cap - held]
                 parts.append((b.video, take))
                 held += len(take)
                 pixels = pixels[len(take) :]
-                if held == cap:
+                if held == self.cap:
                     yield parts
                     parts, held = [], 0
         if parts:
             yield parts
 
-    def submit(parts: list[tuple[int, torch.Tensor]]):
+    def submit(self, parts: list[tuple[int, torch.Tensor]]):
         try:
-            return launch(parts)
+            tensors = [t for _, t in parts]
+            if len(tensors) == 1:
+                batch = tensors[0]
+            elif tensors[0].device.type == "cpu":  # keep a CUDA upload's source page-locked
+                shape = (sum(map(len, tensors)), *tensors[0].shape[1:])
+                batch = torch.empty(shape, dtype=torch.uint8, pin_memory=tensors[0].is_pinned())
+                torch.cat(tensors, out=batch)
+            else:
+                batch = torch.cat(tensors)
+            return submit_clips(self.extractor, batch, crop_reduce=self.config.clip.crop_reduce)
         except Exception as e:  # noqa: BLE001 - raised at launch (a CPU forward, a CUDA OOM): these videos fail
             return _Failed(e)
 
-    def launch(parts: list[tuple[int, torch.Tensor]]):
-        tensors = [t for _, t in parts]
-        if len(tensors) == 1:
-            batch = tensors[0]
-        elif tensors[0].device.type == "cpu":  # keep a CUDA upload's source page-locked
-            batch = torch.empty(
-                (sum(map(len, tensors)), *tensors[0].shape[1:]), dtype=torch.uint8, pin_memory=tensors[0].is_pinned()
-            )
-            torch.cat(tensors, out=batch)
-        else:
-            batch = torch.cat(tensors)
-        return submit_clips(extractor, batch, crop_reduce=spec.crop_reduce)
-
-    last_done = time.perf_counter()
-    for parts, pending in iter_pipelined(passes(), submit, depth=depth):
+    def settle(self, parts: list[tuple[int, torch.Tensor]], pending) -> int:
+        """A pass's rows to their videos (or its error to them); how many clips it held."""
         try:
             out = pending.result()
         except Exception as e:  # noqa: BLE001 - the model failed these videos, not the run
             out, error = None, f"{type(e).__name__}: {e}"
-        top = _top_k(out.logits, config.top_k) if out is not None else None
+        top = top_k(out.logits, self.config.top_k) if out is not None and out.logits is not None else None
         now = time.perf_counter()
         total = sum(len(t) for _, t in parts)
-        share, last_done = (now - last_done) / max(1, total), now
+        share, self.last_done = (now - self.last_done) / max(1, total), now
         offset = 0
         for i, t in parts:
-            v, sl = videos[i], slice(offset, offset + len(t))
+            v, sl = self.videos[i], slice(offset, offset + len(t))
             offset = sl.stop
             v.in_flight -= len(t)
             if out is None:
@@ -318,18 +323,20 @@ def run(
             elif v.result.ok:
                 v.rows.append((out.features[sl], None if top is None else (top[0][sl], top[1][sl])))
                 v.result.seconds += share * len(t)
-            if v.ended and v.in_flight == 0 and i not in ready:
-                ready.append(i)
-        if on_pass is not None:
-            on_pass(total)
-        while ready:
-            yield videos.pop(ready.pop(0)).finish()
-    while ready:
-        yield videos.pop(ready.pop(0)).finish()
-    for i in sorted(videos):  # a feed that stopped early (cancelled) leaves unfinished videos
-        v = videos.pop(i)
-        v.result.error, v.result.stage = v.result.error or "the feed ended before the video did", "decode"
-        yield v.finish()
+            if v.ended and v.in_flight == 0 and i not in self.ready:
+                self.ready.append(i)
+        return total
+
+    def finished(self) -> Iterator[VideoResult]:
+        while self.ready:
+            yield self.videos.pop(self.ready.pop(0)).finish()
+
+    def unfinished(self) -> Iterator[VideoResult]:
+        """A feed that stopped early (cancelled) leaves unfinished videos: they fail at decode."""
+        for i in sorted(self.videos):
+            v = self.videos.pop(i)
+            v.result.error, v.result.stage = v.result.error or "the feed ended before the video did", "decode"
+            yield v.finish()
 
 
 def extract(

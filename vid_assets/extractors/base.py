@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vid_assets.extractors.labels import top_k as labels_top_k
 from vid_assets.runtime.memory import tune_malloc
 from vid_assets.runtime.transfer import upload
 
@@ -376,8 +377,7 @@ class Extractor:
         """Softmax top-k ``(label, probability)`` per row of ``logits [N, C]``."""
         if self.labels is None:
             return [[] for _ in range(len(logits))]
-        probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=-1)
-        scores, idx = probs.topk(min(k, probs.shape[-1]), dim=-1)
+        idx, scores = labels_top_k(logits, k)
         return [
             [(self.labels[j], float(s)) for j, s in zip(row_i.tolist(), row_s.tolist(), strict=True)]
             for row_i, row_s in zip(idx, scores, strict=True)

@@ -83,3 +83,15 @@ def _named(label_set: str) -> list[str]:
     except (ImportError, AssertionError):  # timm asserts on a subset it does not know
         raise KeyError(f"unknown label set {label_set!r}") from None
     return [d.split(", ")[0] for d in info.label_descriptions()]
+
+
+def top_k(logits, k: int):
+    """Softmax over the last axis of ``logits [..., C]``, then the ``k`` best: ``(indices, scores)``
+    as numpy arrays ``[..., k]``, indices int16 where the classes fit (a 40k-class head needs int32)."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+    scores, idx = torch.softmax(x, dim=-1).topk(min(k, x.shape[-1]), dim=-1)
+    n = x.shape[-1]
+    return idx.numpy().astype(np.int16 if n <= np.iinfo(np.int16).max + 1 else np.int32), scores.numpy()

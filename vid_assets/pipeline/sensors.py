@@ -167,42 +167,10 @@ def build_videos_sensor(
         description=f"Registers new videos from {described} as partitions and requests their runs.",
     )
     def new_videos_sensor(context: dg.SensorEvaluationContext, workspace: WorkspaceResource) -> dg.SensorResult:
-        seen = decode_cursor(context.cursor)
-        present: dict[str, str] = {}
-        changed: list[tuple[str, dict]] = []
-        skipped: list[Skipped] = []
-        for cid, (fp, row) in discover(sources, manifest_list, skipped).items():
-            present[cid] = fp
-            if seen.get(cid) != fp:
-                changed.append((cid, row))
-        for skip in skipped:  # said once per file and reason (a FIFO stays there tick after tick)
-            if skip.reason.startswith("still being written"):
-                context.log.info(f"not yet: {skip.path}: {skip.reason}")
-                continue
-            cid = f"skipped:{skip.path}"
-            present[cid] = skip.reason
-            if seen.get(cid) != skip.reason:
-                context.log.warning(f"skipping {skip.path}: {skip.reason}")
-        catalog = workspace.catalog()
-        existing = set(context.instance.get_dynamic_partitions(videos_partitions.name))
-        # quarantine: a key names exact bytes, so a recorded failure means these bytes already failed;
-        # they are requested again only when the file changes (which gives a new key)
-        quarantined = {f["id"] for f in catalog.failures()}
-        new_keys: list[str] = []
+        present, changed = _look(context, sources, manifest_list, decode_cursor(context.cursor))
         for cid, _row in changed[max_new_per_tick:]:  # look again next tick
             present.pop(cid, None)
-        for cid, row in changed[:max_new_per_tick]:
-            try:
-                ref = VideoRef.from_uri(row["uri"], caption=row.get("caption"), id=row.get("id"))
-            except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
-                context.log.warning(f"skipping {row['uri']}: {e}")
-                present.pop(cid, None)
-                continue
-            ref = catalog.register(ref)  # a moved/renamed file keeps its first key
-            if ref.key in quarantined:
-                context.log.info(f"{ref.key} is quarantined (its decode failed before): not requested")
-            elif ref.key not in existing and ref.key not in new_keys:
-                new_keys.append(ref.key)
+        new_keys = _register(context, workspace.catalog(), changed[:max_new_per_tick], present)
         if new_keys:
             context.log.info(f"{len(new_keys)} new video(s): {', '.join(new_keys[:10])}")
         return dg.SensorResult(
@@ -213,6 +181,51 @@ def build_videos_sensor(
         )
 
     return new_videos_sensor
+
+
+def _look(context, sources: list[str], manifests: list[str], seen: dict) -> tuple[dict, list[tuple[str, dict]]]:
+    """What the sources hold now (id -> fingerprint, the cursor's next state) and what changed
+    since ``seen``; skipped files are logged once per file and reason (a FIFO stays there tick
+    after tick)."""
+    present: dict[str, str] = {}
+    changed: list[tuple[str, dict]] = []
+    skipped: list[Skipped] = []
+    for cid, (fp, row) in discover(sources, manifests, skipped).items():
+        present[cid] = fp
+        if seen.get(cid) != fp:
+            changed.append((cid, row))
+    for skip in skipped:
+        if skip.reason.startswith("still being written"):
+            context.log.info(f"not yet: {skip.path}: {skip.reason}")
+            continue
+        cid = f"skipped:{skip.path}"
+        present[cid] = skip.reason
+        if seen.get(cid) != skip.reason:
+            context.log.warning(f"skipping {skip.path}: {skip.reason}")
+    return present, changed
+
+
+def _register(context, catalog, changed: list[tuple[str, dict]], present: dict) -> list[str]:
+    """Catalog the changed videos; the keys of those to request (not yet partitions, not quarantined).
+
+    Quarantine: a key names exact bytes, so a recorded failure means these bytes already failed;
+    they are requested again only when the file changes (which gives a new key)."""
+    existing = set(context.instance.get_dynamic_partitions(videos_partitions.name))
+    quarantined = {f["id"] for f in catalog.failures()}
+    new_keys: list[str] = []
+    for cid, row in changed:
+        try:
+            ref = VideoRef.from_uri(row["uri"], caption=row.get("caption"), id=row.get("id"))
+        except (OSError, ValueError) as e:  # vanished, unreadable, unreachable
+            context.log.warning(f"skipping {row['uri']}: {e}")
+            present.pop(cid, None)
+            continue
+        ref = catalog.register(ref)  # a moved/renamed file keeps its first key
+        if ref.key in quarantined:
+            context.log.info(f"{ref.key} is quarantined (its decode failed before): not requested")
+        elif ref.key not in existing and ref.key not in new_keys:
+            new_keys.append(ref.key)
+    return new_keys
 
 
 def build_publish_sensor(

@@ -268,13 +268,7 @@ def store_result(
         "extractor_config": extractor_info,
         "label_set": label_set,
     }
-    caption_embedding = None
-    if ref.caption:
-        from vid_assets.extractors.text import get_text_embedder
-
-        embedder = get_text_embedder(text_model)
-        caption_embedding = embedder.embed([ref.caption])[0].astype(np.float16)
-        attrs["caption"], attrs["text_model"] = ref.caption, embedder.describe()
+    caption_embedding = _caption_embedding(ref, text_model, attrs)
     if label_set and labels:
         store.save_label_set(label_set, labels)
     features = result.features if result.features is not None else np.zeros((0, 1, extractor_info.get("dim", 1)))
@@ -298,3 +292,14 @@ def store_result(
     if label_set and result.top_labels is not None and len(result.top_labels):
         meta["first_clip_top1"] = store.label_names(label_set)[int(result.top_labels[0, 0, 0])]
     return meta
+
+
+def _caption_embedding(ref: VideoRef, text_model: str, attrs: dict) -> np.ndarray | None:
+    """The caption's text embedding (float16), noting the caption and the text model in ``attrs``."""
+    if not ref.caption:
+        return None
+    from vid_assets.extractors.text import get_text_embedder
+
+    embedder = get_text_embedder(text_model)
+    attrs["caption"], attrs["text_model"] = ref.caption, embedder.describe()
+    return embedder.embed([ref.caption])[0].astype(np.float16)

@@ -186,11 +186,7 @@ def iter_frames(
     container, desc = _open(source, open_options=open_options)
     with container:
         stream = _video_stream(container, desc)
-        stream.thread_type = "AUTO"
-        if threads:
-            stream.codec_context.thread_count = threads
-        if plan.mode == "keyframes":
-            stream.codec_context.skip_frame = "NONKEY"  # ignored by some decoders (VP9): filtered after
+        _tune(stream, plan, threads)
         duration = _duration_s(container, stream)
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
         if plan.mode == "segments" and not math.isfinite(duration):
@@ -219,6 +215,14 @@ def iter_frames(
     complete = reader.exhausted and math.isfinite(duration) and duration > 0 and not live and plan.end_s is None
     if complete:
         _check_coverage(stats, duration, rate, min_coverage, allow_partial, desc)
+
+
+def _tune(stream, plan: SamplingPlan, threads: int) -> None:
+    stream.thread_type = "AUTO"
+    if threads:
+        stream.codec_context.thread_count = threads
+    if plan.mode == "keyframes":
+        stream.codec_context.skip_frame = "NONKEY"  # ignored by some decoders (VP9): filtered after
 
 
 def _pixels(stream, plan: SamplingPlan, convert: bool | str):

@@ -110,6 +110,26 @@ def _require_finite(value, where: str = "attrs") -> None:
             _require_finite(v, f"{where}[{i}]")
 
 
+def _check_shapes(features: np.ndarray, timestamps: np.ndarray, frame_times: np.ndarray, segments) -> None:
+    if features.ndim < 3:
+        raise ValueError(f"features must be [clips, crops, D] (or [clips, crops, *shape]), got {features.shape}")
+    n = features.shape[0]
+    if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
+        raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
+    if segments is not None and np.shape(segments) != (n,):
+        raise ValueError(f"segments {np.shape(segments)} do not match {n} clips")
+
+
+def _label_indices(top_labels) -> np.ndarray:
+    """int16, or int32 for a head of over 32k classes (the engine picks it per model; wider input
+    is narrowed to what its values need)."""
+    labels = np.asarray(top_labels)
+    if labels.dtype not in (np.int16, np.int32):
+        wide = labels.size and int(labels.max()) > np.iinfo(np.int16).max
+        labels = labels.astype(np.int32 if wide else np.int16)
+    return labels
+
+
 class FeatureStore:
     def __init__(
         self, root: str | os.PathLike[str], compression_level: int = 5, chunk_clips: int = 256, dtype: str = "float16"
@@ -185,13 +205,8 @@ class FeatureStore:
     ) -> Path:
         """Write (or replace) one video atomically and return its path."""
         features = np.asarray(features)
-        if features.ndim < 3:
-            raise ValueError(f"features must be [clips, crops, D] (or [clips, crops, *shape]), got {features.shape}")
+        _check_shapes(features, timestamps, frame_times, segments)
         n = features.shape[0]
-        if timestamps.shape != (n, 2) or frame_times.shape[0] != n:
-            raise ValueError(f"timestamps {timestamps.shape} / frame_times {frame_times.shape} do not match {n} clips")
-        if segments is not None and np.shape(segments) != (n,):
-            raise ValueError(f"segments {np.shape(segments)} do not match {n} clips")
         _require_finite(attrs)
         self._ensure_root()
         chunk = max(1, min(self.chunk_clips, n))
@@ -203,13 +218,7 @@ class FeatureStore:
                 "frame_times": np.asarray(frame_times, dtype=np.float64),
             }
             if top_labels is not None and top_scores is not None:
-                # int16, or int32 for a head of over 32k classes (the embed step picks it per model;
-                # wider input is narrowed to what its values need)
-                labels = np.asarray(top_labels)
-                if labels.dtype not in (np.int16, np.int32):
-                    wide = labels.size and int(labels.max()) > np.iinfo(np.int16).max
-                    labels = labels.astype(np.int32 if wide else np.int16)
-                arrays["top_labels"] = labels
+                arrays["top_labels"] = _label_indices(top_labels)
                 arrays["top_scores"] = np.asarray(top_scores, dtype=np.float16)
             if caption_embedding is not None:
                 arrays["caption_embedding"] = np.asarray(caption_embedding, dtype=np.float16)

@@ -9,16 +9,8 @@ from vid_assets.extractors import timm_models as _timm_models  # noqa: F401
 from vid_assets.extractors import torchvision_models as _torchvision_models  # noqa: F401
 from vid_assets.extractors import transformers_models as _transformers_models  # noqa: F401
 from vid_assets.extractors import vae_models as _vae_models  # noqa: F401
-from vid_assets.extractors.base import (
-    ClipFeatures,
-    Extractor,
-    InputSpec,
-    PendingClipFeatures,
-    embed_clips,
-    iter_pipelined,
-    resolve_device,
-    submit_clips,
-)
+from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.passes import ClipFeatures, PendingClipFeatures, embed_clips, iter_pipelined, submit_clips
 from vid_assets.extractors.registry import (
     DEFAULT_EXTRACTOR,
     ENTRY_POINT_GROUP,
@@ -31,6 +23,8 @@ from vid_assets.extractors.registry import (
     register_prefix,
     spec_imports,
 )
+from vid_assets.extractors.spec import InputSpec
+from vid_assets.runtime.devices import resolve_device
 
 __all__ = [
     "DEFAULT_EXTRACTOR",

@@ -11,9 +11,7 @@ extractor's device, so the host only moves bytes (4x less than float32).
 
 from __future__ import annotations
 
-import collections
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -22,95 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from vid_assets.extractors.labels import top_k as labels_top_k
+from vid_assets.extractors.passes import PendingFeatures
+from vid_assets.extractors.spec import InputSpec
+from vid_assets.runtime.devices import resolve_device
 from vid_assets.runtime.memory import tune_malloc
 from vid_assets.runtime.transfer import upload
 
 T = TypeVar("T")
 P = TypeVar("P")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks cuda > mps > cpu; on a host with several GPUs, one no other process holds
-    (``vid_assets/runtime/devices.py``), made this process's current CUDA device."""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            count = torch.cuda.device_count()
-            if count > 1:
-                from vid_assets.runtime.devices import claim_device, visible_cuda_ids
-
-                index = claim_device(visible_cuda_ids(count))
-                torch.cuda.set_device(index)  # device-less calls (streams, events) follow it
-                return torch.device("cuda", index)
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-@dataclass
-class ClipFeatures:
-    """Per-clip outputs: ``features`` float32 ``[B, crops, D]``; ``logits`` ``[B, crops, C]`` or None."""
-
-    features: np.ndarray
-    logits: np.ndarray | None = None
-
-
-class PendingFeatures:
-    """Features whose device passes are queued: :meth:`result` waits for them as float32 ``[N, D]``
-    (and :meth:`logits` for the head's output, when the passes computed it).
-
-    On CUDA the copies back go into page-locked host memory without blocking, and an event marks
-    their end, so a caller can queue the next batch before this one is done (``iter_pipelined``).
-    Elsewhere the work has already finished when this is made.
-    """
-
-    def __init__(self, host: torch.Tensor, event: torch.cuda.Event | None = None, logits: torch.Tensor | None = None):
-        self._host, self._event, self._logits = host, event, logits
-
-    @classmethod
-    def of(
-        cls,
-        parts: list[torch.Tensor],
-        dim: int,
-        device: torch.device,
-        finish: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]] | None = None,
-    ) -> PendingFeatures:
-        """``finish``: queued on the device after the passes, ``features -> (features, logits)``
-        (a clip's frame mean and its head: see :func:`submit_clips`)."""
-        if not parts:
-            feats = torch.zeros((0, dim), dtype=torch.float32, device=device)
-        else:
-            feats = torch.cat(parts) if len(parts) > 1 else parts[0]
-        logits = None
-        if finish is not None:
-            feats, logits = finish(feats)
-        if device.type != "cuda":
-            return cls(feats.cpu(), logits=None if logits is None else logits.cpu())
-        host = _to_pinned(feats)
-        host_logits = None if logits is None else _to_pinned(logits)
-        event = torch.cuda.Event()
-        event.record(torch.cuda.current_stream(feats.device))  # the copies' stream, on any GPU
-        return cls(host, event, host_logits)
-
-    def _wait(self) -> None:
-        if self._event is not None:
-            self._event.synchronize()
-            self._event = None
-
-    def result(self) -> np.ndarray:
-        self._wait()
-        return self._host.numpy()
-
-    def logits(self) -> np.ndarray | None:
-        self._wait()
-        return None if self._logits is None else self._logits.numpy()
-
-
-def _to_pinned(t: torch.Tensor) -> torch.Tensor:
-    """A page-locked host copy of device tensor ``t``, queued without blocking."""
-    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
-    return host.copy_(t, non_blocking=True)
 
 
 OUTPUTS = ("auto", "pooled", "head")
@@ -123,19 +40,6 @@ def _out_dim(head: torch.nn.Module) -> int:
             if isinstance(getattr(m, attr, None), int):
                 return getattr(m, attr)
     raise ValueError(f"cannot tell the output width of head {type(head).__name__}")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What an extractor eats, known without loading its weights (``registry.input_spec``): the
-    pipeline decodes and cuts clips to fit it. ``resize``: the short side its eval transform resizes
-    to before the centre crop of ``size`` (timm: ``floor(size / crop_pct)``; torchvision: the
-    weights' ``resize_size``)."""
-
-    kind: str = "frame"  # "frame" | "clip"
-    num_frames: int = 1
-    size: int = 224
-    resize: int = 256
 
 
 @dataclass(eq=False)
@@ -382,75 +286,3 @@ class Extractor:
             [(self.labels[j], float(s)) for j, s in zip(row_i.tolist(), row_s.tolist(), strict=True)]
             for row_i, row_s in zip(idx, scores, strict=True)
         ]
-
-
-class PendingClipFeatures:
-    """What :func:`submit_clips` queued; :meth:`result` waits and returns :class:`ClipFeatures`."""
-
-    def __init__(self, pending: PendingFeatures) -> None:
-        self.pending = pending
-
-    def result(self) -> ClipFeatures:
-        return ClipFeatures(features=self.pending.result(), logits=self.pending.logits())
-
-
-def submit_clips(
-    extractor: Extractor, clip_pixels: np.ndarray | torch.Tensor, crop_reduce: str = "none"
-) -> PendingClipFeatures:
-    """Queue :func:`embed_clips`' device work and return at once (on CPU the work is done here).
-
-    ``.result()`` gives the :class:`ClipFeatures`. Queuing batch *i + 1* before asking for batch
-    *i*'s result keeps an accelerator busy while the host prepares batches (``iter_pipelined``).
-    The frame mean, crop mean and head run on the device with the passes: computing the logits
-    after the result came back moved the features to the device again with a blocking copy, which
-    waited for batch *i + 1*'s passes and left the device idle while the host queued *i + 2*.
-    """
-    b, t, c = clip_pixels.shape[:3]
-    frames = extractor.input_kind == "frame"
-
-    def finish(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if frames and extractor.per_frame:  # [b, crops, T, *shape]: each frame's output kept
-            feats = feats.reshape(b, t, c, *extractor.output_shape).transpose(1, 2)
-            if crop_reduce == "mean":
-                feats = feats.mean(dim=1, keepdim=True)
-            return feats.contiguous(), None
-        feats = feats.reshape(b, t, c, -1).mean(dim=1) if frames else feats.reshape(b, c, -1)
-        if crop_reduce == "mean":
-            feats = feats.mean(dim=1, keepdim=True)
-        return feats, extractor.head_logits(feats)
-
-    if frames:
-        pending = extractor.submit_frames(clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:]), finish)
-    else:
-        per_crop = clip_pixels.transpose(1, 2) if isinstance(clip_pixels, torch.Tensor) else clip_pixels.swapaxes(1, 2)
-        pending = extractor.submit_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:]), finish)
-    return PendingClipFeatures(pending)
-
-
-def embed_clips(
-    extractor: Extractor, clip_pixels: np.ndarray | torch.Tensor, crop_reduce: str = "none"
-) -> ClipFeatures:
-    """uint8 ``[B, T, crops, S, S, 3]`` -> per-clip features ``[B, crops, D]`` (``[B, 1, D]`` for mean;
-    ``[B, crops, T, *feature_shape]`` for a ``per_frame`` extractor such as a VAE).
-
-    Frame models embed every frame of every crop in one batched pass and average over the clip's
-    frames (temporal mean pooling); clip models see each crop's ``T`` frames at once. Logits are the
-    head applied to the final features (for a linear head, identical to averaging logits).
-    """
-    return submit_clips(extractor, clip_pixels, crop_reduce).result()
-
-
-def iter_pipelined(items: Iterable[T], submit: Callable[[T], P], depth: int = 1) -> Iterator[tuple[T, P]]:
-    """``(item, submit(item))`` pairs, yielded ``depth`` submissions late.
-
-    With ``submit`` = :func:`submit_clips`, batch *i + depth* is already queued on the device when
-    the caller waits for batch *i*'s ``.result()``: host work (receiving, converting, storing
-    results) overlaps device compute instead of alternating with it.
-    """
-    window: collections.deque[tuple[T, P]] = collections.deque()
-    for item in items:
-        window.append((item, submit(item)))
-        if len(window) > depth:
-            yield window.popleft()
-    while window:
-        yield window.popleft()

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor, InputSpec
+from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_extractor
+from vid_assets.extractors.spec import InputSpec
 from vid_assets.extractors.timm_models import create_timm_model, from_timm
 
 

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from vid_assets.extractors.base import Extractor, InputSpec
+from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.spec import InputSpec
 
 DEFAULT_EXTRACTOR = "efficientnet_lite0"
 ENTRY_POINT_GROUP = "vid_assets.extractors"

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor, InputSpec
+from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.registry import register_prefix
+from vid_assets.extractors.spec import InputSpec
 
 
 class TimmBackbone(torch.nn.Module):

@@ -12,8 +12,9 @@ import difflib
 
 import torch
 
-from vid_assets.extractors.base import Extractor, InputSpec
+from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_extractor, register_prefix
+from vid_assets.extractors.spec import InputSpec
 
 # name -> (frames per clip the model was trained on, attribute holding the classifier)
 VIDEO_MODELS = {

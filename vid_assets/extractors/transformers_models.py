@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor, InputSpec
+from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_prefix
+from vid_assets.extractors.spec import InputSpec
 from vid_assets.extractors.timm_models import _cached_revision, _hub_hint, _is_commit, _load_error, _weights_digest
 
 _EXTRACTOR_KEYS = {"device", "batch_size", "precision", "compile", "output"}

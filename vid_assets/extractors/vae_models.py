@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor, InputSpec
+from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_prefix
+from vid_assets.extractors.spec import InputSpec
 
 DEFAULT_SIZE = 256
 

@@ -71,3 +71,22 @@ def claim_device(ids: Sequence[str], directory: str | Path | None = None) -> int
             return index
     _claims[key] = 0
     return 0
+
+
+def resolve_device(device="auto"):
+    """``auto`` picks cuda > mps > cpu (a ``torch.device``); on a host with several GPUs, one no
+    other process holds, made this process's current CUDA device."""
+    import torch  # here: the lock helpers above stay importable without torch
+
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            if count > 1:
+                index = claim_device(visible_cuda_ids(count))
+                torch.cuda.set_device(index)  # device-less calls (streams, events) follow it
+                return torch.device("cuda", index)
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)

@@ -44,3 +44,23 @@ def test_the_env_check_sees_a_read():
     """The rule above would catch one: a read written the usual ways is found."""
     tree = ast.parse("import os\na = os.environ.get('VID_ASSETS_X')\nb = os.environ['VID_ASSETS_Y']\n")
     assert sorted(n for node in ast.walk(tree) if (n := _reads_env(node))) == ["VID_ASSETS_X", "VID_ASSETS_Y"]
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 350, 60
+
+
+def test_no_module_or_function_is_too_long_to_read():
+    """A room a newcomer reads in one sitting: modules up to 350 lines, functions up to 60."""
+    long_modules = [
+        f"{p.relative_to(PACKAGE)}: {n} lines"
+        for p, _ in _modules()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    long_functions = [
+        f"{p.relative_to(PACKAGE)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for p, tree in _modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long_modules == [] and long_functions == []

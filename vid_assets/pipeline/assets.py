@@ -162,7 +162,8 @@ def build_video_features(
         extractor: ExtractorResource,
         feature_store: FeatureStoreResource,
     ):
-        from vid_assets.pipeline.video_run import GroupRun, refuse_feature_overrides
+        from vid_assets.pipeline.group_run import GroupRun
+        from vid_assets.pipeline.video_run import refuse_feature_overrides
 
         refuse_feature_overrides(lead, baseline or {}, sampling, extractor, feature_store)
         yield from GroupRun(context, group, workspace, sampling, extractor, feature_store).execute()

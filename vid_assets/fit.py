@@ -14,6 +14,7 @@ from typing import Any
 from vid_assets.clips import ClipSpec
 from vid_assets.extractors import Extractor, InputSpec
 from vid_assets.media import SamplingPlan
+from vid_assets.media.modes import MODES
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def fit_config(
     """
     spec = _spec_of(fit)
     frames = frames_per_clip
-    if not frames and mode == "segments" and spec.kind == "frame":
+    if not frames and getattr(MODES.get(mode), "segmented", False) and spec.kind == "frame":
         frames = frames_per_segment
     clip = clip_spec_for(spec, frames, stride, crop_size, crop=crop, crop_reduce=crop_reduce, seed=seed)
     plan = SamplingPlan(

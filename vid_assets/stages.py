@@ -49,7 +49,7 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
             sheet.add(frame.image, frame.pts_s)
         images.close()
         g.create_array("pts", data=np.asarray(pts, dtype=np.float64))
-        if plan.mode == "segments":  # clips must not cross segments (clips.build.iter_clips)
+        if plan.segmented:  # clips must not cross segments (clips.build.iter_clips)
             g.create_array("segments", data=np.asarray(segments, dtype=np.int32))
         g.update_attributes(
             {
@@ -281,7 +281,7 @@ def store_result(
         top_labels=result.top_labels,
         top_scores=result.top_scores,
         caption_embedding=caption_embedding,
-        segments=result.segments if config.plan.mode == "segments" else None,
+        segments=result.segments if config.plan.segmented else None,
     )
     meta = {
         "clips": int(features.shape[0]),

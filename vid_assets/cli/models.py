@@ -51,7 +51,7 @@ def inspect(
         **info.to_dict(),
         "plan": plan.to_dict(),
         "timestamps": [round(f.pts_s, 6) for f in samples],
-        "segments": [f.segment for f in samples] if plan.mode == "segments" else None,
+        "segments": [f.segment for f in samples] if plan.segmented else None,
         "decode": stats.to_dict(),
     }
     if as_json:

@@ -6,6 +6,9 @@ the targets (where the files go).
 
 from __future__ import annotations
 
+from vid_assets.media.modes import MODES
+from vid_assets.media.plan import SamplingPlan
+
 MANIFEST = "vid_assets_manifest.json"
 VIDEOS = "videos.parquet"
 CARD = "README.md"
@@ -16,17 +19,15 @@ CLIP_COLUMNS = ["video_id", "clip_index", "start_s", "end_s", "embedding"]
 
 
 def clip_columns(sampling_plan: dict) -> list[str]:
-    if sampling_plan.get("mode") == "segments":
+    if getattr(MODES.get(sampling_plan.get("mode", "fps")), "segmented", False):
         return [*CLIP_COLUMNS[:2], "segment", *CLIP_COLUMNS[2:]]
     return list(CLIP_COLUMNS)
 
 
 def plan_description(plan: dict) -> str:
-    mode = plan.get("mode", "fps")
-    if mode == "fps":
-        return f"{plan.get('fps', 0):g} fps"
-    if mode == "segments":
-        return f"{plan.get('segment_s', 0):g} s x {plan.get('frames_per_segment', 0)} frames segments"
-    if mode == "every_n":
-        return f"every {plan.get('every_n_frames')} frames"
-    return mode
+    """The stored plan in words (``2 fps``, ``5 s x 20 frames segments`` ...); its mode's name
+    where the stored fields do not make a plan of this version."""
+    try:
+        return SamplingPlan.from_dict(plan).describe()
+    except (TypeError, ValueError):
+        return str(plan.get("mode", "fps"))

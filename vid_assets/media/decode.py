@@ -189,9 +189,11 @@ def iter_frames(
         _tune(stream, plan, threads)
         duration = _duration_s(container, stream)
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
-        if plan.mode == "segments" and not math.isfinite(duration):
+        if plan.kind.needs_duration and not math.isfinite(duration):
             raise VideoDecodeError(
-                "duration unknown (live or unindexed stream): use an fps, every_n or keyframes plan", source=desc
+                f"duration unknown (live or unindexed stream): a {plan.mode} plan needs one; use fps, every_n"
+                " or keyframes",
+                source=desc,
             )
         live = is_live(desc)
         reader = FrameReader(container, stream, desc, stats, time_budget_s, started)
@@ -221,7 +223,7 @@ def _tune(stream, plan: SamplingPlan, threads: int) -> None:
     stream.thread_type = "AUTO"
     if threads:
         stream.codec_context.thread_count = threads
-    if plan.mode == "keyframes":
+    if plan.kind.key_frames_only:
         stream.codec_context.skip_frame = "NONKEY"  # ignored by some decoders (VP9): filtered after
 
 

@@ -26,15 +26,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numpy as np
+from vid_assets.media.modes import MODES, Mode, Target
 
-MODES = ("fps", "every_n", "segments", "keyframes")
-
-
-@dataclass(frozen=True)
-class Target:
-    time_s: float
-    segment: int = -1  # segment index (segments mode), else -1
+__all__ = ["MODES", "Mode", "SamplingPlan", "Target"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,7 @@ class SamplingPlan:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise ValueError(f"mode must be one of {tuple(MODES)}, got {self.mode!r}")
         if not self.fps > 0:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if self.every_n_frames < 1:
@@ -64,6 +58,7 @@ class SamplingPlan:
             raise ValueError(f"bad trim [{self.start_s}, {self.end_s})")
         if self.short_side < 16:
             raise ValueError(f"short_side must be >= 16, got {self.short_side}")
+        MODES[self.mode].check(self)
 
     # -- convenience constructors ----------------------------------------------------------------
     @classmethod
@@ -82,25 +77,38 @@ class SamplingPlan:
     def keyframes(cls, **kw) -> SamplingPlan:
         return cls(mode="keyframes", **kw)
 
-    # -- facts -----------------------------------------------------------------------------------
+    # -- facts: each answered by the plan's mode (``media/modes.py``) ---------------------------
+    @property
+    def kind(self) -> Mode:
+        return MODES[self.mode]
+
     @property
     def step_s(self) -> float:
         """Nominal spacing of kept frames (the span one kept frame stands for)."""
-        if self.mode == "segments":
-            return self.segment_s / self.frames_per_segment
-        return 1.0 / self.fps
+        return self.kind.step_s(self)
 
     @property
     def uses_targets(self) -> bool:
-        return self.mode in ("fps", "segments")
+        """Time-based: the frame nearest each target time (else: frames kept as the stream goes)."""
+        return self.kind.uses_targets
+
+    @property
+    def segmented(self) -> bool:
+        """Frames carry their segment, and clips never cross one."""
+        return self.kind.segmented
+
+    @property
+    def samples_per_segment(self) -> int:
+        """Frames in every segment (0: not a segmented plan)."""
+        return self.kind.samples_per_segment(self)
+
+    def describe(self) -> str:
+        """In words, for cards and logs: ``2 fps``, ``5 s x 20 frames segments`` ..."""
+        return self.kind.describe(self)
 
     def keeps(self, index: int, key_frame: bool) -> bool:
         """Whether a stream plan keeps the ``index``-th frame of its window (time plans: always)."""
-        if self.mode == "keyframes":
-            return key_frame
-        if self.mode == "every_n":
-            return index % self.every_n_frames == 0
-        return True
+        return self.uses_targets or self.kind.keeps(self, index, key_frame)
 
     def window(self, duration_s: float) -> tuple[float, float]:
         end = duration_s if self.end_s is None else min(self.end_s, duration_s)
@@ -112,24 +120,16 @@ class SamplingPlan:
             raise ValueError(f"mode {self.mode!r} has no target times")
         if not math.isfinite(duration_s):
             raise ValueError("duration unknown: time-based plans need a duration (use every_n / keyframes)")
-        start, end = self.window(duration_s)
-        if end <= start:
-            return []
-        if self.mode == "fps":
-            n = max(1, math.ceil((end - start) * self.fps - 1e-9))
-            return [Target(start + k / self.fps) for k in range(n)]
-        span = end - start
-        n_seg = max(1, math.floor(span / self.segment_s + 1e-9))
-        seg_len = min(self.segment_s, span)  # shorter only when the video is shorter than one segment
-        chosen = range(n_seg)
-        if self.max_segments is not None and n_seg > self.max_segments:
-            chosen = np.unique(np.linspace(0, n_seg - 1, self.max_segments).round().astype(int)).tolist()
-        step = seg_len / self.frames_per_segment
-        return [
-            Target(start + i * self.segment_s + j * step, segment=i)
-            for i in chosen
-            for j in range(self.frames_per_segment)
-        ]
+        return list(self.iter_targets(duration_s))
+
+    def iter_targets(self, duration_s: float) -> Iterator[Target]:
+        """Like :meth:`targets`, lazily; ``fps`` mode also works on streams of unknown duration
+        (live input): targets then run until the stream ends (or ``end_s``)."""
+        return self.kind.iter_targets(self, duration_s)
+
+    def sample_range(self, duration_s: float) -> tuple[int, int] | None:
+        """How many samples a complete decode of a video of ``duration_s`` gives, as a range."""
+        return self.kind.sample_range(self, duration_s) if math.isfinite(duration_s) and duration_s > 0 else None
 
     def expected_frames(self, duration_s: float, frames: int = 0, fps: float = 0.0) -> int | None:
         """How many frames this plan keeps of a video of ``duration_s`` (``frames`` declared by the
@@ -137,35 +137,11 @@ class SamplingPlan:
         ``every_n``, None where only decoding tells (key frames, unknown duration)."""
         if self.uses_targets:
             return len(self.targets(duration_s)) if math.isfinite(duration_s) else None
-        if self.mode == "every_n":
-            total = frames or (round(duration_s * fps) if math.isfinite(duration_s) and fps else 0)
-            return math.ceil(total / self.every_n_frames) if total else None
-        return None
-
-    def iter_targets(self, duration_s: float) -> Iterator[Target]:
-        """Like :meth:`targets`, lazily; ``fps`` mode also works on streams of unknown duration
-        (live input): targets then run until the stream ends (or ``end_s``)."""
-        if self.mode == "fps" and not math.isfinite(duration_s):
-            k = 0
-            while self.end_s is None or self.start_s + k / self.fps < self.end_s:
-                yield Target(self.start_s + k / self.fps)
-                k += 1
-            return
-        yield from self.targets(duration_s)
+        return self.kind.expected(self, duration_s, frames, fps)
 
     def to_dict(self) -> dict:
         base = {"mode": self.mode, "short_side": self.short_side, "start_s": self.start_s, "end_s": self.end_s}
-        if self.mode == "fps":
-            base["fps"] = self.fps
-        elif self.mode == "every_n":
-            base["every_n_frames"] = self.every_n_frames
-        elif self.mode == "segments":
-            base |= {
-                "segment_s": self.segment_s,
-                "frames_per_segment": self.frames_per_segment,
-                "max_segments": self.max_segments,
-            }
-        return base
+        return base | {name: getattr(self, name) for name in self.kind.fields}
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplingPlan:

@@ -88,7 +88,7 @@ class _Walk:
         self.target: Target | None = next(self._targets, None)
         self.previous: Target | None = None
         self.index = 0  # of ``target``
-        self.dedup = plan.mode == "fps"
+        self.dedup = not plan.kind.repeats
         self._last = -math.inf
 
     def serve(self, choice: tuple[float, av.VideoFrame]):
@@ -157,7 +157,7 @@ def _after_the_end(walk: _Walk, plan: SamplingPlan, current, duration: float, fr
     slack = 2 * frame_s if math.isfinite(duration) else 0.5 * frame_s
     while walk.target is not None and current is not None:
         seg = walk.target.segment
-        in_last = plan.mode == "segments" and walk.previous is not None and seg == walk.previous.segment
+        in_last = plan.segmented and walk.previous is not None and seg == walk.previous.segment
         if walk.target.time_s - current[0] > slack and not in_last:
             break
         if out := walk.serve(current):

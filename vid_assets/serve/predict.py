@@ -73,15 +73,10 @@ class PredictionError(Exception):
 
 def expected_clips(plan: SamplingPlan, spec: ClipSpec, info: VideoInfo | None) -> int | None:
     """How many clips a video of ``info`` should give (for progress bars); None if unknown."""
-    if info is None or not math.isfinite(info.duration_s or math.nan) or plan.mode == "keyframes":
+    if info is None or not math.isfinite(info.duration_s or math.nan):
         return None
-    if plan.uses_targets:
-        n = len(plan.targets(info.duration_s))
-    else:
-        start, end = plan.window(info.duration_s)
-        n = math.ceil(max(0.0, end - start) * (info.avg_fps or 30.0) / plan.every_n_frames)
-    per_segment = plan.frames_per_segment if plan.mode == "segments" else 0
-    return count_clips(n, spec.frames_per_clip, spec.stride, per_segment)
+    n = plan.expected_frames(info.duration_s, 0, info.avg_fps or 30.0)
+    return None if n is None else count_clips(n, spec.frames_per_clip, spec.stride, plan.samples_per_segment)
 
 
 class Predictor:

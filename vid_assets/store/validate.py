@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,18 +21,10 @@ class CheckOutcome:
 
 def expected_clips(duration_s: float, plan: SamplingPlan, frames_per_clip: int, stride: int) -> tuple[int, int] | None:
     """Range of clip counts a video of ``duration_s`` should give (None when not predictable)."""
-    if not math.isfinite(duration_s) or duration_s <= 0:
+    samples = plan.sample_range(duration_s)
+    if samples is None:
         return None
-    per_segment = 0
-    if plan.mode == "fps":
-        frames = len(plan.targets(duration_s))
-        lo_frames, hi_frames = max(1, frames - 2), frames  # VFR / short streams may give a few less
-    elif plan.mode == "segments":  # clips are cut segment by segment, F frames each
-        lo_frames = hi_frames = len(plan.targets(duration_s))
-        per_segment = plan.frames_per_segment
-    else:
-        return None
-    return tuple(count_clips(n, frames_per_clip, stride, per_segment) for n in (lo_frames, hi_frames))
+    return tuple(count_clips(n, frames_per_clip, stride, plan.samples_per_segment) for n in samples)
 
 
 def validate_video(group: zarr.Group) -> list[CheckOutcome]:

@@ -53,8 +53,8 @@ from vid_assets.devtools.host import cpu_model  # noqa: E402
 from vid_assets.samples import write_synthetic_video  # noqa: E402
 
 DEFS = """
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource, SamplingResource
 
 defs = build_definitions(
     videos_dir={videos!r},
@@ -96,8 +96,8 @@ def prepare(folder: Path, count: int, seconds: float, size: tuple[int, int]) -> 
 # -- the engine alone -----------------------------------------------------------------------------
 def run_engine(paths: list[Path], store_dir: Path, sampling: dict) -> float:
     from vid_assets import engine
+    from vid_assets.defs.resources import ExtractorResource, SamplingResource
     from vid_assets.media import VideoRef
-    from vid_assets.pipeline.resources import ExtractorResource, SamplingResource
     from vid_assets.stages import store_result
     from vid_assets.store import FeatureStore
 
@@ -118,7 +118,7 @@ def run_naive(paths: list[Path], out: Path) -> float:
     import torch
     import torch.nn.functional as F
 
-    from vid_assets.pipeline.resources import ExtractorResource
+    from vid_assets.defs.resources import ExtractorResource
 
     ext = ExtractorResource(device="cpu").load()
     model = ext.model.eval()
@@ -434,7 +434,7 @@ def main() -> None:
     ap.add_argument("--gpu-seconds", type=float, default=10.0)
     ap.add_argument("--video-dir", default=str(Path(tempfile.gettempdir()) / "vid_assets_backfill_videos"))
     args = ap.parse_args()
-    from vid_assets.pipeline.assets import BATCH
+    from vid_assets.defs.videos.assets import BATCH
 
     batch = args.batch or BATCH
     if args.gpu:

@@ -49,8 +49,8 @@ runpy.run_path("main.py", run_name="__main__")
 """
 DEFS = """
 from vid_assets.feature_sets import FeatureSet
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
 
 # the model as a feature set names it now: torchvision's ResNet-50 with random weights (args), whose
 # input is read from torchvision's config, so nothing is built twice

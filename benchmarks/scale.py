@@ -23,9 +23,9 @@ import dagster as dg
 os.environ.setdefault("VID_ASSETS_SETTLE_S", "0")  # the stand-in files are written just before the ticks
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vid_assets.pipeline.resources import WorkspaceResource  # noqa: E402
-from vid_assets.pipeline.sensors import build_videos_sensor  # noqa: E402
-from vid_assets.pipeline.status import progress  # noqa: E402
+from vid_assets.defs.resources import WorkspaceResource  # noqa: E402
+from vid_assets.defs.videos.sensors import build_videos_sensor  # noqa: E402
+from vid_assets.defs.videos.status import progress  # noqa: E402
 
 PARTITIONS_QUERY = """
 query AssetPartitions($key: AssetKeyInput!) {
@@ -63,8 +63,8 @@ def ui_partition_page(home: Path, tmp: Path) -> dict:
 def materialized_status(instance, workspace, tmp: Path) -> dict:
     """Every partition materialized once per asset (runless events carrying the current code
     version, as a run would record), then `status` with stale counts over them."""
-    from vid_assets.pipeline.definitions import build_definitions
-    from vid_assets.pipeline.status import PER_VIDEO_ASSETS
+    from vid_assets.defs.build import build_definitions
+    from vid_assets.defs.videos.status import PER_VIDEO_ASSETS
 
     defs = build_definitions(work_dir=workspace.work_dir, store_dir=str(tmp / "store.zarr"))
     graph = defs.resolve_asset_graph()

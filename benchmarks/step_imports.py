@@ -24,8 +24,8 @@ from vid_assets.devtools.host import describe_host
 
 DEFS = """
 import os
-from vid_assets.pipeline.definitions import build_definitions, local_executor
-from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.defs.build import build_definitions, local_executor
+from vid_assets.defs.resources import ExtractorResource
 
 executor = local_executor(preload=()) if os.environ.get("BENCH_PRELOAD") == "0" else None
 defs = build_definitions(extractor=ExtractorResource(name="local-dir:" + os.environ["BENCH_MODEL"]), executor=executor)

@@ -1,7 +1,7 @@
 """vid_assets: turn video collections into training-ready embeddings.
 
 The library layers (media -> clips -> extractors -> store) are plain Python and never import
-Dagster; ``vid_assets.pipeline`` and ``vid_assets.definitions`` wire them into assets.
+Dagster; ``vid_assets.defs`` and ``vid_assets.definitions`` wire them into assets.
 """
 
 import atexit

@@ -11,7 +11,7 @@ Needs ``pip install 'vid_assets[scale]'`` (dagster-celery, dagster-postgres, red
 from dagster_celery import celery_executor
 
 from vid_assets import settings
-from vid_assets.pipeline.definitions import build_definitions
+from vid_assets.defs.build import build_definitions
 
 broker, backend = settings.celery_urls()
 executor = celery_executor.configured({"broker": broker, "backend": backend})

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from vid_assets import settings
+from vid_assets.defs.videos.partitions import videos_partitions
 from vid_assets.media import VideoRef
-from vid_assets.pipeline.partitions import videos_partitions
 from vid_assets.samples import ensure_sample_videos
 from vid_assets.store import FeatureStore
 
@@ -34,7 +34,7 @@ def register_videos(instance: dg.DagsterInstance, defs: dg.Definitions, paths: l
 def outdated(instance: dg.DagsterInstance, defs: dg.Definitions, keys: list[str]) -> dict[str, str]:
     """Keys whose stored features are missing or stale (a config or code version changed since,
     see ``pipeline.status.stale_partitions``), with which of the two."""
-    from vid_assets.pipeline.status import chains, stale_partitions
+    from vid_assets.defs.videos.status import chains, stale_partitions
 
     # done in every feature set (the embed job runs them all)
     done = set.intersection(*(set(instance.get_materialized_partitions(c[-1])) for c in chains(defs)))

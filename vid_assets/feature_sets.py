@@ -4,7 +4,7 @@ A feature set is a name plus everything that decides what its features are: the 
 its arguments), the sampling plan and clip spec (fields of :func:`vid_assets.fit.fit_config`,
 0-fields fitted to the model), precision, output and caption model, and how the store keeps them.
 Each set becomes its own chain of the four per-video assets over the shared ``videos``
-partitions (``pipeline/``), its own group in the store and its own training view; its fields
+partitions (``defs/videos/``), its own group in the store and its own training view; its fields
 are its code versions, so changing a set makes exactly its own partitions stale.
 
 Sets are declared in YAML (``VID_ASSETS_SETS``: files or folders of ``*.yaml``)::

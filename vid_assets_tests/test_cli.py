@@ -67,7 +67,7 @@ def test_step_processes_do_not_import_model_libraries_until_a_model_is_built():
 
 
 def test_local_executor_start_method(monkeypatch):
-    from vid_assets.pipeline.definitions import build_definitions, local_executor
+    from vid_assets.defs.build import build_definitions, local_executor
 
     assert build_definitions().executor.name == "in_process"  # a run is one process by default
     monkeypatch.setenv("VID_ASSETS_EXECUTOR", "multiprocess")

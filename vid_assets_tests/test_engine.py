@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from vid_assets import engine
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
+from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
 from vid_assets.demo import register_videos
 from vid_assets.extractors import get_extractor
 from vid_assets.fit import config_for
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource
-from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
 from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
 from vid_assets.store.gc import collect_garbage
 
@@ -174,8 +174,8 @@ CRASH = """
 import os, signal, sys
 import dagster as dg
 import vid_assets.store.features as features
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
 
 def die():  # the process dies with the video's arrays written, before they are published
     os.kill(os.getpid(), signal.SIGKILL)

@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
+from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
 from vid_assets.demo import register_videos
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.event_log import BatchingSqliteEventLogStorage
-from vid_assets.pipeline.resources import ExtractorResource
-from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
+from vid_assets.instance.event_log import BatchingSqliteEventLogStorage
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
@@ -44,7 +44,7 @@ def _history(instance: dg.DagsterInstance, keys: list[str]) -> dict:
 
 
 def _partitions():
-    from vid_assets.pipeline.partitions import videos_partitions
+    from vid_assets.defs.videos.partitions import videos_partitions
 
     return videos_partitions
 

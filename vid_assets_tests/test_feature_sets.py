@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
+from vid_assets.defs.build import build_definitions, sets_of
+from vid_assets.defs.resources import ExtractorResource
+from vid_assets.defs.videos.sensors import build_videos_sensor
+from vid_assets.defs.videos.status import progress, stale_partitions
 from vid_assets.feature_sets import FeatureSetError, load_sets, read_sets
 from vid_assets.media import iter_frames
-from vid_assets.pipeline.definitions import build_definitions, sets_of
-from vid_assets.pipeline.resources import ExtractorResource
-from vid_assets.pipeline.sensors import build_videos_sensor
-from vid_assets.pipeline.status import progress, stale_partitions
 from vid_assets_tests.helpers import normalised, save_tiny_timm
 
 # DINOv2's architecture shrunk to one 64-wide block; built for 518 px like the published models

@@ -15,13 +15,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from vid_assets.pipeline.launcher import WORKER_TAG
+from vid_assets.instance.launcher import WORKER_TAG
 from vid_assets.samples import write_synthetic_video
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFS = """
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
 
 defs = build_definitions(videos_dir={videos!r}, work_dir={work!r}, store_dir={store!r},
                          extractor=ExtractorResource(device="cpu"))

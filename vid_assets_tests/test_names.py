@@ -9,10 +9,10 @@ import shutil
 
 import dagster as dg
 
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource, HubResource
 from vid_assets.demo import register_videos
 from vid_assets.media import partition_key
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource, HubResource
 
 
 def test_keys_of_non_latin_names_stay_readable():

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource, HubResource, SamplingResource
+from vid_assets.defs.videos.partitions import videos_partitions
 from vid_assets.demo import register_videos
 from vid_assets.media import VideoRef, iter_frames
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.partitions import videos_partitions
-from vid_assets.pipeline.resources import ExtractorResource, HubResource, SamplingResource
 from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
 
 ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
@@ -282,7 +282,7 @@ def test_asset_checks_pass_then_fail_on_a_planted_nan(run):
 
 
 def test_status_from_materialization_history(run):
-    from vid_assets.pipeline.status import progress
+    from vid_assets.defs.videos.status import progress
 
     report = progress(run["instance"], run["defs"].resources["workspace"].catalog())
     assert report["videos"] == 3
@@ -294,7 +294,7 @@ def test_status_from_materialization_history(run):
 
 
 def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_path):
-    from vid_assets.pipeline.resources import SamplingResource
+    from vid_assets.defs.resources import SamplingResource
 
     def versions(defs):
         graph = defs.resolve_asset_graph()
@@ -318,7 +318,7 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
     assert len(emb.asset_materialization.tags["dagster/data_version"]) == 16
     # `vid-assets status` counts them: nothing stale under the config that made them; everything
     # done is stale under the new plan (decode's code version changed, the rest inherit it)
-    from vid_assets.pipeline.status import progress
+    from vid_assets.defs.videos.status import progress
 
     catalog = run["defs"].resources["workspace"].catalog()
     now = progress(run["instance"], catalog, defs=run["defs"])
@@ -345,8 +345,8 @@ def test_batch_run_embeds_many_partitions_with_one_model_load(run):
     script = f"""
 import json, dagster as dg
 from vid_assets.extractors.registry import loads_so_far
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
 defs = build_definitions(work_dir={workspace.work_dir!r}, store_dir={store.root!r}, extractor=ExtractorResource(device="cpu"))
 tags = {{"dagster/asset_partition_range_start": {keys[0]!r}, "dagster/asset_partition_range_end": {keys[1]!r}}}
 r = defs.resolve_job_def("embed_batches").execute_in_process(instance=dg.DagsterInstance.get(), tags=tags)
@@ -450,7 +450,7 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
     """One run over five partitions (the shape of a backfill / sensor batch) with a corrupt video in
     the middle: the four good videos go all the way to the store in that run, and the bad one is the
     only failed partition."""
-    from vid_assets.pipeline.sensors import RANGE_END, RANGE_START
+    from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -515,7 +515,7 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         assert len(sheets) == 2 and all(v.startswith("![contact sheet](data:image/jpeg") for v in sheets)
 
         # `vid-assets status` over batch runs: counts, the failure with its reason, a sane rate
-        from vid_assets.pipeline.status import progress
+        from vid_assets.defs.videos.status import progress
 
         report = progress(instance, defs.resources["workspace"].catalog())
         stored_counts = report["assets"]["stored_features"]
@@ -559,7 +559,7 @@ def test_a_video_model_gets_frames_and_clips_that_fit_it_with_no_sampling_config
     """Only the extractor is named (a user's factory wrapping torchvision's mc3_18, random init):
     decode resizes to its 128-px short side and the clips hold its 16 frames at 112 px, so the
     embeddings step gets what the model takes (with the old fixed 2-frame clips it failed)."""
-    from vid_assets.pipeline.resources import SamplingResource
+    from vid_assets.defs.resources import SamplingResource
 
     (tmp_path / "acme_video.py").write_text(
         "from vid_assets.extractors import create_extractor\n"
@@ -579,8 +579,8 @@ def test_a_video_model_gets_frames_and_clips_that_fit_it_with_no_sampling_config
 
 
 def test_sampling_fields_left_at_zero_fit_the_model_and_set_ones_win():
+    from vid_assets.defs.resources import SamplingResource
     from vid_assets.extractors import InputSpec
-    from vid_assets.pipeline.resources import SamplingResource
 
     def sizes(cfg):
         return cfg.plan.short_side, cfg.clip.frames_per_clip, cfg.clip.stride, cfg.clip.crop_size
@@ -634,14 +634,14 @@ def test_the_forkserver_imports_what_the_models_input_spec_needs_once_per_run(tm
     monkeypatch.setenv("VID_ASSETS_EXECUTOR", "multiprocess")
     defs = build_definitions(work_dir=str(tmp_path), extractor=ExtractorResource(name=name))
     config = defs.executor.apply_config_mapping({}).value["config"]["start_method"]
-    assert config == {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions", *extra]}}
+    assert config == {"forkserver": {"preload_modules": ["vid_assets.defs.build", *extra]}}
     pinned = build_definitions(
         work_dir=str(tmp_path),
         extractor=ExtractorResource(name=name),
         sampling=SamplingResource(short_side=256, frames_per_clip=2, stride=2, crop_size=224),
     )  # nothing fitted: the versions need no spec
     assert pinned.executor.apply_config_mapping({}).value["config"]["start_method"]["forkserver"] == {
-        "preload_modules": ["vid_assets.pipeline.definitions"]
+        "preload_modules": ["vid_assets.defs.build"]
     }
 
 

@@ -46,10 +46,10 @@ def test_the_sensor_lists_and_range_hashes_a_bucket_and_extract_reads_from_it(bu
     them by the same content hash as the local copies (two range reads, not a download); the
     one-call extract reads the same features from the bucket as from disk; the secret key appears
     in no log line, event, metadata or stored attribute."""
+    from vid_assets.defs.build import build_definitions
+    from vid_assets.defs.resources import ExtractorResource
+    from vid_assets.defs.videos.sensors import build_videos_sensor
     from vid_assets.media import VideoRef
-    from vid_assets.pipeline.definitions import build_definitions
-    from vid_assets.pipeline.resources import ExtractorResource
-    from vid_assets.pipeline.sensors import build_videos_sensor
 
     defs = build_definitions(
         work_dir=str(tmp_path / "work"), store_dir=str(tmp_path / "f.zarr"), extractor=ExtractorResource(device="cpu")

@@ -5,9 +5,9 @@ import shutil
 
 import dagster as dg
 
-from vid_assets.pipeline.partitions import videos_partitions
-from vid_assets.pipeline.resources import WorkspaceResource
-from vid_assets.pipeline.sensors import build_videos_sensor, decode_cursor
+from vid_assets.defs.resources import WorkspaceResource
+from vid_assets.defs.videos.partitions import videos_partitions
+from vid_assets.defs.videos.sensors import build_videos_sensor, decode_cursor
 
 
 def _tick(sensor, instance, workspace, cursor):

@@ -8,10 +8,10 @@ import time
 import dagster as dg
 import pytest
 
+from vid_assets.defs.build import build_definitions
+from vid_assets.defs.resources import ExtractorResource
+from vid_assets.defs.videos.status import busy_seconds, progress
 from vid_assets.demo import register_videos
-from vid_assets.pipeline.definitions import build_definitions
-from vid_assets.pipeline.resources import ExtractorResource
-from vid_assets.pipeline.status import busy_seconds, progress
 
 
 def test_busy_seconds_is_the_union_of_run_intervals():

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from vid_assets.defs.resources import WorkspaceResource
+from vid_assets.defs.videos.partitions import videos_partitions
+from vid_assets.defs.videos.sensors import build_videos_sensor
 from vid_assets.media import scan_folder
-from vid_assets.pipeline.partitions import videos_partitions
-from vid_assets.pipeline.resources import WorkspaceResource
-from vid_assets.pipeline.sensors import build_videos_sensor
 from vid_assets_tests.test_sensor import _tick
 
 

@@ -44,7 +44,7 @@ def sets(as_json: AsJson = False):
     import json
 
     from vid_assets.definitions import defs
-    from vid_assets.pipeline.definitions import sets_of
+    from vid_assets.defs.build import sets_of
 
     declared = {name: s.to_dict() for name, s in sets_of(defs).items()}
     if as_json:

@@ -50,8 +50,8 @@ def status(as_json: AsJson = False):
     from rich.table import Table
 
     from vid_assets.definitions import defs
+    from vid_assets.defs.videos.status import progress
     from vid_assets.demo import make_console
-    from vid_assets.pipeline.status import progress
 
     report = progress(dg.DagsterInstance.get(), defs.resources["workspace"].catalog(), defs=defs)
     if as_json:

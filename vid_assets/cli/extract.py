@@ -162,8 +162,8 @@ def _deployment_sink(defs, fset) -> dict:
     stored video registered in the catalog and reported to the Dagster instance ($DAGSTER_HOME)."""
     import dagster as dg
 
-    from vid_assets.pipeline.definitions import set_versions
-    from vid_assets.pipeline.report import report_extracted
+    from vid_assets.defs.build import set_versions
+    from vid_assets.defs.videos.report import report_extracted
 
     instance, catalog, versions = dg.DagsterInstance.get(), defs.resources["workspace"].catalog(), set_versions(fset)
 

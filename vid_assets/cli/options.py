@@ -69,7 +69,7 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def feature_set(name: str):
     """The code location's definitions and its feature set ``name`` (exits listing the known ones)."""
     from vid_assets.definitions import defs
-    from vid_assets.pipeline.definitions import sets_of
+    from vid_assets.defs.build import sets_of
 
     sets = sets_of(defs)
     if name not in sets:

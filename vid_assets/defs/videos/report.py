@@ -203,8 +203,8 @@ def report_extracted(instance: dg.DagsterInstance, fset, versions: dict[str, str
     """A video that ``vid-assets extract --set`` (a SLURM task, a notebook) stored outside a run,
     told to the instance as materializations of the set's four assets for its partition, with the
     set's code versions: the UI, staleness and ``vid-assets status`` then count it like a run's."""
-    from vid_assets.pipeline.assets import STAGES, stage_key
-    from vid_assets.pipeline.partitions import videos_partitions
+    from vid_assets.defs.videos.assets import STAGES, stage_key
+    from vid_assets.defs.videos.partitions import videos_partitions
 
     if not instance.has_dynamic_partition(videos_partitions.name, ref.key):
         instance.add_dynamic_partitions(videos_partitions.name, [ref.key])

@@ -16,21 +16,15 @@ from vid_assets.media.modes import MODES
 # stores them one by one); the project's SQLite storage (dagster.yaml) and Postgres write a batch
 # at once. Set here because every run process loads these definitions before it executes.
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
-from vid_assets.extractors import spec_imports
-from vid_assets.extractors.registry import resolve_alias
-from vid_assets.feature_sets import FeatureSet, load_sets
-from vid_assets.pipeline.assets import (
-    BASE_VERSIONS,
+from vid_assets.defs.dataset.assets import (
     build_training_view,
-    build_video_features,
-    embed_batches_job,
-    embed_videos_job,
     hub_dataset,
     publish_job,
     training_view,
     training_view_job,
 )
-from vid_assets.pipeline.resources import (
+from vid_assets.defs.dataset.sensors import build_publish_sensor
+from vid_assets.defs.resources import (
     ExtractorResource,
     FeatureStoreResource,
     HubResource,
@@ -39,7 +33,11 @@ from vid_assets.pipeline.resources import (
     default_set,
     feature_fields,
 )
-from vid_assets.pipeline.sensors import build_publish_sensor, build_resume_sensor, build_videos_sensor
+from vid_assets.defs.videos.assets import BASE_VERSIONS, build_video_features, embed_batches_job, embed_videos_job
+from vid_assets.defs.videos.sensors import build_resume_sensor, build_videos_sensor
+from vid_assets.extractors import spec_imports
+from vid_assets.extractors.registry import resolve_alias
+from vid_assets.feature_sets import FeatureSet, load_sets
 
 
 def local_executor(start_method: str | None = None, preload: Sequence[str] = ()) -> dg.ExecutorDefinition:
@@ -57,7 +55,7 @@ def local_executor(start_method: str | None = None, preload: Sequence[str] = ())
     """
     method = start_method or settings.step_start()
     if method == "forkserver":
-        config = {"forkserver": {"preload_modules": ["vid_assets.pipeline.definitions", *preload]}}
+        config = {"forkserver": {"preload_modules": ["vid_assets.defs.build", *preload]}}
     elif method == "spawn":
         config = {"spawn": {}}
     else:

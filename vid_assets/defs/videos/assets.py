@@ -1,26 +1,24 @@
-"""The four per-video assets (decode -> clip tensors -> embeddings -> feature store) and the
-dataset assets after them.
+"""The four per-video assets (decode -> clip tensors -> embeddings -> feature store), per feature
+set, and the jobs that run them.
 
-The four are one ``multi_asset`` step (``pipeline/video_run.py`` runs it): selecting the whole chain
+The four are one ``multi_asset`` step (``defs/videos/video_run.py`` runs it): selecting the whole chain
 streams videos through the engine, a subset reads what an earlier run kept. They stay four assets
 in the UI, with their own materializations, metadata, staleness and checks per video.
 """
 
-import time
 import warnings
 
 import dagster as dg
 
 from vid_assets import settings
-from vid_assets.feature_sets import FeatureSet
-from vid_assets.pipeline.partitions import videos_partitions
-from vid_assets.pipeline.resources import (
+from vid_assets.defs.resources import (
     ExtractorResource,
     FeatureStoreResource,
-    HubResource,
     SamplingResource,
     WorkspaceResource,
 )
+from vid_assets.defs.videos.partitions import videos_partitions
+from vid_assets.feature_sets import FeatureSet
 
 GROUP = "video_features"
 # Transient trouble (a busy disk, a flaky mount, an OOM-killed step) is retried; a bad video is not:
@@ -44,7 +42,7 @@ CHECKS = {
 }
 
 
-def _meta(d: dict) -> dict:
+def as_metadata(d: dict) -> dict:
     """Plain values -> Dagster metadata (floats rounded, lists as JSON, paths as paths)."""
     out: dict = {}
     for k, v in d.items():
@@ -121,7 +119,7 @@ def build_video_features(
     sets: FeatureSet | list[FeatureSet], versions: dict[str, dict[str, str]] | None = None, baseline: dict | None = None
 ) -> dg.AssetsDefinition:
     """The four per-video assets of each of ``sets`` (feature sets that share a sampling plan) as
-    one step (``pipeline/video_run.py`` runs it): a run of the whole chain streams its videos
+    one step (``defs/videos/video_run.py`` runs it): a run of the whole chain streams its videos
     through the engine (decode -> clips -> model -> store) with nothing written in between, and
     when it selects several of the sets, one decode of each video feeds all their models; a run
     of part of a chain reads the intermediates an earlier part kept, or decodes again. Each video
@@ -162,8 +160,8 @@ def build_video_features(
         extractor: ExtractorResource,
         feature_store: FeatureStoreResource,
     ):
-        from vid_assets.pipeline.group_run import GroupRun
-        from vid_assets.pipeline.video_run import refuse_feature_overrides
+        from vid_assets.defs.videos.group_run import GroupRun
+        from vid_assets.defs.videos.video_run import refuse_feature_overrides
 
         refuse_feature_overrides(lead, baseline or {}, sampling, extractor, feature_store)
         yield from GroupRun(context, group, workspace, sampling, extractor, feature_store).execute()
@@ -171,50 +169,7 @@ def build_video_features(
     return video_features
 
 
-def build_training_view(fset: FeatureSet) -> dg.AssetsDefinition:
-    """The set's stored videos as flat, chunk-aligned arrays for training (its own view: sets
-    never mix rows)."""
-
-    @dg.asset(
-        key=stage_key(fset, "training_view"),
-        group_name=fset.group,
-        deps=[stage_key(fset, "stored_features")],
-        kinds={"zarr"},
-        code_version="2",  # 2: the view's segment column (layout 2)
-        tags={STAGE_TAG: "training_view", SET_TAG: fset.name},
-        description="All stored videos of the set as flat, chunk-aligned arrays for training (incremental append).",
-    )
-    def training_view(feature_store: FeatureStoreResource) -> dg.MaterializeResult:
-        from vid_assets.store.training import update_training_view
-
-        t0 = time.perf_counter()
-        store = feature_store.store(fset)
-        path = feature_store.training_view_path(fset)
-        result = update_training_view(store, path, chunk_rows=feature_store.train_chunk_rows)
-        return dg.MaterializeResult(
-            metadata=_meta(
-                {
-                    "mode": result["mode"],
-                    "videos_added": len(result["added"]),
-                    "videos_changed": len(result["changed"]),
-                    "videos_removed": len(result["removed"]),
-                    "num_rows": result["num_rows"],
-                    "num_videos": result["num_videos"],
-                    "feature_shape": result["feature_shape"] or [],
-                    "view_path": path,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-        )
-
-    return training_view
-
-
-training_view = build_training_view(DEFAULT_SET)
-TRAINING_VIEW_KEY = training_view.key
-
-
-def _stages(*stages: str) -> dg.AssetSelection:
+def stages_selection(*stages: str) -> dg.AssetSelection:
     """Every feature set's assets of these stages (selected by tag, so jobs need no list of sets)."""
     selection = dg.AssetSelection.tag(STAGE_TAG, stages[0])
     for stage in stages[1:]:
@@ -224,71 +179,13 @@ def _stages(*stages: str) -> dg.AssetSelection:
 
 embed_videos_job = dg.define_asset_job(
     "embed_videos",
-    selection=_stages(*STAGES),
+    selection=stages_selection(*STAGES),
     description="Decode, clip, embed and store videos in every feature set: one partition, or a range of up to"
     " VID_ASSETS_BATCH per run.",
 )
 
 embed_batches_job = dg.define_asset_job(
     "embed_batches",
-    selection=_stages("clip_embeddings", "stored_features"),
+    selection=stages_selection("clip_embeddings", "stored_features"),
     description="Embed + store many decoded videos per run (launch as a backfill; VID_ASSETS_BATCH per run).",
-)
-
-training_view_job = dg.define_asset_job(
-    "build_training_view",
-    selection=_stages("training_view"),
-    description="Append newly stored videos to each set's training view (rebuilds only when a video changed).",
-)
-
-
-@dg.asset(
-    group_name=GROUP,
-    deps=[TRAINING_VIEW_KEY],
-    kinds={"huggingface", "parquet"},
-    code_version="2",  # 2: the manifest names the shard columns (segments plans add `segment`)
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL),
-    description="The feature dataset on the Hugging Face Hub (or a local mirror / dry run), incrementally.",
-)
-def hub_dataset(context: dg.AssetExecutionContext, feature_store: FeatureStoreResource, hub: HubResource):
-    from vid_assets.hub import PublishError, publish
-
-    try:
-        result = publish(
-            feature_store.store(),
-            repo_id=hub.repo_id or None,
-            target_dir=None if hub.repo_id else hub.target_dir,
-            token=hub.token,
-            private=hub.private,
-            revision=hub.revision or None,
-            dry_run=hub.dry_run,
-            out_dir=hub.dry_run_dir,
-            license=hub.license,
-            echo=context.log.info,
-        )
-    except PublishError as e:
-        raise dg.Failure(description=str(e), allow_retries="HTTP 429" in str(e) or "cannot reach" in str(e)) from None
-    plan = result.plan
-    return dg.MaterializeResult(
-        metadata=_meta(
-            {
-                "target": result.target,
-                "committed": result.committed,
-                "dry_run": hub.dry_run,
-                "commit_message": plan.message,
-                "files_added": sorted(plan.add),
-                "files_deleted": plan.delete,
-                "new_videos": len(plan.new_videos),
-                "num_videos": plan.manifest.get("num_videos", 0),
-                "num_clips": plan.manifest.get("num_clips", 0),
-                "commit_url": result.commit_url or "",
-            }
-        )
-    )
-
-
-publish_job = dg.define_asset_job(
-    "publish_dataset",
-    selection=dg.AssetSelection.assets(TRAINING_VIEW_KEY, hub_dataset),
-    description="Update the training view, then publish the dataset (Hub, local mirror or dry run).",
 )

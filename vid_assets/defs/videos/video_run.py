@@ -18,16 +18,16 @@ import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
 from vid_assets import engine, stages
-from vid_assets.feature_sets import FeatureSet
-from vid_assets.media import VideoDecodeError
-from vid_assets.pipeline.report import PartitionReport
-from vid_assets.pipeline.resources import (
+from vid_assets.defs.resources import (
     ExtractorResource,
     FeatureStoreResource,
     SamplingResource,
     WorkspaceResource,
     feature_fields,
 )
+from vid_assets.defs.videos.report import PartitionReport
+from vid_assets.feature_sets import FeatureSet
+from vid_assets.media import VideoDecodeError
 
 ORDER = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
 LOG_EVERY_S = 30.0
@@ -60,7 +60,7 @@ def refuse_feature_overrides(fset: FeatureSet, baseline: dict, *resources: dg.Co
 
 
 def _meta(d: dict) -> dict:
-    from vid_assets.pipeline.assets import _meta as meta
+    from vid_assets.defs.videos.assets import as_metadata as meta
 
     return meta(d)
 
@@ -285,7 +285,7 @@ class VideoRun:
         return decode_metadata(meta, jpeg) if asset.path[-1] == "decoded_frames" else _meta(meta)
 
     def report(self, raise_failure: bool = True):
-        """Each good video's own materializations and check results (``pipeline/report.py``);
+        """Each good video's own materializations and check results (``defs/videos/report.py``);
         then the step fails, naming the bad videos, if there are any (``raise_failure``; a group
         of sets raises once for all of them)."""
         good = [k for k in self.keys if k not in self.failed]

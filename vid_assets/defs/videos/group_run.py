@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from vid_assets import engine
+from vid_assets.defs.videos.video_run import VideoRun, stop_on_cancel
 from vid_assets.feature_sets import FeatureSet
-from vid_assets.pipeline.video_run import VideoRun, stop_on_cancel
 
 
 class GroupRun:

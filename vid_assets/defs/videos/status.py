@@ -6,7 +6,7 @@ import time
 
 import dagster as dg
 
-from vid_assets.pipeline.partitions import videos_partitions
+from vid_assets.defs.videos.partitions import videos_partitions
 
 PER_VIDEO_ASSETS = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
 
@@ -16,7 +16,7 @@ def chains(defs: dg.Definitions | None) -> list[list[dg.AssetKey]]:
     default set's alone when there are no definitions to read)."""
     if defs is None:
         return [[dg.AssetKey(s) for s in PER_VIDEO_ASSETS]]
-    from vid_assets.pipeline.assets import SET_TAG, STAGE_TAG
+    from vid_assets.defs.videos.assets import SET_TAG, STAGE_TAG
 
     by_set: dict[str, dict[str, dg.AssetKey]] = {}
     graph = defs.resolve_asset_graph()

@@ -1,0 +1,1 @@
+"""The dataset domain: training views and the published Hugging Face dataset."""

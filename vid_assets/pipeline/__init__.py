@@ -1,1 +1,0 @@
-"""Dagster wiring: partitions, resources, assets, sensors. No video logic lives here."""

@@ -25,7 +25,6 @@ replaced by a set named ``default`` in the YAML.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import re
@@ -36,12 +35,12 @@ from typing import Any
 
 from vid_assets.extractors import DEFAULT_EXTRACTOR, Extractor, InputSpec, input_spec
 from vid_assets.extractors.text import DEFAULT_TEXT_MODEL
-from vid_assets.fit import PipelineConfig, fit_config
+from vid_assets.fit import PipelineConfig, fit_config, sampling_fields
 
 DEFAULT_SET = "default"
 DEFAULT_GROUP = "video_features"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-SAMPLING_FIELDS = tuple(p for p in inspect.signature(fit_config).parameters if p != "fit")
+SAMPLING_FIELDS = sampling_fields()
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OUTPUTS = ("auto", "pooled", "head")
 

@@ -8,6 +8,8 @@ weights). So a new sampling mode or a new model rule is written here once.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,17 +49,15 @@ def short_side_for(fit: Extractor | InputSpec, short_side: int = 0, crop_size: i
     return short_side or max(spec.resize, crop_size or spec.size)
 
 
+def sampling_fields() -> tuple[str, ...]:
+    """Every field :func:`fit_config` takes: the plan's own (a new mode's too) and the clip's."""
+    named = [n for n in inspect.signature(fit_config).parameters if n not in ("fit", "plan_fields")]
+    return tuple(f.name for f in dataclasses.fields(SamplingPlan) if f.name not in named) + tuple(named)
+
+
 def fit_config(
     fit: Extractor | InputSpec,
     *,
-    mode: str = "fps",
-    fps: float = 2.0,
-    every_n_frames: int = 1,
-    segment_s: float = 5.0,
-    frames_per_segment: int = 20,
-    max_segments: int = 0,
-    start_s: float = 0.0,
-    end_s: float = 0.0,
     short_side: int = 0,
     frames_per_clip: int = 0,
     stride: int = 0,
@@ -66,28 +66,25 @@ def fit_config(
     crop_reduce: str = "none",
     seed: int = 0,
     top_k: int = 5,
+    **plan_fields: Any,
 ) -> PipelineConfig:
     """The plan and clip spec for any sampling mode, 0-fields fitted to ``fit``.
 
-    In a segments plan a frame model's clip is one whole segment (``frames_per_segment`` frames),
-    so each segment gives one row: what seed 003's ``[segments, 20 frames, D]`` needs.
+    ``plan_fields``: :class:`SamplingPlan`'s own (``mode``, ``fps``, ``every_n_frames``,
+    ``segment_s``, ``frames_per_segment``, ``max_segments``, ``start_s``, ``end_s`` and any a new
+    mode adds), passed through; ``0`` for ``max_segments`` / ``end_s`` means none (the resource's
+    convention). In a segmented plan a frame model's clip is one whole segment (its frames), so
+    each segment gives one row: what seed 003's ``[segments, 20 frames, D]`` needs.
     """
     spec = _spec_of(fit)
+    for name in ("max_segments", "end_s"):
+        if name in plan_fields and not plan_fields[name]:
+            plan_fields[name] = None
     frames = frames_per_clip
-    if not frames and getattr(MODES.get(mode), "segmented", False) and spec.kind == "frame":
-        frames = frames_per_segment
+    if not frames and getattr(MODES.get(plan_fields.get("mode", "fps")), "segmented", False) and spec.kind == "frame":
+        frames = plan_fields.get("frames_per_segment", SamplingPlan.frames_per_segment)
     clip = clip_spec_for(spec, frames, stride, crop_size, crop=crop, crop_reduce=crop_reduce, seed=seed)
-    plan = SamplingPlan(
-        mode=mode,
-        fps=fps,
-        every_n_frames=every_n_frames,
-        segment_s=segment_s,
-        frames_per_segment=frames_per_segment,
-        max_segments=max_segments or None,
-        start_s=start_s,
-        end_s=end_s or None,
-        short_side=short_side_for(spec, short_side, clip.crop_size),
-    )
+    plan = SamplingPlan(**plan_fields, short_side=short_side_for(spec, short_side, clip.crop_size))
     return PipelineConfig(plan=plan, clip=clip, top_k=top_k)
 
 

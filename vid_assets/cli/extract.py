@@ -9,19 +9,13 @@ import typer
 
 from vid_assets.cli.options import (
     Args,
-    Crop,
     Device,
-    EveryN,
-    Fps,
-    FramesPerClip,
-    FramesPerSegment,
-    Mode,
     OutDir,
-    SegmentS,
     app,
     fail,
     feature_set,
     parse_args,
+    plan_options,
     set_option,
 )
 
@@ -43,6 +37,7 @@ Shard = Annotated[
 
 
 @app.command(rich_help_panel="Without Dagster")
+@plan_options
 def extract(
     sources: Sources,
     out: OutDir = None,
@@ -51,22 +46,14 @@ def extract(
     arg: Args = None,
     set_name: Annotated[str | None, set_option("its extractor, args and plan")] = None,
     device: Device = "auto",
-    mode: Mode = "fps",
-    fps: Fps = 2.0,
-    every_n: EveryN = 1,
-    segment_s: SegmentS = 5.0,
-    frames_per_segment: FramesPerSegment = 20,
-    frames_per_clip: FramesPerClip = 0,
-    crop: Crop = "center",
     workers: Workers = None,
     progress_url: ProgressUrl = None,
     shard: Shard = None,
+    plan: dict | None = None,
 ):
     """Features for SOURCES into --out with the pipeline's engine, no Dagster needed; done videos skipped."""
     from vid_assets.extraction import extract as run_extract
 
-    plan = {"mode": mode, "fps": fps, "every_n_frames": every_n, "segment_s": segment_s}
-    plan.update(frames_per_segment=frames_per_segment, frames_per_clip=frames_per_clip, crop=crop)
     args, deployment = parse_args(arg), None
     if set_name is not None:  # the set decides the model and plan, as in the pipeline
         defs, fset = feature_set(set_name)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from pathlib import Path
 from typing import Annotated
 
@@ -9,19 +12,7 @@ import typer
 
 app = typer.Typer(help="vid_assets: video collections -> training-ready embeddings.", no_args_is_help=True)
 
-# The sampling plan's options, shared by every command that runs the engine (extract, serve): the
-# same fields as the pipeline's sampling resource, fitted to the model by vid_assets/fit.py.
 Device = Annotated[str, typer.Option(help="auto (cuda > mps > cpu), cpu, cuda ...")]
-Mode = Annotated[str, typer.Option(help="fps | every_n | segments | keyframes (as the sampling resource).")]
-Fps = Annotated[float, typer.Option(help="fps mode: frames sampled per second of video.")]
-EveryN = Annotated[int, typer.Option(help="every_n mode: keep every n-th frame.")]
-SegmentS = Annotated[float, typer.Option(help="segments mode: segment length (s).")]
-FramesPerSegment = Annotated[int, typer.Option(help="segments mode: frames per segment.")]
-MaxSegments = Annotated[int, typer.Option(help="segments mode: cap, spread uniformly (0 = all).")]
-FramesPerClip = Annotated[
-    int, typer.Option(help="Sampled frames per clip (0: the model's clip length, 2 for image models).")
-]
-Crop = Annotated[str, typer.Option(help="center | five | ten | random.")]
 Output = Annotated[str, typer.Option(help="auto | pooled | head (as the extractor resource's field).")]
 AsJson = Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")]
 OutDir = Annotated[
@@ -40,6 +31,48 @@ Args = Annotated[
         " img_size=224, weights=null); repeat for more.",
     ),
 ]
+
+
+# The sampling plan's options, shared by every command that runs the engine (extract, serve), listed
+# once: (option, type, default, the fit_config field it sets, help). The same fields as the
+# pipeline's sampling resource, fitted to the model by vid_assets/fit.py.
+PLAN_OPTIONS = (
+    ("mode", str, "fps", "mode", "fps | every_n | segments | keyframes, or a registered mode (media/modes.py)."),
+    ("fps", float, 2.0, "fps", "fps mode: frames sampled per second of video."),
+    ("every_n", int, 1, "every_n_frames", "every_n mode: keep every n-th frame."),
+    ("segment_s", float, 5.0, "segment_s", "segments mode: segment length (s)."),
+    ("frames_per_segment", int, 20, "frames_per_segment", "segments mode: frames per segment."),
+    ("max_segments", int, 0, "max_segments", "segments mode: cap, spread uniformly (0 = all)."),
+    ("short_side", int, 0, "short_side", "Resize frames to this short side (0: the model's)."),
+    ("frames_per_clip", int, 0, "frames_per_clip", "Frames per clip (0: the model's clip length, 2 for image models)."),
+    ("stride", int, 0, "stride", "Sampled frames between clip starts (0: the clip length)."),
+    ("crop_size", int, 0, "crop_size", "0: the model's input size."),
+    ("crop", str, "center", "crop", "center | five | ten | random."),
+    ("crop_reduce", str, "none", "crop_reduce", "none | mean (average the crops)."),
+    ("seed", int, 0, "seed", "Seed for random crops."),
+    ("top_k", int, 5, "top_k", "Labels per clip."),
+)
+
+
+def plan_options(command):
+    """Give ``command`` the plan options (``--mode``, ``--fps`` ... ``--top-k``); it receives them
+    as one ``plan`` dict of :func:`vid_assets.fit.fit_config` fields."""
+    sig = inspect.signature(command)
+    hints = typing.get_type_hints(command, include_extras=True)  # the command module's names, resolved
+    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values() if p.name != "plan"]
+    types = {name: Annotated[kind, typer.Option(help=text)] for name, kind, _, _, text in PLAN_OPTIONS}
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    added = [inspect.Parameter(n, keyword, default=d, annotation=types[n]) for n, _, d, _, _ in PLAN_OPTIONS]
+
+    @functools.wraps(command)
+    def with_plan(*args, **kwargs):
+        plan = {field: kwargs.pop(name) for name, _, _, field, _ in PLAN_OPTIONS}
+        return command(*args, plan=plan, **kwargs)
+
+    del with_plan.__wrapped__  # Typer reads the signature below, not the command's
+    with_plan.__signature__ = sig.replace(parameters=own + added)
+    with_plan.__annotations__ = {**hints, **types}
+    return with_plan
 
 
 def set_option(what: str) -> object:

@@ -8,18 +8,11 @@ import typer
 
 from vid_assets.cli.options import (
     Args,
-    Crop,
-    EveryN,
-    Fps,
-    FramesPerClip,
-    FramesPerSegment,
-    MaxSegments,
-    Mode,
     Output,
-    SegmentS,
     app,
     feature_set,
     parse_args,
+    plan_options,
     set_option,
 )
 
@@ -33,12 +26,6 @@ Port = _opt(int, "TCP port.")
 ExtractorName = _opt(str, "Extractor name (as in the pipeline's resource).")
 DeviceName = _opt(str, "auto (cuda > mps > cpu), cpu, cuda ...")
 BatchSize = _opt(int, "Images per forward pass (0 = probe).")
-ShortSide = _opt(int, "Resize frames to this short side (0: the model's).")
-Stride = _opt(int, "Sampled frames between clip starts (0: the clip length).")
-CropSize = _opt(int, "0: the model's input size.")
-CropReduce = _opt(str, "none | mean (average the crops).")
-Seed = _opt(int, "Seed for random crops.")
-TopK = _opt(int, "Labels per clip.")
 MaxUploadMb = _opt(float, "Largest accepted upload.")
 MaxDuration = _opt(float, "Longest accepted video / live stream (s).")
 MaxStreams = _opt(int, "Concurrent predictions; more get 429.")
@@ -48,6 +35,7 @@ AllowHost = _opt(list[str] | None, "Host GET /v1/predict?url= may pull from (rep
 
 
 @app.command(rich_help_panel="Serving")
+@plan_options
 def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
@@ -57,26 +45,13 @@ def serve(
     output: Output = "auto",
     arg: Args = None,
     set_name: Annotated[str | None, set_option("serve its model, args and plan")] = None,
-    mode: Mode = "fps",
-    fps: Fps = 2.0,
-    every_n: EveryN = 1,
-    segment_s: SegmentS = 5.0,
-    frames_per_segment: FramesPerSegment = 20,
-    max_segments: MaxSegments = 0,
-    short_side: ShortSide = 0,
-    frames_per_clip: FramesPerClip = 0,
-    stride: Stride = 0,
-    crop_size: CropSize = 0,
-    crop: Crop = "center",
-    crop_reduce: CropReduce = "none",
-    seed: Seed = 0,
-    top_k: TopK = 5,
     max_upload_mb: MaxUploadMb = 1024,
     max_duration: MaxDuration = 1800,
     max_streams: MaxStreams = 8,
     budget: Budget = 600,
     max_wait_ms: MaxWaitMs = 5,
     allow_host: AllowHost = None,
+    plan: dict | None = None,
 ):
     """Serve per-clip predictions as Server-Sent Events (see vid_assets/serve/app.py)."""
     from vid_assets import settings
@@ -95,10 +70,7 @@ def serve(
         ext = load_extractor(
             extractor or DEFAULT_EXTRACTOR, device=device, batch_size=batch_size, output=output, args=parse_args(arg)
         )
-        plan = {"mode": mode, "fps": fps, "every_n_frames": every_n, "segment_s": segment_s}
-        plan.update(frames_per_segment=frames_per_segment, max_segments=max_segments, short_side=short_side)
-        plan.update(frames_per_clip=frames_per_clip, stride=stride, crop_size=crop_size, crop=crop)
-        config = fit_config(ext, **plan, crop_reduce=crop_reduce, seed=seed, top_k=top_k)
+        config = fit_config(ext, **plan)
     limits = Limits(
         max_upload_bytes=int(max_upload_mb * (1 << 20)),
         max_duration_s=max_duration,

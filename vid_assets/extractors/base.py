@@ -7,6 +7,10 @@ kind (single frames or clips of ``num_frames``), input size, normalisation, outp
 
 Inputs arrive as uint8 arrays; conversion to float, resize-to-model and normalisation run on the
 extractor's device, so the host only moves bytes (4x less than float32).
+
+Constructing an ``Extractor`` only checks its fields. :func:`build` (the one builder) makes it
+ready to run: device, BatchNorm folding, memory format, normalisation constants, compile. The
+registry builds whatever a factory returns; one made by hand is built on its first pass.
 """
 
 from __future__ import annotations
@@ -76,44 +80,17 @@ class Extractor:
     per_frame: bool = False
 
     def __post_init__(self) -> None:
+        """Checks only: what the model becomes on its device is :func:`build`'s job."""
         if self.input_kind not in ("frame", "clip"):
             raise ValueError(f"input_kind must be 'frame' or 'clip', got {self.input_kind!r}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {self.output!r}")
-        if self.output == "auto":
-            self.output = "pooled"
-        if self.output == "head":
-            self._head_as_features()
-        if self.labels and not self.label_set:  # the model's own names: stored once, by content hash
-            from vid_assets.extractors.labels import custom_label_set
+        self._built = False
 
-            self.label_set = custom_label_set(self.labels)
-        tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
-        self.device = resolve_device(self.device)
-        if self.fold_bn and self.input_kind == "frame":
-            from vid_assets.extractors.fuse import fold_batchnorm, static_same_padding
-
-            probe = torch.randn(2, 3, self.input_size, self.input_size, generator=torch.Generator().manual_seed(0))
-            self.model, folded = fold_batchnorm(self.model.eval().cpu(), probe)
-            if folded:
-                self.config["batchnorm_folded"] = folded
-            if self.static_pad and self.device.type == "cpu":  # measured there; cuDNN has tuned 3x3/5x5
-                self.model, unpadded = static_same_padding(self.model, probe)  # depthwise kernels
-                if unpadded:
-                    self.config["same_padding_static"] = unpadded
-        self.model.eval().to(self.device)
-        if self.head is not None:
-            self.head.eval().to(self.device)
-        if self.device.type != "mps" and self.input_kind == "frame":
-            self.model.to(memory_format=torch.channels_last)
-        # (x / 255 - mean) / std folded into one multiply-add: x * scale + shift
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        self._scale, self._shift = 1.0 / (255.0 * std), -mean / std
-        # the same constants repeated along one row of input_size RGB pixels (``_normalise_rows``)
-        self._row_scale = self._scale.view(3).repeat(self.input_size)
-        self._row_shift = self._shift.view(3).repeat(self.input_size)
-        self._forward = torch.compile(self.model) if self.compile else self.model
+    def _ready(self) -> None:
+        """An extractor made by hand is built on first use (the registry builds what factories return)."""
+        if not self._built:
+            build(self)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -136,6 +113,7 @@ class Extractor:
         return InputSpec(self.input_kind, self.num_frames if self.input_kind == "clip" else 1, self.input_size, resize)
 
     def describe(self) -> dict:
+        self._ready()
         return {
             "name": self.name,
             "id": self.id,
@@ -175,6 +153,7 @@ class Extractor:
     # -- compute --------------------------------------------------------------------------------
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` (any device) -> normalised float ``[N, 3, S, S]`` on the device."""
+        self._ready()
         t = upload(pixels, self.device)
         h, w = t.shape[1:3]
         size = (self.input_size, self.input_size)
@@ -222,6 +201,7 @@ class Extractor:
 
     def head_logits(self, feats: torch.Tensor) -> torch.Tensor | None:
         """The head over features ``[..., D]`` on the device -> float32 ``[..., C]``; None if headless."""
+        self._ready()
         if self.head is None:
             return None
         return self.head(feats.reshape(-1, feats.shape[-1])).float().reshape(*feats.shape[:-1], -1)
@@ -244,6 +224,7 @@ class Extractor:
         """
         if self.input_kind != "frame":
             raise TypeError(f"{self.name} takes clips of {self.num_frames} frames; use embed_clips")
+        self._ready()
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
         bs = self.batch_size
         out = [self._features(self.preprocess(t[i : i + bs]), bs) for i in range(0, len(t), bs)]
@@ -257,6 +238,7 @@ class Extractor:
     @torch.inference_mode()
     def submit_video_clips(self, pixels: np.ndarray | torch.Tensor, finish=None) -> PendingFeatures:
         """Clip models: queue passes over uint8 ``[N, T, H, W, 3]``; ``.result()`` waits for ``[N, D]``."""
+        self._ready()
         t = pixels if isinstance(pixels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(pixels))
         n, frames = t.shape[:2]
         if frames != self.num_frames:
@@ -286,3 +268,54 @@ class Extractor:
             [(self.labels[j], float(s)) for j, s in zip(row_i.tolist(), row_s.tolist(), strict=True)]
             for row_i, row_s in zip(idx, scores, strict=True)
         ]
+
+
+def build(ext: Extractor) -> Extractor:
+    """The one builder: what a factory returned (a model and the facts about it) made ready to
+    run. It settles the output (``head``: the head becomes the model's last layer), names a
+    model's own labels, takes the device (a free GPU on a many-GPU host), folds eval BatchNorm and
+    (on the CPU) TF "same" padding into the convolutions, verified on a probe, moves the model to
+    its device in the memory format it runs fastest in, precomputes the normalisation, and
+    compiles if asked. Idempotent."""
+    if ext._built:
+        return ext
+    if ext.output == "auto":
+        ext.output = "pooled"
+    if ext.output == "head":
+        ext._head_as_features()
+    if ext.labels and not ext.label_set:  # the model's own names: stored once, by content hash
+        from vid_assets.extractors.labels import custom_label_set
+
+        ext.label_set = custom_label_set(ext.labels)
+    tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
+    ext.device = resolve_device(ext.device)
+    if ext.fold_bn and ext.input_kind == "frame":
+        _fold(ext)
+    ext.model.eval().to(ext.device)
+    if ext.head is not None:
+        ext.head.eval().to(ext.device)
+    if ext.device.type != "mps" and ext.input_kind == "frame":
+        ext.model.to(memory_format=torch.channels_last)
+    # (x / 255 - mean) / std folded into one multiply-add: x * scale + shift
+    mean = torch.tensor(ext.mean, dtype=torch.float32, device=ext.device).view(1, 3, 1, 1)
+    std = torch.tensor(ext.std, dtype=torch.float32, device=ext.device).view(1, 3, 1, 1)
+    ext._scale, ext._shift = 1.0 / (255.0 * std), -mean / std
+    # the same constants repeated along one row of input_size RGB pixels (``_normalise_rows``)
+    ext._row_scale = ext._scale.view(3).repeat(ext.input_size)
+    ext._row_shift = ext._shift.view(3).repeat(ext.input_size)
+    ext._forward = torch.compile(ext.model) if ext.compile else ext.model
+    ext._built = True
+    return ext
+
+
+def _fold(ext: Extractor) -> None:
+    from vid_assets.extractors.fuse import fold_batchnorm, static_same_padding
+
+    probe = torch.randn(2, 3, ext.input_size, ext.input_size, generator=torch.Generator().manual_seed(0))
+    ext.model, folded = fold_batchnorm(ext.model.eval().cpu(), probe)
+    if folded:
+        ext.config["batchnorm_folded"] = folded
+    if ext.static_pad and ext.device.type == "cpu":  # measured there; cuDNN has tuned 3x3/5x5
+        ext.model, unpadded = static_same_padding(ext.model, probe)  # depthwise kernels
+        if unpadded:
+            ext.config["same_padding_static"] = unpadded

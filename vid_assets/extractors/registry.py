@@ -31,7 +31,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.base import Extractor, build
 from vid_assets.extractors.spec import InputSpec
 
 DEFAULT_EXTRACTOR = "efficientnet_lite0"
@@ -165,7 +165,11 @@ def list_prefixes() -> list[str]:
 
 def create_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
     """Build a new extractor (see the module docstring for how names resolve)."""
-    name = resolve_alias(name)
+    return build(_make(resolve_alias(name), kwargs))
+
+
+def _make(name: str, kwargs: dict[str, Any]) -> Extractor:
+    """What the factory for ``name`` returns (not yet built)."""
     if name in _FACTORIES:
         return _FACTORIES[name](**kwargs)
     prefix, sep, rest = name.partition(":")

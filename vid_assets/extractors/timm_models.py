@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.base import Extractor, build
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.registry import register_prefix
 from vid_assets.extractors.spec import InputSpec
@@ -128,21 +128,23 @@ def from_timm(
         label_set = labels or (None if own else infer_imagenet_subset(model))
         # a list of its own gets a content-hash set name from the Extractor
         names = label_names(label_set) if label_set else _label_list(own, model.num_classes) if own else None
-    return Extractor(
-        name=name,
-        id=id,
-        model=TimmBackbone(model),
-        head=head,
-        input_size=size,
-        resize_size=resize,
-        mean=tuple(float(v) for v in cfg["mean"]),
-        std=tuple(float(v) for v in cfg["std"]),
-        dim=int(model.num_features),
-        labels=names,
-        label_set=label_set,
-        output=output,
-        config={"timm": timm.__version__, "arch": model.default_cfg.get("architecture", name)},
-        **kwargs,
+    return build(  # a helper other families call directly: hand back a ready extractor
+        Extractor(
+            name=name,
+            id=id,
+            model=TimmBackbone(model),
+            head=head,
+            input_size=size,
+            resize_size=resize,
+            mean=tuple(float(v) for v in cfg["mean"]),
+            std=tuple(float(v) for v in cfg["std"]),
+            dim=int(model.num_features),
+            labels=names,
+            label_set=label_set,
+            output=output,
+            config={"timm": timm.__version__, "arch": model.default_cfg.get("architecture", name)},
+            **kwargs,
+        )
     )
 
 

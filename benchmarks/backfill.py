@@ -98,7 +98,7 @@ def run_engine(paths: list[Path], store_dir: Path, sampling: dict) -> float:
     from vid_assets import engine
     from vid_assets.defs.resources import ExtractorResource, SamplingResource
     from vid_assets.media import VideoRef
-    from vid_assets.stages import store_result
+    from vid_assets.results import store_result
     from vid_assets.store import FeatureStore
 
     ext = ExtractorResource(device="cpu").load()  # before the clock, as the issue asks

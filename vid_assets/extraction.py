@@ -214,7 +214,7 @@ def _refs(sources, shard: tuple[int, int] | None) -> tuple[list[VideoRef], list[
 
 def _write(ref: VideoRef, result, store, npy_path, info: dict, config, on_stored) -> int:
     """One video's result into the store (or its ``.npy``): 1, or 0 with the failure on ``result``."""
-    from vid_assets.stages import store_result
+    from vid_assets.results import store_result
 
     try:
         if store is not None:

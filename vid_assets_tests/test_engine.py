@@ -16,7 +16,7 @@ from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
 from vid_assets.demo import register_videos
 from vid_assets.extractors import get_extractor
 from vid_assets.fit import config_for
-from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
+from vid_assets.partial_runs import CLIPS, EMBEDDINGS, FRAMES
 from vid_assets.store.gc import collect_garbage
 
 FULL = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]

@@ -14,7 +14,7 @@ from vid_assets.defs.resources import ExtractorResource, HubResource, SamplingRe
 from vid_assets.defs.videos.partitions import videos_partitions
 from vid_assets.demo import register_videos
 from vid_assets.media import VideoRef, iter_frames
-from vid_assets.stages import CLIPS, EMBEDDINGS, FRAMES
+from vid_assets.partial_runs import CLIPS, EMBEDDINGS, FRAMES
 
 ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"]
 

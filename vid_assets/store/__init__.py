@@ -1,5 +1,6 @@
 """Zarr v3 storage: the feature store (the product) and per-partition intermediate artifacts."""
 
+from vid_assets.store import kept
 from vid_assets.store.artifacts import ArtifactStore
 from vid_assets.store.atomic import atomic_dir
 from vid_assets.store.features import FeatureStore, VideoFeatures
@@ -14,5 +15,6 @@ __all__ = [
     "VideoFeatures",
     "atomic_dir",
     "blosc",
+    "kept",
     "open_store",
 ]

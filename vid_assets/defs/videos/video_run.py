@@ -1,7 +1,7 @@
 """One run of the ``video_features`` step: which feed, which intermediates, what Dagster is told.
 
 No video logic lives here: decoding, clips and the model are ``vid_assets.engine``; keeping and
-reading intermediates and writing the store are ``vid_assets.stages``. This class only decides,
+reading intermediates and writing the store are ``vid_assets.partial_runs``. This class only decides,
 from the selected assets and what the work folder holds, which of those to call, and turns what
 each video did into its own materializations (or its own failure).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from vid_assets import engine, stages
+from vid_assets import engine, partial_runs, results
 from vid_assets.defs.resources import (
     ExtractorResource,
     FeatureStoreResource,
@@ -131,10 +131,12 @@ class VideoRun:
             self._keep_intermediates()
             return
         kept = (
-            [] if "clip_embeddings" in wants else [k for k in self.keys if self.artifacts.exists(stages.EMBEDDINGS, k)]
+            []
+            if "clip_embeddings" in wants
+            else [k for k in self.keys if self.artifacts.exists(partial_runs.EMBEDDINGS, k)]
         )
         for key in kept:  # a store-only run over kept embeddings
-            result, info = stages.load_result(self.artifacts, key)
+            result, info = partial_runs.load_result(self.artifacts, key)
             self._finish(key, result, info)
         rest = [k for k in self.keys if k not in kept]
         if rest:
@@ -144,15 +146,15 @@ class VideoRun:
         """A run that stops before the model: frames (and clips) stay in the work folder for a later run."""
         for key in self.keys:
             try:
-                if "decoded_frames" in self.selected or not self.artifacts.exists(stages.FRAMES, key):
-                    meta = stages.decode_video(
+                if "decoded_frames" in self.selected or not self.artifacts.exists(partial_runs.FRAMES, key):
+                    meta = partial_runs.decode_video(
                         self.catalog.get(key), self.config.plan, self.artifacts, self.time_budget_s
                     )
                     jpeg_path = meta.pop("contact_sheet_path", "")
                     jpeg = Path(jpeg_path).read_bytes() if jpeg_path else None
                     self.meta["decoded_frames"][key] = {**meta, "_jpeg": jpeg}
                 if "clip_tensors" in self.selected:
-                    self.meta["clip_tensors"][key] = stages.build_clips(key, self.config.clip, self.artifacts)
+                    self.meta["clip_tensors"][key] = partial_runs.build_clips(key, self.config.clip, self.artifacts)
             except VideoDecodeError as e:
                 self._fail(key, "decode", str(e))
 
@@ -161,7 +163,7 @@ class VideoRun:
         if model.label_set:  # a model's own class names go to the store once
             self.store.save_label_set(model.label_set, model.labels)
         redecode = "decoded_frames" in self.selected
-        from_kept = [k for k in keys if not redecode and stages.has_clips_or_frames(self.artifacts, k)]
+        from_kept = [k for k in keys if not redecode and partial_runs.has_clips_or_frames(self.artifacts, k)]
         to_decode = [k for k in keys if k not in from_kept]
         order = to_decode + from_kept
         decoded = (
@@ -171,7 +173,7 @@ class VideoRun:
             if to_decode
             else ()
         )
-        kept = stages.artifact_feed(
+        kept = partial_runs.artifact_feed(
             [(len(to_decode) + i, k) for i, k in enumerate(from_kept)],
             self.artifacts,
             self.config.clip,
@@ -202,7 +204,7 @@ class VideoRun:
             return
         if result.summary is not None and decoded:
             jpeg = result.summary.get("contact_sheet_jpeg")
-            self.meta["decoded_frames"][key] = {**stages.decode_meta(result.summary), "_jpeg": jpeg}
+            self.meta["decoded_frames"][key] = {**results.decode_meta(result.summary), "_jpeg": jpeg}
         self.meta["clip_tensors"][key] = {
             "clips": result.num_clips,
             "clip_tensor_shape": [result.num_clips, *self._clip_shape()],
@@ -244,11 +246,11 @@ class VideoRun:
     def _finish(self, key: str, result: engine.VideoResult, extractor_info: dict) -> None:
         """Store the video (and drop its intermediates), or keep its embeddings for a store-only run."""
         if "stored_features" not in self.selected:
-            stages.save_result(self.artifacts, key, result, self._model())
+            partial_runs.save_result(self.artifacts, key, result, self._model())
             return
 
         try:
-            meta = stages.store_result(
+            meta = results.store_result(
                 self.catalog.get(key),
                 result,
                 self.store,

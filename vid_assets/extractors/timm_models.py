@@ -7,12 +7,12 @@ Offline (``HF_HUB_OFFLINE=1``), ``hf-hub:`` resolves from the local Hugging Face
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
 import torch
 
+from vid_assets.extractors._hub import cached_revision, hub_hint, load_error, pinned_revision, weights_digest
 from vid_assets.extractors.base import Extractor, build
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.registry import register_prefix
@@ -148,14 +148,6 @@ def from_timm(
     )
 
 
-def _weights_digest(folder: Path) -> str:
-    for fname in ("model.safetensors", "pytorch_model.bin"):
-        p = folder / fname
-        if p.exists():
-            return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-    return "unknown"
-
-
 def _timm_kwargs(kwargs: dict) -> tuple[dict, dict]:
     """Split timm.create_model kwargs from Extractor kwargs."""
     extractor_keys = {"device", "batch_size", "precision", "compile", "output"}
@@ -198,7 +190,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     try:
         model = create_timm_model(arch, pretrained=pretrained, **model_kw)
     except Exception as e:  # offline without a cached copy, unknown arch, ...
-        raise _load_error(
+        raise load_error(
             f"timm model {arch!r} (pretrained={pretrained})",
             e,
             "Offline, pretrained weights must already be in the Hugging Face cache; use pretrained=False for random init.",
@@ -207,7 +199,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     if pretrained:
         hub_id = model.pretrained_cfg.get("hf_hub_id")
         rev = hub_id or model.pretrained_cfg.get("tag") or "default"
-        commit = _cached_revision(hub_id, cache_dir=model_kw.get("cache_dir")) if hub_id else None
+        commit = cached_revision(hub_id, cache_dir=model_kw.get("cache_dir")) if hub_id else None
         if commit:  # the snapshot the weights came from: a re-uploaded checkpoint gets a new id
             rev = f"{rev}:{commit}"
     return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
@@ -221,52 +213,9 @@ def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     try:
         model = create_timm_model(f"hf-hub:{repo}", pretrained=True, **model_kw)
     except Exception as e:  # not cached offline, not a timm repo, ...
-        raise _load_error(f"hf-hub:{repo}", e, _hub_hint(repo_id, model_kw.get("cache_dir"))) from e
-    if not revision or not _is_commit(revision):  # a branch or tag: the commit it pointed at here
-        revision = _cached_revision(repo_id, revision or None, model_kw.get("cache_dir")) or revision or "main"
+        raise load_error(f"hf-hub:{repo}", e, hub_hint(repo_id, model_kw.get("cache_dir"))) from e
+    revision = pinned_revision(repo_id, revision, model_kw.get("cache_dir"))  # a branch or tag: its commit here
     return from_timm(model, name=f"hf-hub:{repo_id}", id=f"hf-hub:{repo_id}@{revision}", **ext_kw)
-
-
-def _load_error(what: str, e: Exception, hint: str) -> RuntimeError:
-    return RuntimeError(f"could not load {what}: {str(e).rstrip('. ')}. {hint}")
-
-
-def _hub_hint(repo_id: str, cache_dir: str | None, folder: str = "local-dir:<folder>") -> str:
-    """What to do about a hub repo that did not load: fetch it into the cache, or use timm's copy
-    (``folder``: how the factory's prefix names a saved folder)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = {
-            f: try_to_load_from_cache(repo_id, f, cache_dir=cache_dir) for f in ("config.json", "open_clip_config.json")
-        }
-    except Exception:
-        cached = {}
-    if isinstance(cached.get("open_clip_config.json"), str) and not isinstance(cached.get("config.json"), str):
-        return (
-            f"{repo_id} is an open_clip repo, not a timm one: use timm's copy of the image tower "
-            "(hf-hub:timm/<arch>.<tag>, e.g. hf-hub:timm/vit_base_patch32_clip_224.laion2b_e16)."
-        )
-    return (
-        f"Offline (HF_HUB_OFFLINE=1) the repo must already be in the Hugging Face cache: run "
-        f"`hf download {repo_id}` where there is network (same HF_HOME), or save it as a folder and use {folder}."
-    )
-
-
-def _is_commit(revision: str) -> bool:
-    return len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
-
-
-def _cached_revision(repo_id: str, revision: str | None = None, cache_dir: str | None = None) -> str | None:
-    """The commit of the cached snapshot a loader reads for ``revision`` (``refs/main`` by
-    default), so the stored id pins the exact weights; None when nothing is cached."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        path = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
-    except Exception:
-        return None
-    return Path(path).parent.name if isinstance(path, str) else None
 
 
 @register_prefix("local-dir", spec=_local_dir_spec, spec_imports=("timm",))
@@ -280,6 +229,6 @@ def timm_local_dir(path: str, **kwargs) -> Extractor:
     return from_timm(
         model,
         name=f"local-dir:{folder.name}",
-        id=f"local-dir:{folder.name}@{_weights_digest(folder)}",
+        id=f"local-dir:{folder.name}@{weights_digest(folder)}",
         **ext_kw,
     )

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
+from vid_assets.extractors._hub import hub_hint, load_error, pinned_revision, weights_digest
 from vid_assets.extractors.base import Extractor
 from vid_assets.extractors.registry import register_prefix
 from vid_assets.extractors.spec import InputSpec
-from vid_assets.extractors.timm_models import _cached_revision, _hub_hint, _is_commit, _load_error, _weights_digest
 
 _EXTRACTOR_KEYS = {"device", "batch_size", "precision", "compile", "output"}
 
@@ -74,11 +74,7 @@ def _spec(ref: str, **kwargs) -> InputSpec | None:
 
 def _weights_id(src: str, revision: str | None, local: bool) -> str:
     """A folder's weights digest, or the commit of the cached snapshot a repo loads from."""
-    if local:
-        return _weights_digest(Path(src))
-    if revision and _is_commit(revision):
-        return revision
-    return _cached_revision(src, revision) or revision or "main"
+    return weights_digest(Path(src)) if local else pinned_revision(src, revision)
 
 
 @register_prefix("transformers", spec=_spec, spec_imports=("transformers",))
@@ -96,8 +92,8 @@ def transformers_image_tower(ref: str, output: str = "auto", **kwargs) -> Extrac
         model = transformers.AutoModel.from_pretrained(src, revision=revision, **model_kw).eval()
         cfg = _processor_config(ref)
     except Exception as e:  # not cached offline, not a transformers repo, ...
-        raise _load_error(
-            f"transformers:{ref}", e, _hub_hint(src, model_kw.get("cache_dir"), "transformers:<folder>")
+        raise load_error(
+            f"transformers:{ref}", e, hub_hint(src, model_kw.get("cache_dir"), "transformers:<folder>")
         ) from e
     if not hasattr(model, "vision_model") or not hasattr(model, "get_image_features"):
         raise ValueError(

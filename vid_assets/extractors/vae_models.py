@@ -75,11 +75,9 @@ def _weights_id(source: str, revision: str | None, subfolder: str | None, local:
             if (folder / name).exists():
                 return f"{Path(source).name}@{hashlib.sha256((folder / name).read_bytes()).hexdigest()[:12]}"
         return f"{Path(source).name}@unknown"
-    from vid_assets.extractors.timm_models import _cached_revision, _is_commit
+    from vid_assets.extractors._hub import pinned_revision
 
-    if not revision or not _is_commit(revision):
-        revision = _cached_revision(source, revision) or revision or "main"
-    return f"{source}@{revision}"
+    return f"{source}@{pinned_revision(source, revision)}"
 
 
 @register_prefix("vae", spec=_vae_spec, spec_imports=())

@@ -23,7 +23,7 @@ from vid_assets.extractors.registry import (
     register_prefix,
     spec_imports,
 )
-from vid_assets.extractors.spec import InputSpec
+from vid_assets.extractors.spec import ExtractorSpec, InputSpec
 from vid_assets.runtime.devices import resolve_device
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ClipFeatures",
     "Extractor",
+    "ExtractorSpec",
     "InputSpec",
     "PendingClipFeatures",
     "create_extractor",

@@ -16,7 +16,7 @@ registry builds whatever a factory returns; one made by hand is built on its fir
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import fields, replace
 from typing import TypeVar
 
 import numpy as np
@@ -25,16 +25,14 @@ import torch.nn.functional as F
 
 from vid_assets.extractors.labels import top_k as labels_top_k
 from vid_assets.extractors.passes import PendingFeatures
-from vid_assets.extractors.spec import InputSpec
-from vid_assets.runtime.devices import resolve_device
-from vid_assets.runtime.memory import tune_malloc
+from vid_assets.extractors.spec import ExtractorSpec, InputSpec
 from vid_assets.runtime.transfer import upload
 
 T = TypeVar("T")
 P = TypeVar("P")
 
 
-OUTPUTS = ("auto", "pooled", "head")
+_SPEC_FIELDS = frozenset(f.name for f in fields(ExtractorSpec))
 
 
 def _out_dim(head: torch.nn.Module) -> int:
@@ -46,51 +44,92 @@ def _out_dim(head: torch.nn.Module) -> int:
     raise ValueError(f"cannot tell the output width of head {type(head).__name__}")
 
 
-@dataclass(eq=False)
 class Extractor:
-    name: str
-    id: str
-    model: torch.nn.Module  # backbone: normalised float input -> pooled features [N, D]
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    dim: int
-    device: torch.device | str = "auto"
-    head: torch.nn.Module | None = None  # features -> logits
-    labels: list[str] | None = None
-    label_set: str | None = None  # ``extractors.labels`` name; a labels list alone gets a content-hash one
-    batch_size: int = 64
-    input_kind: str = "frame"  # "frame": [N, 3, S, S]; "clip": [N, 3, T, S, S]
-    num_frames: int = 1  # T for clip models
-    precision: str = "auto"  # auto (bf16 autocast on cuda, fp32 elsewhere) | fp32 | bf16 | fp16
-    compile: bool = False
-    config: dict = field(default_factory=dict)
-    batch_size_probed: bool = False  # set once ``feed.probe_batch_size`` has tuned batch_size
-    fold_bn: bool = True  # fold eval BatchNorm into the conv before it, verified (extractors/fuse.py)
-    resize_size: int = 0  # short side of its eval resize before the crop (0: input_size / 0.875)
-    static_pad: bool = True  # on the CPU: TF "same" padding as part of the conv for input_size (fuse.py)
-    # what the features are: "pooled" the backbone's; "head" the head's output (a CLIP image
-    # tower's projection into the image-text space; a classifier's logits if asked); "auto" lets
-    # the factory choose (timm: "head" for CLIP towers), "pooled" when it does not
-    output: str = "auto"
-    # what one image gives when it is not a vector: a VAE's latent [4, S/8, S/8] (dim = its size)
-    feature_shape: tuple[int, ...] = ()
-    # keep each frame of a clip ([clips, crops, T, *feature_shape]) instead of their mean: per-frame
-    # latents of a segment (seed 003), where averaging frames would mean nothing
-    per_frame: bool = False
+    """A model (``model``: normalised float input -> pooled features ``[N, D]``; ``head``:
+    features -> logits) with the facts about it (``spec``, read through as ``ext.dim``,
+    ``ext.input_size`` ...) and how it runs here (device, precision, batch size, compile).
 
-    def __post_init__(self) -> None:
-        """Checks only: what the model becomes on its device is :func:`build`'s job."""
-        if self.input_kind not in ("frame", "clip"):
-            raise ValueError(f"input_kind must be 'frame' or 'clip', got {self.input_kind!r}")
-        if self.output not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}; got {self.output!r}")
+    Factories construct it flat, as before: ``Extractor(name, id, model, input_size=..., mean=...,
+    std=..., dim=..., head=..., labels=...)``, or with ``spec=`` an :class:`ExtractorSpec`."""
+
+    def __init__(
+        self,
+        name: str = "",
+        id: str = "",
+        model: torch.nn.Module | None = None,
+        input_size: int = 224,
+        mean: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        std: tuple[float, float, float] = (0.5, 0.5, 0.5),
+        dim: int = 0,
+        device: torch.device | str = "auto",
+        head: torch.nn.Module | None = None,
+        labels: list[str] | None = None,
+        label_set: str | None = None,
+        batch_size: int = 64,
+        input_kind: str = "frame",
+        num_frames: int = 1,
+        precision: str = "auto",  # auto (bf16 autocast on cuda, fp32 elsewhere) | fp32 | bf16 | fp16
+        compile: bool = False,
+        config: dict | None = None,
+        batch_size_probed: bool = False,  # set once ``probe_batch_size`` has tuned batch_size
+        fold_bn: bool = True,  # fold eval BatchNorm into the conv before it, verified (fuse.py)
+        resize_size: int = 0,
+        static_pad: bool = True,  # on the CPU: TF "same" padding as part of the conv (fuse.py)
+        output: str = "auto",
+        feature_shape: tuple[int, ...] = (),
+        per_frame: bool = False,
+        *,
+        spec: ExtractorSpec | None = None,
+    ) -> None:
+        """Checks only (the spec's): what the model becomes on its device is :func:`build`'s job."""
+        self.spec = spec or ExtractorSpec(
+            name=name,
+            id=id,
+            input_size=input_size,
+            mean=tuple(mean),
+            std=tuple(std),
+            dim=dim,
+            input_kind=input_kind,
+            num_frames=num_frames,
+            resize_size=resize_size,
+            labels=tuple(labels) if labels else None,
+            label_set=label_set,
+            output=output,
+            feature_shape=tuple(feature_shape),
+            per_frame=per_frame,
+        )
+        self.model, self.head, self.device = model, head, device
+        self.batch_size, self.precision, self.compile = batch_size, precision, compile
+        self.config = dict(config or {})
+        self.batch_size_probed, self.fold_bn, self.static_pad = batch_size_probed, fold_bn, static_pad
         self._built = False
+
+    @property
+    def spec(self) -> ExtractorSpec:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: ExtractorSpec) -> None:
+        self._spec = spec
+        self._labels = list(spec.labels) if spec.labels is not None else None  # read often (top-k)
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self._labels
 
     def _ready(self) -> None:
         """An extractor made by hand is built on first use (the registry builds what factories return)."""
         if not self._built:
+            from vid_assets.extractors.builder import build
+
             build(self)
+
+    def __getattr__(self, name: str):
+        """The spec's facts read through: ``ext.dim`` is ``ext.spec.dim`` (and so on)."""
+        spec = self.__dict__.get("_spec")
+        if spec is not None and name in _SPEC_FIELDS:
+            return getattr(spec, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -102,15 +141,14 @@ class Extractor:
         left to rank as labels (top-k over a projection's dimensions would be noise)."""
         if self.head is None:
             raise ValueError(f"{self.name} has no head, so output='head' has nothing to return; use 'pooled'")
-        self.dim = _out_dim(self.head)
+        self.spec = replace(self.spec, dim=_out_dim(self.head), labels=None, label_set=None)
         self.model = torch.nn.Sequential(self.model, self.head)
-        self.head, self.labels, self.label_set = None, None, None
+        self.head = None
 
     # -- facts ----------------------------------------------------------------------------------
     @property
     def input_spec(self) -> InputSpec:
-        resize = self.resize_size or int(self.input_size / 0.875)
-        return InputSpec(self.input_kind, self.num_frames if self.input_kind == "clip" else 1, self.input_size, resize)
+        return self.spec.input_spec
 
     def describe(self) -> dict:
         self._ready()
@@ -268,54 +306,3 @@ class Extractor:
             [(self.labels[j], float(s)) for j, s in zip(row_i.tolist(), row_s.tolist(), strict=True)]
             for row_i, row_s in zip(idx, scores, strict=True)
         ]
-
-
-def build(ext: Extractor) -> Extractor:
-    """The one builder: what a factory returned (a model and the facts about it) made ready to
-    run. It settles the output (``head``: the head becomes the model's last layer), names a
-    model's own labels, takes the device (a free GPU on a many-GPU host), folds eval BatchNorm and
-    (on the CPU) TF "same" padding into the convolutions, verified on a probe, moves the model to
-    its device in the memory format it runs fastest in, precomputes the normalisation, and
-    compiles if asked. Idempotent."""
-    if ext._built:
-        return ext
-    if ext.output == "auto":
-        ext.output = "pooled"
-    if ext.output == "head":
-        ext._head_as_features()
-    if ext.labels and not ext.label_set:  # the model's own names: stored once, by content hash
-        from vid_assets.extractors.labels import custom_label_set
-
-        ext.label_set = custom_label_set(ext.labels)
-    tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
-    ext.device = resolve_device(ext.device)
-    if ext.fold_bn and ext.input_kind == "frame":
-        _fold(ext)
-    ext.model.eval().to(ext.device)
-    if ext.head is not None:
-        ext.head.eval().to(ext.device)
-    if ext.device.type != "mps" and ext.input_kind == "frame":
-        ext.model.to(memory_format=torch.channels_last)
-    # (x / 255 - mean) / std folded into one multiply-add: x * scale + shift
-    mean = torch.tensor(ext.mean, dtype=torch.float32, device=ext.device).view(1, 3, 1, 1)
-    std = torch.tensor(ext.std, dtype=torch.float32, device=ext.device).view(1, 3, 1, 1)
-    ext._scale, ext._shift = 1.0 / (255.0 * std), -mean / std
-    # the same constants repeated along one row of input_size RGB pixels (``_normalise_rows``)
-    ext._row_scale = ext._scale.view(3).repeat(ext.input_size)
-    ext._row_shift = ext._shift.view(3).repeat(ext.input_size)
-    ext._forward = torch.compile(ext.model) if ext.compile else ext.model
-    ext._built = True
-    return ext
-
-
-def _fold(ext: Extractor) -> None:
-    from vid_assets.extractors.fuse import fold_batchnorm, static_same_padding
-
-    probe = torch.randn(2, 3, ext.input_size, ext.input_size, generator=torch.Generator().manual_seed(0))
-    ext.model, folded = fold_batchnorm(ext.model.eval().cpu(), probe)
-    if folded:
-        ext.config["batchnorm_folded"] = folded
-    if ext.static_pad and ext.device.type == "cpu":  # measured there; cuDNN has tuned 3x3/5x5
-        ext.model, unpadded = static_same_padding(ext.model, probe)  # depthwise kernels
-        if unpadded:
-            ext.config["same_padding_static"] = unpadded

@@ -31,7 +31,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from vid_assets.extractors.base import Extractor, build
+from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.builder import build
 from vid_assets.extractors.spec import InputSpec
 
 DEFAULT_EXTRACTOR = "efficientnet_lite0"

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from vid_assets.extractors._hub import cached_revision, hub_hint, load_error, pinned_revision, weights_digest
-from vid_assets.extractors.base import Extractor, build
+from vid_assets.extractors.base import Extractor
+from vid_assets.extractors.builder import build
 from vid_assets.extractors.labels import label_names
 from vid_assets.extractors.registry import register_prefix
 from vid_assets.extractors.spec import InputSpec

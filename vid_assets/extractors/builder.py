@@ -1,0 +1,62 @@
+"""The one builder: what a family's factory returned (a model and its spec) made ready to run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from vid_assets.extractors.base import Extractor
+from vid_assets.runtime.devices import resolve_device
+from vid_assets.runtime.memory import tune_malloc
+
+
+def build(ext: Extractor) -> Extractor:
+    """The one builder: what a factory returned (a model and the facts about it) made ready to
+    run. It settles the output (``head``: the head becomes the model's last layer), names a
+    model's own labels, takes the device (a free GPU on a many-GPU host), folds eval BatchNorm and
+    (on the CPU) TF "same" padding into the convolutions, verified on a probe, moves the model to
+    its device in the memory format it runs fastest in, precomputes the normalisation, and
+    compiles if asked. Idempotent."""
+    if ext._built:
+        return ext
+    if ext.output == "auto":
+        ext.spec = replace(ext.spec, output="pooled")
+    if ext.output == "head":
+        ext._head_as_features()
+    if ext.labels and not ext.label_set:  # the model's own names: stored once, by content hash
+        from vid_assets.extractors.labels import custom_label_set
+
+        ext.spec = replace(ext.spec, label_set=custom_label_set(ext.labels))
+    tune_malloc()  # page faults on every activation buffer halved CPU throughput (memory.py)
+    ext.device = resolve_device(ext.device)
+    if ext.fold_bn and ext.input_kind == "frame":
+        _fold(ext)
+    ext.model.eval().to(ext.device)
+    if ext.head is not None:
+        ext.head.eval().to(ext.device)
+    if ext.device.type != "mps" and ext.input_kind == "frame":
+        ext.model.to(memory_format=torch.channels_last)
+    # (x / 255 - mean) / std folded into one multiply-add: x * scale + shift
+    mean = torch.tensor(ext.mean, dtype=torch.float32, device=ext.device).view(1, 3, 1, 1)
+    std = torch.tensor(ext.std, dtype=torch.float32, device=ext.device).view(1, 3, 1, 1)
+    ext._scale, ext._shift = 1.0 / (255.0 * std), -mean / std
+    # the same constants repeated along one row of input_size RGB pixels (``_normalise_rows``)
+    ext._row_scale = ext._scale.view(3).repeat(ext.input_size)
+    ext._row_shift = ext._shift.view(3).repeat(ext.input_size)
+    ext._forward = torch.compile(ext.model) if ext.compile else ext.model
+    ext._built = True
+    return ext
+
+
+def _fold(ext: Extractor) -> None:
+    from vid_assets.extractors.fuse import fold_batchnorm, static_same_padding
+
+    probe = torch.randn(2, 3, ext.input_size, ext.input_size, generator=torch.Generator().manual_seed(0))
+    ext.model, folded = fold_batchnorm(ext.model.eval().cpu(), probe)
+    if folded:
+        ext.config["batchnorm_folded"] = folded
+    if ext.static_pad and ext.device.type == "cpu":  # measured there; cuDNN has tuned 3x3/5x5
+        ext.model, unpadded = static_same_padding(ext.model, probe)  # depthwise kernels
+        if unpadded:
+            ext.config["same_padding_static"] = unpadded

@@ -16,7 +16,7 @@ from typing import Any
 from vid_assets.clips import ClipSpec
 from vid_assets.extractors import Extractor, InputSpec
 from vid_assets.media import SamplingPlan
-from vid_assets.media.modes import MODES
+from vid_assets.media.modes import segmented
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def fit_config(
         if name in plan_fields and not plan_fields[name]:
             plan_fields[name] = None
     frames = frames_per_clip
-    if not frames and getattr(MODES.get(plan_fields.get("mode", "fps")), "segmented", False) and spec.kind == "frame":
+    if not frames and segmented(plan_fields.get("mode", "fps")) and spec.kind == "frame":
         frames = plan_fields.get("frames_per_segment", SamplingPlan.frames_per_segment)
     clip = clip_spec_for(spec, frames, stride, crop_size, crop=crop, crop_reduce=crop_reduce, seed=seed)
     plan = SamplingPlan(**plan_fields, short_side=short_side_for(spec, short_side, clip.crop_size))

@@ -31,8 +31,13 @@ def _flag(var: str, default: str = "") -> bool:
     return os.environ.get(var, default).lower() in ("1", "true", "yes")
 
 
+def comma_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: how every list-valued setting is written."""
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
+
+
 def _list(var: str) -> list[str]:
-    return [p.strip() for p in (os.environ.get(var) or "").split(",") if p.strip()]
+    return comma_list(os.environ.get(var))
 
 
 def _env_path(var: str, default: Path) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from vid_assets import settings
-from vid_assets.media.modes import MODES
+from vid_assets.media.modes import segmented
 
 # Dagster hands a run's events to the event log in batches only when this is set (its default, 0,
 # stores them one by one); the project's SQLite storage (dagster.yaml) and Postgres write a batch
@@ -92,9 +92,7 @@ def set_versions(fset: FeatureSet) -> dict[str, str]:
     else:
         cfg = fset.config(fit)
         plan, clip = cfg.plan.to_dict(), cfg.clip.to_dict()
-    if getattr(
-        MODES.get(fset.sampling.get("mode", "fps")), "segmented", False
-    ):  # frames record their segment and clips stay inside one
+    if segmented(fset.sampling.get("mode", "fps")):  # frames record their segment and clips stay inside one
         plan, clip = {**plan, "segments_kept": True}, {**clip, "within_segments": True}
     parts = {
         "decoded_frames": plan,

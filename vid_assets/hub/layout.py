@@ -6,7 +6,7 @@ the targets (where the files go).
 
 from __future__ import annotations
 
-from vid_assets.media.modes import MODES
+from vid_assets.media.modes import segmented
 from vid_assets.media.plan import SamplingPlan
 
 MANIFEST = "vid_assets_manifest.json"
@@ -19,7 +19,7 @@ CLIP_COLUMNS = ["video_id", "clip_index", "start_s", "end_s", "embedding"]
 
 
 def clip_columns(sampling_plan: dict) -> list[str]:
-    if getattr(MODES.get(sampling_plan.get("mode", "fps")), "segmented", False):
+    if segmented(sampling_plan.get("mode", "fps")):
         return [*CLIP_COLUMNS[:2], "segment", *CLIP_COLUMNS[2:]]
     return list(CLIP_COLUMNS)
 

@@ -89,7 +89,7 @@ def _write_shard(store: FeatureStore, videos: list[str], staging: Path, columns:
     cols: dict[str, list] = {k: [] for k in columns}
     dim = None
     for vid in videos:
-        v = store.read_video(vid)
+        v = store.read_video(vid, rows_only=True)
         feats = v.features.astype(np.float32)
         emb = feats.mean(axis=1) if feats.shape[1] > 1 else feats[:, 0]
         dim = emb.shape[1]

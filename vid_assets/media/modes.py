@@ -158,6 +158,12 @@ class Keyframes(Mode):
 MODES: dict[str, Mode] = {}
 
 
+def segmented(mode: str) -> bool:
+    """Whether plans of ``mode`` (a name, as stored or configured) cut frames into segments; an
+    unknown name is not (the plan itself reports it as unknown)."""
+    return getattr(MODES.get(mode), "segmented", False)
+
+
 def register_mode(mode: Mode) -> Mode:
     """Make ``mode.name`` a plan mode everywhere a plan is read: YAML sets, the sampling
     resource, ``vid-assets extract --mode``, ``vid_assets.extract(mode=...)``, the service."""

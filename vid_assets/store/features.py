@@ -275,19 +275,29 @@ class FeatureStore:
 
         return validate_video(self.open_video(video_id))
 
-    def read_video(self, video_id: str) -> VideoFeatures:
+    def read_video(self, video_id: str, *, rows_only: bool = False) -> VideoFeatures:
+        """A stored video, typed. ``rows_only``: features, timestamps and segments alone (what a
+        table of clip rows needs: the Hub's shards), leaving the other arrays unread."""
         g = self.open_video(video_id)
-        members = set(g.array_keys())
+        members = set(g.array_keys()) - (
+            {"frame_times", "top_labels", "top_scores", "caption_embedding"} if rows_only else set()
+        )
+
+        def read(name: str):
+            return g[name][...] if name in members else None
+
+        timestamps = g["timestamps"][...]
+        frame_times = read("frame_times")
         return VideoFeatures(
             video_id=video_id,
             features=self.features(g),
-            timestamps=g["timestamps"][...],
-            frame_times=g["frame_times"][...],
+            timestamps=timestamps,
+            frame_times=frame_times if frame_times is not None else np.zeros((len(timestamps), 0)),
             attrs=dict(g.attrs),
-            top_labels=g["top_labels"][...] if "top_labels" in members else None,
-            top_scores=g["top_scores"][...] if "top_scores" in members else None,
-            caption_embedding=g["caption_embedding"][...] if "caption_embedding" in members else None,
-            segments=g["segments"][...] if "segments" in members else None,
+            top_labels=read("top_labels"),
+            top_scores=read("top_scores"),
+            caption_embedding=read("caption_embedding"),
+            segments=read("segments"),
         )
 
     @staticmethod

@@ -138,10 +138,6 @@ def build_resume_sensor(
     return resume_after_bad_videos
 
 
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
 def build_videos_sensor(
     videos_dir: str | None = None,
     *,
@@ -155,7 +151,7 @@ def build_videos_sensor(
     ``$VID_ASSETS_VIDEOS``); ``manifests``: CSV/JSONL/Parquet files with ``uri, id, caption``
     (default ``$VID_ASSETS_MANIFESTS``, comma-separated). New videos are requested ``batch`` per run
     (a partition range: consecutive keys added in one tick are adjacent in the partition order)."""
-    sources = _split(videos_dir or settings.videos_dir())
+    sources = settings.comma_list(videos_dir or settings.videos_dir())
     manifest_list = manifests if manifests is not None else settings.manifests()
     described = ", ".join(sources + manifest_list)
 

@@ -35,9 +35,9 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from vid_assets.runtime.blocks import BlockLoader, SlotRing
+from vid_assets.runtime.blocks import BlockLoader
 from vid_assets.runtime.memory import tune_malloc
-from vid_assets.runtime.pool import new_shared, permuted_pool
+from vid_assets.runtime.pool import permuted_pool
 from vid_assets.runtime.prefetch import prefetch
 from vid_assets.store.chunks import ChunkReader
 from vid_assets.store.view import TrainingView
@@ -83,7 +83,6 @@ class ClipDataset(IterableDataset):
         self.has_segments, self.bfloat16 = v.has_segments, v.bfloat16
         self._arrays: dict[str, zarr.Array] | None = None
         self._features: ChunkReader | None = None
-        self._ring: SlotRing | None = None  # made in a worker when blocks are on
 
     blocks = False  # set by BlockLoader: in a worker, yield a pool's batches as one block
 
@@ -161,10 +160,6 @@ class ClipDataset(IterableDataset):
             # shared memory; by file name (cached there: the pool is mapped once) rather than by a
             # file descriptor passed per batch (~3 ms each here). Only this worker's sending changes.
             torch.multiprocessing.set_sharing_strategy("file_system")
-        blocks = self.blocks and info is not None
-        if blocks and self._ring is None:
-            self._ring = SlotRing()
-        alloc = self._ring.alloc if blocks else new_shared if info is not None else None
         rng = np.random.default_rng((self.seed, self.epoch, self.rank, info.id if info else 0))
         chunks = self._chunks()
         carry: dict[str, torch.Tensor] | None = None
@@ -177,15 +172,14 @@ class ClipDataset(IterableDataset):
             offsets = np.concatenate([[0], np.cumsum(sizes)])
             n = int(offsets[-1])
             order = rng.permutation(n) if self.shuffle else np.arange(n)
-            pool = permuted_pool(parts, offsets, order, alloc)
+            pool = permuted_pool(parts, offsets, order, shared=info is not None)
             full = n - n % self.batch_size
-            if blocks and full:
-                yield self._ring.block(self._tensors({k: v[:full] for k, v in pool.items()}))
+            if self.blocks and info is not None and full:
+                yield self._tensors({k: v[:full] for k, v in pool.items()})
             else:
                 for i in range(0, full, self.batch_size):
                     yield self._tensors({k: v[i : i + self.batch_size] for k, v in pool.items()})
-            # a slot is reused once the training process has its block: the carry leaves it first
-            carry = {k: v[full:].clone() if blocks else v[full:] for k, v in pool.items()} if full < n else None
+            carry = {k: v[full:] for k, v in pool.items()} if full < n else None
         if carry is not None and not self.drop_last:
             yield self._tensors(carry)
 
@@ -297,11 +291,12 @@ class LatentCaptionDataset(ClipDataset):
             )
         self.captions = np.ascontiguousarray(table["caption_embedding"])
 
-    def _tensors(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        latents = super()._tensors(batch)["features"]
-        if latents.shape[1] == 1:
-            latents = latents[:, 0]
-        return latents, torch.from_numpy(self.captions[batch["video"].numpy()])
+    def __iter__(self):
+        for batch in super().__iter__():
+            latents = batch["features"]
+            if latents.shape[1] == 1:
+                latents = latents[:, 0]
+            yield latents, torch.from_numpy(self.captions[batch["video"].numpy()])
 
 
 class VideoDataset(Dataset):

@@ -5,14 +5,9 @@ A ``DataLoader`` worker pays a fixed price per item it returns: an index message
 result out, a wake-up of the training process (about 0.9 ms on the 2-vCPU VM, whatever the item
 holds; benchmarks/RESULTS.md). With ``batch_size=1`` that price is paid per sample, so two workers
 read 16x slower than none. Here a worker returns one *block* (a pool's worth of batches, already
-shuffled) per message and the training process cuts it into views: the price is paid once per few
-hundred samples, and the batches, their order inside a worker and their contents are those of the
-plain per-batch path.
-
-The pool itself is written into shared memory the worker reuses (``SlotRing``): fresh shared memory
-costs a page fault per 4 KiB written (a 21-MB pool of VAE latents took 15.7 ms to fill against
-1.5 ms in reused memory on the 2-vCPU VM). The training process copies a block out into its own
-memory (or ``pin_memory`` does) and frees the slot, so the batches it hands on are its own.
+shuffled, in shared memory) per message and the training process cuts it into views: the price is
+paid once per few hundred samples, and the batches, their order inside a worker and their contents
+are those of the plain per-batch path.
 """
 
 from __future__ import annotations
@@ -24,9 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
-
-from vid_assets.runtime.memory import tune_malloc
-from vid_assets.runtime.pool import new_shared
 
 
 class BlockLoader(DataLoader):
@@ -48,80 +40,9 @@ class BlockLoader(DataLoader):
         if not self.dataset.blocks:
             yield from batches
             return
-        if getattr(self.dataset, "tune_malloc", False):
-            tune_malloc()  # the copies out of the slots reuse freed memory instead of faulting fresh pages
         size = self.dataset.batch_size
         for block in batches:
-            yield from split_block(block.take() if isinstance(block, Block) else block, size)
-
-
-class Block:
-    """A pool handed over from a worker: views of one of its ``SlotRing`` slots. ``take()`` (in
-    the training process) returns the data as the process's own copy and frees the slot; a block
-    dropped untaken (an abandoned epoch) frees it when collected. ``pin_memory`` copies too, so a
-    pinned block is free of the slot from the start."""
-
-    def __init__(self, data: Any, flags: torch.Tensor | None, slot: int) -> None:
-        self.data, self.flags, self.slot = data, flags, slot
-        self.received = False  # only the receiving process frees: the worker's own object dies once sent
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "received": True}
-
-    def take(self) -> Any:
-        data = self.data if self.flags is None else _map(self.data, torch.clone)
-        self._free()
-        return data
-
-    def pin_memory(self, device: Any = None) -> Block:
-        pinned = Block(_map(self.data, torch.Tensor.pin_memory), None, -1)
-        self._free()
-        return pinned
-
-    def _free(self) -> None:
-        if self.flags is not None and self.received:
-            self.flags[self.slot] = 0
-            self.flags = None
-
-    def __del__(self) -> None:
-        self._free()
-
-
-class SlotRing:
-    """Worker side: a few shared-memory buffers reused for pools. A slot is busy from ``take`` until
-    the training process frees it (a flag in shared memory). When all ``slots`` are busy (the
-    training process holds more blocks than the DataLoader prefetches), a pool gets fresh shared
-    memory instead of waiting: never a stall, at most ``slots`` buffers kept."""
-
-    def __init__(self, slots: int = 8) -> None:
-        self.flags = torch.zeros(slots, dtype=torch.int32).share_memory_()
-        self.buffers: list[dict[str, torch.Tensor]] = []
-        self.last = -1
-
-    def alloc(self, nbytes: dict[str, int]) -> dict[str, torch.Tensor]:
-        """Buffers of at least ``nbytes`` per column (a ``pool.Allocator``); ``block`` hands them over."""
-        self.last, buffers = self.take(nbytes)
-        return buffers
-
-    def block(self, data: Any) -> Block:
-        """``data`` (views of the buffers ``alloc`` gave last) as a block to hand over."""
-        return Block(data, self.flags if self.last >= 0 else None, self.last)
-
-    def take(self, nbytes: dict[str, int]) -> tuple[int, dict[str, torch.Tensor]]:
-        """A slot (or -1: fresh memory) with at least ``nbytes`` per column, marked busy."""
-        free = [i for i in range(len(self.buffers)) if int(self.flags[i]) == 0]
-        if free:
-            i = free[0]
-        elif len(self.buffers) < len(self.flags):
-            i = len(self.buffers)
-            self.buffers.append({})
-        else:
-            return -1, new_shared(nbytes)
-        have = self.buffers[i]
-        grow = {k: b for k, b in nbytes.items() if k not in have or have[k].numel() < b}
-        have.update(new_shared({k: b + b // 4 for k, b in grow.items()}))  # headroom: pools vary a little
-        self.flags[i] = 1
-        return i, have
+            yield from split_block(block, size)
 
 
 def split_block(block: Any, size: int) -> list[Any]:
@@ -134,17 +55,6 @@ def split_block(block: Any, size: int) -> list[Any]:
     if isinstance(block, tuple):
         return [tuple(parts) for parts in zip(*(_split(v, size) for v in block), strict=True)]
     return _split(block, size)
-
-
-def _map(data: Any, fn: Any) -> Any:
-    """``fn`` over the tensors of a dict / tuple / list / tensor; anything else is kept as it is."""
-    if isinstance(data, torch.Tensor):
-        return fn(data)
-    if isinstance(data, dict):
-        return {k: _map(v, fn) for k, v in data.items()}
-    if isinstance(data, (tuple, list)):
-        return type(data)(_map(v, fn) for v in data)
-    return data
 
 
 def _split(column: Any, size: int) -> list[Any]:

@@ -33,9 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from vid_assets.runtime.blocks import BlockLoader
 from vid_assets.runtime.memory import tune_malloc
 from vid_assets.runtime.pool import permuted_pool
 from vid_assets.runtime.prefetch import prefetch
@@ -83,14 +82,6 @@ class ClipDataset(IterableDataset):
         self.has_segments, self.bfloat16 = v.has_segments, v.bfloat16
         self._arrays: dict[str, zarr.Array] | None = None
         self._features: ChunkReader | None = None
-
-    blocks = False  # set by BlockLoader: in a worker, yield a pool's batches as one block
-
-    def loader(self, **kwargs: Any) -> DataLoader:
-        """A ``DataLoader`` over these batches (``num_workers``, ``pin_memory``... as usual), whose
-        workers hand over whole shuffle pools that the training process cuts into the batches: with
-        workers, batch 1 is not bound by the DataLoader's per-item hand-over (runtime/blocks.py)."""
-        return BlockLoader(self, **kwargs)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -174,11 +165,8 @@ class ClipDataset(IterableDataset):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
             pool = permuted_pool(parts, offsets, order, shared=info is not None)
             full = n - n % self.batch_size
-            if self.blocks and info is not None and full:
-                yield self._tensors({k: v[:full] for k, v in pool.items()})
-            else:
-                for i in range(0, full, self.batch_size):
-                    yield self._tensors({k: v[i : i + self.batch_size] for k, v in pool.items()})
+            for i in range(0, full, self.batch_size):
+                yield self._tensors({k: v[i : i + self.batch_size] for k, v in pool.items()})
             carry = {k: v[full:] for k, v in pool.items()} if full < n else None
         if carry is not None and not self.drop_last:
             yield self._tensors(carry)

@@ -195,35 +195,6 @@ def test_every_row_once_per_epoch_with_the_right_video(view, workers):
     assert orders[0] != orders[1]  # reshuffled per epoch
 
 
-@pytest.mark.parametrize("batch", [1, 7])
-def test_block_loader_gives_the_plain_loaders_batches(view, batch):
-    """``ds.loader(num_workers=2)`` hands over whole pools and cuts them in the training process:
-    the batches (rows, order inside each, contents) are exactly the plain per-batch loader's."""
-    path, _ = view
-    ds = ClipDataset(path, batch_size=batch, shuffle=True, seed=3)
-    ds.set_epoch(1)
-
-    def batches(loader) -> dict[tuple[int, ...], np.ndarray]:
-        out = {}
-        for b in loader:
-            assert set(b) == {"features", "index", "video", "timestamps", "segment"}
-            assert len(b["index"]) == len(b["features"]) == len(b["video"]) <= batch
-            out[tuple(b["index"].tolist())] = b["features"].numpy()
-        return out
-
-    plain = batches(DataLoader(ds, batch_size=None, num_workers=2))
-    blocked = ds.loader(num_workers=2, prefetch_factor=2)
-    assert len(blocked) == len(ds) and not ds.blocks  # the caller's dataset still yields plain batches
-    got = batches(blocked)
-    assert sorted(got) == sorted(plain) and sum(map(len, got)) == ds.num_rows
-    for k, v in got.items():
-        np.testing.assert_array_equal(v, plain[k])
-    alone = batches(ds.loader())  # no workers: the plain path, one process reading every chunk
-    assert sorted(i for k in alone for i in k) == list(range(ds.num_rows))
-    with pytest.raises(ValueError, match="makes the batches"):
-        ds.loader(batch_size=4)
-
-
 def test_video_dataset_and_fsspec_memory_store(view):
     import fsspec
 

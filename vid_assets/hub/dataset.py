@@ -4,14 +4,12 @@ read like :class:`vid_assets.loader.ClipDataset` reads a Zarr view."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
 from vid_assets.loader import dist_shard
-from vid_assets.runtime.blocks import BlockLoader
 from vid_assets.runtime.prefetch import prefetch
 
 
@@ -63,12 +61,6 @@ class HubClipDataset(IterableDataset):
             self.units += [(f, g) for g in range(meta.num_row_groups)]
             self.num_rows += meta.num_rows
 
-    blocks = False  # set by BlockLoader: in a worker, yield a pool's batches as one block
-
-    def loader(self, **kwargs: Any) -> DataLoader:
-        """A ``DataLoader`` whose workers hand over whole pools (see ``ClipDataset.loader``)."""
-        return BlockLoader(self, **kwargs)
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         if not self._given:
@@ -117,11 +109,8 @@ class HubClipDataset(IterableDataset):
             order = rng.permutation(n) if self.shuffle else np.arange(n)
             pool = {k: v[order] for k, v in pool.items()}
             full = n - n % self.batch_size
-            if self.blocks and info is not None and full:
-                yield self._batch({k: v[:full] for k, v in pool.items()})
-            else:
-                for i in range(0, full, self.batch_size):
-                    yield self._batch({k: v[i : i + self.batch_size] for k, v in pool.items()})
+            for i in range(0, full, self.batch_size):
+                yield self._batch({k: v[i : i + self.batch_size] for k, v in pool.items()})
             carry = {k: v[full:] for k, v in pool.items()} if full < n else None
         if carry is not None:
             yield self._batch(carry)

@@ -196,17 +196,20 @@ def test_the_loader_reads_the_published_dataset_as_laid_out_on_the_hub(store, tm
     table = pq.read_table(mirror / "data").to_pylist()
     expected = {(r["video_id"], int(r["clip_index"])): np.asarray(r["embedding"], np.float32) for r in table}
     ds = HubClipDataset(mirror, batch_size=4, seed=3)
-    seen = {}
-    for batch in DataLoader(ds, batch_size=None, num_workers=2):
-        assert batch["features"].dtype.is_floating_point and batch["features"].shape[1] == 8
-        for vid, idx, feat in zip(
-            batch["video_id"], batch["clip_index"].tolist(), batch["features"].numpy(), strict=True
-        ):
-            assert (vid, idx) not in seen
-            seen[vid, idx] = feat
-    assert seen.keys() == expected.keys() and len(seen) == ds.num_rows == 4 + 5 + 6
-    for key, feat in seen.items():
-        np.testing.assert_array_equal(feat, expected[key])
+    # worker processes (a plain DataLoader) and reader threads (ds.loader)
+    for loader in (DataLoader(ds, batch_size=None, num_workers=2), HubClipDataset(mirror, batch_size=4).loader(2)):
+        seen = {}
+        for batch in loader:
+            assert batch["features"].dtype.is_floating_point and batch["features"].shape[1] == 8
+            assert len(batch["video_id"]) == len(batch["features"]) <= 4
+            for vid, idx, feat in zip(
+                batch["video_id"], batch["clip_index"].tolist(), batch["features"].numpy(), strict=True
+            ):
+                assert (vid, idx) not in seen
+                seen[vid, idx] = feat
+        assert seen.keys() == expected.keys() and len(seen) == ds.num_rows == 4 + 5 + 6
+        for key, feat in seen.items():
+            np.testing.assert_array_equal(feat, expected[key])
     halves = [
         {
             (v, i)

@@ -195,6 +195,32 @@ def test_every_row_once_per_epoch_with_the_right_video(view, workers):
     assert orders[0] != orders[1]  # reshuffled per epoch
 
 
+@pytest.mark.parametrize(("batch", "buffer"), [(1, 1), (7, 2)])
+def test_loader_workers_read_on_threads_and_give_the_same_batches(view, batch, buffer):
+    """``ds.loader(num_workers=2)`` reads chunks on two threads, ahead and in order: the batches and
+    their order are exactly those of no workers, and a second epoch reshuffles as usual."""
+    path, _ = view
+    ds = ClipDataset(path, batch_size=batch, shuffle=True, seed=3, shuffle_buffer=buffer)
+
+    def epoch(loader) -> list[tuple[list[int], np.ndarray]]:
+        out = [(b["index"].tolist(), b["features"].numpy()) for b in loader]
+        assert sorted(i for idx, _ in out for i in idx) == list(range(ds.num_rows))
+        return out
+
+    alone = epoch(DataLoader(ds, batch_size=None))
+    threaded = ds.loader(num_workers=2, prefetch_factor=3, persistent_workers=True)
+    assert len(threaded) == len(ds) and ds.read_threads == 2
+    for (i, f), (j, g) in zip(epoch(threaded), alone, strict=True):
+        assert i == j and np.array_equal(f, g)
+    for i, _ in enumerate(threaded):  # an epoch left half way stops its readers
+        if i == 2:
+            break
+    ds.set_epoch(1)
+    assert [i for i, _ in epoch(threaded)] != [i for i, _ in alone]
+    with pytest.raises(ValueError, match="makes the batches"):
+        ds.loader(batch_size=4)
+
+
 def test_video_dataset_and_fsspec_memory_store(view):
     import fsspec
 

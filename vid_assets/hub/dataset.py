@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from vid_assets.loader import dist_shard
-from vid_assets.runtime.prefetch import prefetch
+from vid_assets.loader import ThreadedLoading, dist_shard
+from vid_assets.runtime.prefetch import grouped, parallel_map
 
 
-class HubClipDataset(IterableDataset):
+class HubClipDataset(ThreadedLoading, IterableDataset):
     """Batches of the dataset ``hub_dataset`` publishes: its ``data/clips-*.parquet`` shards, read
     from ``hf://datasets/<org>/<name>[@revision]`` (huggingface_hub's filesystem; the token from
     the usual ``HF_TOKEN`` / login), a local mirror or download of the repo, or any fsspec URL.
@@ -100,8 +100,9 @@ class HubClipDataset(IterableDataset):
         rng = np.random.default_rng((self.seed, self.epoch, rank, info.id if info else 0))
         units = self._units()
         carry = None
-        groups = [units[i : i + self.shuffle_buffer] for i in range(0, len(units), self.shuffle_buffer)]
-        for parts in prefetch(([self._read(fs, u) for u in g] for g in groups), depth=1):
+        ahead = self.read_ahead or max(self.read_threads, self.shuffle_buffer) + 1
+        reads = parallel_map(lambda u: self._read(fs, u), units, self.read_threads, ahead)
+        for parts in grouped(reads, self.shuffle_buffer):
             if carry is not None:
                 parts.insert(0, carry)
             pool = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
@@ -59,3 +62,35 @@ def put_unless(q: queue.Queue, item, stop: threading.Event, poll_s: float = 0.1)
         except queue.Full:
             continue
     return False
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], threads: int, ahead: int | None = None) -> Iterator[R]:
+    """``fn`` over ``items`` on ``threads`` background threads, results in ``items``' order, at most
+    ``ahead`` (default ``threads + 1``) started before the one being consumed. For work that
+    releases the GIL (chunk reads and decompression): the loader's "workers" without processes,
+    so nothing is pickled or copied between processes. Errors re-raise here; leaving early cancels
+    what has not started."""
+    ahead = max(1, threads + 1 if ahead is None else ahead)
+    ex = ThreadPoolExecutor(max(1, threads), thread_name_prefix="vid_assets-read")
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(ex.submit(fn, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+
+
+def grouped(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last may be shorter)."""
+    group: list[T] = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group

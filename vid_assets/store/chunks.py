@@ -12,6 +12,7 @@ is always correct and fast where it can be.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ class ChunkReader:
         self.num_rows = array.shape[0] if num_rows is None else num_rows
         self.chunk_rows = int(array.chunks[0])
         self._root = self._local_root(array)
-        self._blosc, self._buf = None, bytearray()
+        self._blosc, self._local = None, threading.local()  # a read buffer per reading thread
         if self._root is not None:
             from numcodecs import Blosc
 
@@ -61,9 +62,10 @@ class ChunkReader:
             with open(path, "rb", buffering=0) as f:  # into one reused buffer: no fresh pages per chunk
                 size = f.seek(0, 2)
                 f.seek(0)
-                if len(self._buf) < size:
-                    self._buf = bytearray(size)
-                raw = memoryview(self._buf)[: f.readinto(memoryview(self._buf)[:size])]
+                buf = getattr(self._local, "buf", b"")
+                if len(buf) < size:
+                    buf = self._local.buf = bytearray(size)
+                raw = memoryview(buf)[: f.readinto(memoryview(buf)[:size])]
         except FileNotFoundError:  # an unwritten chunk is the fill value: Zarr knows it
             return self.array[lo:hi]
         out = np.empty((self.chunk_rows, *self.array.shape[1:]), dtype=self.array.dtype)  # edge chunks are stored full

@@ -135,27 +135,34 @@ def vae_main(args) -> None:
     # processes; "threads": ds.loader(num_workers=2), two reader threads in the training process
     grid = [(64, 0, "none"), (64, 2, "processes"), (64, 2, "threads"), (1, 0, "none"), (1, 2, "processes")]
     grid += [(1, 2, "threads")]
-    for batch, workers, how in grid:
-        rates = []
-        for _ in range(args.rounds):
-            ds = ClipDataset(view, batch_size=batch, shuffle=True, seed=len(rates))
-            if how == "threads":
-                loader = ds.loader(num_workers=workers)
-            else:
-                loader = DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None)
-            it = iter(loader)
-            n = len(next(it)["index"])
-            t0 = time.perf_counter()
-            for b in it:
-                n += len(b["index"])
-            rates.append((n - batch) / (time.perf_counter() - t0))
+
+    def one_epoch(batch: int, workers: int, how: str, seed: int) -> float:
+        ds = ClipDataset(view, batch_size=batch, shuffle=True, seed=seed)
+        if how == "threads":
+            loader = ds.loader(num_workers=workers)
+        else:
+            loader = DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None)
+        it = iter(loader)
+        n = len(next(it)["index"])  # worker start-up is not part of the steady-state rate
+        t0 = time.perf_counter()
+        for b in it:
+            n += len(b["index"])
+        return (n - batch) / (time.perf_counter() - t0)
+
+    # rounds interleave the rows (this VM's speed drifts by 2-4x within a run): each ratio compares
+    # epochs run side by side
+    rates: dict[tuple, list[float]] = {g: [] for g in grid}
+    for r in range(args.rounds):
+        for g in grid:
+            rates[g].append(one_epoch(*g, seed=r))
+    for (batch, workers, how), got in rates.items():
         row = {
             "batch": batch,
             "workers": workers,
             "as": how,
-            "segments_per_s": round(float(np.median(rates))),  # median epoch: the first pays page faults
-            "best": round(max(rates)),
-            "all": [round(r) for r in rates],
+            "segments_per_s": round(float(np.median(got))),  # median epoch: the first pays page faults
+            "best": round(max(got)),
+            "all": [round(x) for x in got],
         }
         row["mb_per_s"] = round(row["segments_per_s"] * seg_mb)
         res["rows"].append(row)

@@ -149,12 +149,17 @@ def vae_main(args) -> None:
             n += len(b["index"])
         return (n - batch) / (time.perf_counter() - t0)
 
-    # rounds interleave the rows (this VM's speed drifts by 2-4x within a run): each ratio compares
-    # epochs run side by side
+    # rounds interleave the in-process rows (this VM's speed drifts by 2-4x within a run), so each
+    # threads/none ratio compares epochs run side by side; the worker-process rows run after them:
+    # once a DataLoader has forked workers, this process's later threaded epochs ran ~20% slower
+    # (26.5k -> 21.6k segments/s at batch 1 after one such epoch), which no training job that
+    # picks one loader sees
     rates: dict[tuple, list[float]] = {g: [] for g in grid}
-    for r in range(args.rounds):
-        for g in grid:
-            rates[g].append(one_epoch(*g, seed=r))
+    for phase in ("in-process", "processes"):
+        for r in range(args.rounds):
+            for g in grid:
+                if (g[2] == "processes") == (phase == "processes"):
+                    rates[g].append(one_epoch(*g, seed=r))
     for (batch, workers, how), got in rates.items():
         row = {
             "batch": batch,

@@ -15,7 +15,7 @@ export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,samples,text,scale,vae,s3]'
+	$(BIN)/pip install -q -e '.[dev,samples,text,scale,vae,s3,gcs]'
 	touch $@
 
 venv: $(BIN)/.installed

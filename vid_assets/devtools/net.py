@@ -142,7 +142,9 @@ def gcs_server() -> Iterator[dict[str, str]]:
     process; yields the environment gcsfs needs and stops it on exit. ``STORAGE_EMULATOR_HOST`` is
     the endpoint (no credentials: the emulator takes anonymous calls).
     ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``: gcsfs otherwise asks each bucket whether it is a
-    zonal one over gRPC, which the emulator does not speak (the probe hangs until it times out)."""
+    zonal one over gRPC, which the emulator does not speak. Without Google credentials that probe
+    fails at once and gcsfs falls back to JSON calls; with credentials on the machine it waits for
+    the gRPC call to time out. gcsfs reads the variable when it is imported."""
     port = free_port()
     exe = Path(sys.executable).parent / "gcp-storage-emulator"
     with tempfile.TemporaryFile() as log:

@@ -189,3 +189,25 @@ def test_the_feature_store_writes_and_reads_on_the_bucket(bucket, tmp_path, medi
     assert view["num_videos"] == 2
     done = export_npy(remote, tmp_path / "npy")
     assert len(done.written) == 2 and export_npy(remote, tmp_path / "npy").unchanged == 2
+
+
+def test_a_manifest_on_the_bucket_names_videos_relative_to_itself(bucket, tmp_path, media_dir):
+    """A CSV manifest stored in the bucket: its relative uris resolve against its own prefix, its
+    ids and captions reach the catalog, and the video keeps the content hash of its local copy."""
+    from vid_assets.defs.resources import WorkspaceResource
+    from vid_assets.defs.videos.sensors import build_videos_sensor
+    from vid_assets.media import VideoRef
+
+    bucket.fs.pipe("videos/balls.csv", b"uri,id,caption\nraw/clip_b.mp4,ball/02,a ball\n")
+    bucket.fs.pipe("videos/empty/README.txt", b"no videos here")
+    workspace = WorkspaceResource(work_dir=str(tmp_path / "work"))
+    # the watched prefix holds no video: the one found comes from the manifest
+    sensor = build_videos_sensor(bucket.url("videos/empty"), manifests=[bucket.url("videos/balls.csv")])
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        tick = sensor(dg.build_sensor_context(instance=instance, resources={"workspace": workspace}))
+        (key,) = [k for req in tick.dynamic_partitions_requests for k in req.partition_keys]
+    ref = workspace.catalog().get(key)
+    local = VideoRef.from_path(media_dir / "clip_b.mp4")
+    assert ref.uri == bucket.url("videos/raw/clip_b.mp4") and ref.caption == "a ball"
+    assert key.startswith("ball_02-") and ref.content_hash == local.content_hash

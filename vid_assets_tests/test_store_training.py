@@ -217,6 +217,9 @@ def test_loader_workers_read_on_threads_and_give_the_same_batches(view, batch, b
             break
     ds.set_epoch(1)
     assert [i for i, _ in epoch(threaded)] != [i for i, _ in alone]
+    # a dataset that has been read still goes to spawned worker processes (its readers are per thread)
+    spawned = DataLoader(ds, batch_size=None, num_workers=1, multiprocessing_context="spawn")
+    assert sorted(i for b in spawned for i in b["index"].tolist()) == list(range(ds.num_rows))
     with pytest.raises(ValueError, match="makes the batches"):
         ds.loader(batch_size=4)
 

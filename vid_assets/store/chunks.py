@@ -33,6 +33,12 @@ class ChunkReader:
 
             self._blosc = Blosc()
 
+    def __getstate__(self) -> dict:  # sent to DataLoader worker processes: buffers are per thread
+        return {**self.__dict__, "_local": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _local=threading.local())
+
     @staticmethod
     def _local_root(array: zarr.Array) -> Path | None:
         """The array's folder when its chunks are plain files this reader can decode, else None."""

@@ -419,6 +419,10 @@ def gpu(args, cache: Path, batch: int) -> dict:
     )
     result["steady_images_per_s_in_asset"] = min(e.get("steady_images_per_s", 0.0) for e in inside)
     result["asset_vs_bare"] = result["steady_images_per_s_in_asset"] / result["bare_images_per_s"]
+    # the model's own rate inside the asset (device time of its passes, CUDA events; without the
+    # waits for decode): what the asset does to the model, apart from what 1080p decode allows
+    result["steady_model_images_per_s_in_asset"] = min(e.get("steady_model_images_per_s", 0.0) for e in inside)
+    result["model_in_asset_vs_bare"] = result["steady_model_images_per_s_in_asset"] / result["bare_images_per_s"]
     return result
 
 

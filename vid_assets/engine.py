@@ -49,7 +49,8 @@ class VideoResult:
     summary: dict | None = None  # the decode's report (``clips.stream.decode_summary``)
     error: str | None = None
     stage: str | None = None  # where it failed: "decode" or "embed"
-    seconds: float = 0.0  # the model's time spent on this video's clips
+    seconds: float = 0.0  # the run's wall time between passes, shared out by this video's clips
+    model_seconds: float = 0.0  # the model's own time on the passes (device time on CUDA), shared likewise
 
     @property
     def ok(self) -> bool:
@@ -307,8 +308,9 @@ class _Books:
         """A pass's rows to their videos (or its error to them); how many clips it held."""
         try:
             out = pending.result()
+            busy = pending.busy_s()
         except Exception as e:  # noqa: BLE001 - the model failed these videos, not the run
-            out, error = None, f"{type(e).__name__}: {e}"
+            out, error, busy = None, f"{type(e).__name__}: {e}", 0.0
         top = top_k(out.logits, self.config.top_k) if out is not None and out.logits is not None else None
         now = time.perf_counter()
         total = sum(len(t) for _, t in parts)
@@ -323,6 +325,7 @@ class _Books:
             elif v.result.ok:
                 v.rows.append((out.features[sl], None if top is None else (top[0][sl], top[1][sl])))
                 v.result.seconds += share * len(t)
+                v.result.model_seconds += busy * len(t) / max(1, total)
             if v.ended and v.in_flight == 0 and i not in self.ready:
                 self.ready.append(i)
         return total

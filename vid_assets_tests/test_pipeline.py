@@ -369,6 +369,10 @@ print(json.dumps({{"success": r.success, "loads": loads_so_far(), "run_id": r.ru
     (line,) = [json.loads(m.split("engine: ", 1)[1]) for m in logs if "engine: {" in m]
     assert line["videos"] == 2 and 0 < line["first_video_s"] <= line["seconds"]
     assert line["steady_images_per_s"] > 0
+    # the model's own time (its passes, without the waits for decode): within the run's, and a rate
+    # at least the run's (on the CPU the passes run on the host, so the two are close, not equal)
+    assert 0 < line["model_s"] <= line["seconds"] and line["model_images_per_s"] >= line["images_per_s"]
+    assert line["steady_model_images_per_s"] > 0
 
 
 def test_a_batch_run_gives_each_video_its_own_data_version_checks_and_fresh_provenance(run):

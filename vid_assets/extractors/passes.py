@@ -5,6 +5,7 @@ batch submitted before the last one's result is asked for)."""
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -85,13 +86,23 @@ def _to_pinned(t: torch.Tensor) -> torch.Tensor:
 
 
 class PendingClipFeatures:
-    """What :func:`submit_clips` queued; :meth:`result` waits and returns :class:`ClipFeatures`."""
+    """What :func:`submit_clips` queued; :meth:`result` waits and returns :class:`ClipFeatures`;
+    :meth:`busy_s` (after it) how long the model worked on it: on CUDA the device time between
+    events recorded around the queued work (so the decode the device waited for is not counted),
+    elsewhere the host time the work took. A compile on the first pass counts in its time."""
 
-    def __init__(self, pending: PendingFeatures) -> None:
-        self.pending = pending
+    def __init__(self, pending: PendingFeatures, timer: tuple | float) -> None:
+        self.pending, self._timer = pending, timer
 
     def result(self) -> ClipFeatures:
         return ClipFeatures(features=self.pending.result(), logits=self.pending.logits())
+
+    def busy_s(self) -> float:
+        if isinstance(self._timer, float):
+            return self._timer
+        start, end = self._timer
+        end.synchronize()  # recorded just after the pass's own end event: done when its result is
+        return start.elapsed_time(end) / 1000.0
 
 
 def submit_clips(
@@ -119,12 +130,20 @@ def submit_clips(
             feats = feats.mean(dim=1, keepdim=True)
         return feats, extractor.head_logits(feats)
 
+    cuda = extractor.device.type == "cuda"
+    t0, start = time.perf_counter(), torch.cuda.Event(enable_timing=True) if cuda else None
+    if start is not None:
+        start.record(torch.cuda.current_stream(extractor.device))  # the model's GPU, whichever is current
     if frames:
         pending = extractor.submit_frames(clip_pixels.reshape(b * t * c, *clip_pixels.shape[3:]), finish)
     else:
         per_crop = clip_pixels.transpose(1, 2) if isinstance(clip_pixels, torch.Tensor) else clip_pixels.swapaxes(1, 2)
         pending = extractor.submit_video_clips(per_crop.reshape(b * c, t, *clip_pixels.shape[3:]), finish)
-    return PendingClipFeatures(pending)
+    if start is None:
+        return PendingClipFeatures(pending, time.perf_counter() - t0)
+    end = torch.cuda.Event(enable_timing=True)
+    end.record(torch.cuda.current_stream(extractor.device))
+    return PendingClipFeatures(pending, (start, end))
 
 
 def embed_clips(

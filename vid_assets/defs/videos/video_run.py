@@ -198,7 +198,8 @@ class VideoRun:
         c = self.config.clip
         self._counts["images"] += result.num_clips * c.frames_per_clip * c.num_crops
         self._counts["frames"] += ((result.summary or {}).get("decode") or {}).get("decoded", 0)
-        self._counts.setdefault("first", (time.perf_counter(), self._counts["images"]))
+        self._counts["model_s"] = self._counts.get("model_s", 0.0) + result.model_seconds
+        self._counts.setdefault("first", (time.perf_counter(), self._counts["images"], self._counts["model_s"]))
         if not result.ok:
             self._fail(key, result.stage or "embed", result.error or "")
             return
@@ -228,11 +229,15 @@ class VideoRun:
         stats.update(
             images_per_s=round(images / max(took, 1e-9), 1), decoded_frames_per_s=round(frames / max(took, 1e-9), 1)
         )
+        model_s = self._counts.get("model_s", 0.0)  # the model's own time: its rate without the decode's waits
+        stats.update(model_s=round(model_s, 3), model_images_per_s=round(images / max(model_s, 1e-9), 1))
         if "first" in self._counts:  # the first video pays the model's warm-up (a compile: tens of seconds)
-            t_first, images_first = self._counts["first"]
+            t_first, images_first, model_first = self._counts["first"]
             stats["first_video_s"] = round(t_first - self._counts["t0"], 3)
             if videos > 1 and images > images_first:
                 stats["steady_images_per_s"] = round((images - images_first) / max(now - t_first, 1e-9), 1)
+                steady_model = max(model_s - model_first, 1e-9)
+                stats["steady_model_images_per_s"] = round((images - images_first) / steady_model, 1)
         where = "" if self.fset.is_default else f" [{self.fset.name}]"
         self.context.log.info(f"engine{where}: {json.dumps(stats)}")
 

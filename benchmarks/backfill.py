@@ -360,30 +360,54 @@ def one_video(root: Path, folder: Path, batch: int) -> dict:
     }
 
 
-def hardware_decode(path: Path, seconds: float = 10.0) -> dict:
-    """Frames/s of one PyAV decoder on ``path``: CPU (FFmpeg's threads) vs CUDA (NVDEC, if PyAV's
-    FFmpeg and the driver provide it; the reason if not)."""
+def hardware_decode(paths: list[Path], seconds: float = 5.0) -> dict:
+    """Frames/s of PyAV decoders on the 1080p videos: one CPU decoder (FFmpeg's threads) vs one
+    CUDA decoder (NVDEC, if PyAV's FFmpeg and the driver provide it; the reason if not), then what
+    the host can decode at once: a single-threaded CPU decoder per core vs four NVDEC sessions."""
+    out = {"cpu_decode_fps": _decode_rate((paths[0], False, seconds, True))}
+    out["cpu_all_cores_decode_fps"] = decode_capacity(paths, os.cpu_count() or 1, False, seconds)
+    try:
+        out["cuda_decode_fps"] = _decode_rate((paths[0], True, seconds, True))
+        out["nvdec_x4_decode_fps"] = decode_capacity(paths, 4, True, seconds)
+    except Exception as e:  # noqa: BLE001 - reported, not fatal
+        out["cuda_decode_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def _decode_rate(job: tuple) -> float:
+    """Frames/s decoding ``path`` (again and again) for ``seconds``: NVDEC if ``cuda``, else the
+    CPU with FFmpeg's threads (``threads``) or one thread."""
     import av
 
-    def rate(**kw) -> float:
-        n, t0 = 0, time.perf_counter()
+    path, cuda, seconds, threads = job
+    kw = {}
+    if cuda:
+        from av.codec.hwaccel import HWAccel
+
+        kw["hwaccel"] = HWAccel(device_type="cuda", allow_software_fallback=False)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
         with av.open(str(path), **kw) as c:
             stream = c.streams.video[0]
-            stream.thread_type = "AUTO"
+            if threads:
+                stream.thread_type = "AUTO"
+            else:
+                stream.thread_count = 1
             for _ in c.decode(stream):
                 n += 1
                 if time.perf_counter() - t0 > seconds:
                     break
-        return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0)
 
-    out = {"cpu_decode_fps": rate()}
-    try:
-        from av.codec.hwaccel import HWAccel
 
-        out["cuda_decode_fps"] = rate(hwaccel=HWAccel(device_type="cuda", allow_software_fallback=False))
-    except Exception as e:  # noqa: BLE001 - reported, not fatal
-        out["cuda_decode_error"] = f"{type(e).__name__}: {e}"
-    return out
+def decode_capacity(paths: list[Path], procs: int, cuda: bool, seconds: float) -> float:
+    """Frames/s of ``procs`` decoder processes at once, each on its own video (spawned: the parent
+    has a CUDA context, which forked children could not use)."""
+    import multiprocessing
+
+    jobs = [(paths[i % len(paths)], cuda, seconds, False) for i in range(procs)]
+    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+        return float(sum(pool.map(_decode_rate, jobs)))
 
 
 def gpu(args, cache: Path, batch: int) -> dict:
@@ -396,7 +420,7 @@ def gpu(args, cache: Path, batch: int) -> dict:
     paths = prepare(cache / "1080p", args.gpu_videos, args.gpu_seconds, (1920, 1080))
     ext = create_extractor("timm:vit_base_patch16_224", pretrained=False, device="cuda", compile=True)
     ext.batch_size = 256
-    result = {"bare_images_per_s": bare(ext, 256, 20.0), **hardware_decode(paths[0])}
+    result = {"bare_images_per_s": bare(ext, 256, 20.0), **hardware_decode(paths)}
     plan = {"mode": "every_n", "every_n_frames": 1, "frames_per_clip": 1}
     model = {"name": "vid_bench_models:vit_random", "device": "cuda", "compile": True, "batch_size": 256}
     with tempfile.TemporaryDirectory(prefix="vid_assets_backfill_gpu_") as tmp:

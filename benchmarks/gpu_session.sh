@@ -36,6 +36,12 @@
 # serial video encodes (now parallel). Next GPU: `bash benchmarks/gpu_wheels.sh sets`, then both
 # steps in one call (STEP_TIMEOUT=300 each; the wheels are ~61 MiB of the tool's 64).
 #
+# Session 17 (no GPU): the engine now times the model's own passes (CUDA events), so `backfill`
+# reports model_in_asset_vs_bare (the model inside the asset, without decode's waits) beside the
+# end-to-end asset_vs_bare, and what the host decodes at once (a 1-thread CPU decoder per core vs
+# four NVDEC sessions). Predictions in RESULTS.md. Next GPU, one call (carry [".whl"]):
+#     STEP_TIMEOUT=330 ... gpu_session.sh backfill; STEP_TIMEOUT=200 ... gpu_session.sh sets
+#
 # A session now gets 15 minutes of device time in all, the machine's start included, so plan for
 # ONE call of ~9 minutes with issue 4's own rows first, then more calls only if time is left:
 #

@@ -28,43 +28,24 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 import torch
 import zarr
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from vid_assets.runtime.memory import tune_malloc
 from vid_assets.runtime.pool import permuted_pool
 from vid_assets.runtime.prefetch import grouped, parallel_map
+from vid_assets.runtime.reader_threads import SLOW_HANDOVER, ThreadedLoading
 from vid_assets.store.chunks import ChunkReader
 from vid_assets.store.view import TrainingView
 
 # row columns (video, timestamps, segment) this small are read whole once per worker: a Zarr call per
 # chunk for a few hundred bytes cost more than the chunk's features (~1 ms each on the 2-core VM)
 SMALL_COLUMNS_BYTES = 256 << 20
-
-
-class ThreadedLoading:
-    """``loader()`` for datasets that read ahead on ``read_threads`` threads (``read_ahead`` items)."""
-
-    read_threads: int = 1
-    read_ahead: int | None = None
-
-    def loader(self, num_workers: int = 0, prefetch_factor: int | None = None, **kwargs: Any) -> DataLoader:
-        """The ``DataLoader`` to train with: ``num_workers`` chunk readers as threads of the training
-        process (chunk reads and Blosc release the GIL), each ``prefetch_factor`` (default 2)
-        chunks ahead; other arguments (``pin_memory``...) as ``DataLoader``'s. The batches and their
-        order are those of no workers at all (this dataset's readers are set). Worker processes hand every batch over by pickle and
-        shared memory: at batch 1 that hand-over, not the reading, set the pace (~1.1k samples/s
-        against ~18k in one process on the 2-vCPU VM), so processes are left to plain
-        ``DataLoader(ds, batch_size=None, num_workers=...)`` for who wants them."""
-        kwargs.pop("persistent_workers", None)  # threads start in microseconds: nothing to keep
-        if kwargs.pop("batch_size", None) is not None:
-            raise ValueError("the dataset makes the batches (its batch_size); the loader takes none")
-        self.read_threads, self.read_ahead = max(1, num_workers), max(1, num_workers) * (prefetch_factor or 2)
-        return DataLoader(self, batch_size=None, num_workers=0, **kwargs)
 
 
 class ClipDataset(ThreadedLoading, IterableDataset):
@@ -169,6 +150,8 @@ class ClipDataset(ThreadedLoading, IterableDataset):
                 if k in self._arrays and self._arrays[k].nbytes <= SMALL_COLUMNS_BYTES:
                     self._arrays[k] = self._arrays[k][: self.num_rows]
         info = get_worker_info()
+        if info is not None and info.id == 0 and self.epoch == 0 and self.batch_size < 16:
+            warnings.warn(SLOW_HANDOVER.format(self.batch_size), stacklevel=2)
         if info is not None:
             # in a DataLoader worker, batches go to the training process as handles to the pool's
             # shared memory; by file name (cached there: the pool is mapped once) rather than by a
@@ -282,10 +265,10 @@ class LatentCaptionDataset(ClipDataset):
     latents (a VAE set: rows ``[1 crop, 20 frames, 4, 32, 32]``), each segment's caption found
     through ``segment_to_video`` in the videos table (one caption per video, no copies).
 
-    Reading is ``ClipDataset``'s (whole chunks, shuffled, split between workers), so::
+    Reading is ``ClipDataset``'s (whole chunks, shuffled, read ahead on threads), so::
 
         ds = LatentCaptionDataset("data/features_vae_training.zarr", batch_size=64)
-        for latents, captions in DataLoader(ds, batch_size=None, num_workers=2, pin_memory=True):
+        for latents, captions in ds.loader(num_workers=2, pin_memory=True):
             ...  # latents [64, 20, 4, 32, 32] float16, captions [64, 512] float16
 
     A single crop's axis is dropped; videos without a caption get zeros (``has_caption`` in the

@@ -224,6 +224,26 @@ def test_loader_workers_read_on_threads_and_give_the_same_batches(view, batch, b
         ds.loader(batch_size=4)
 
 
+def test_small_batches_in_worker_processes_say_to_use_reader_threads(view):
+    """A plain DataLoader with worker processes at batch 4 works, and its first worker says once,
+    on stderr, that the hand-over sets the pace and what to use instead; ds.loader does not."""
+    import subprocess
+    import sys
+
+    path, _ = view
+    code = (
+        "import sys\nfrom torch.utils.data import DataLoader\nfrom vid_assets.loader import ClipDataset\n"
+        f"ds = ClipDataset({str(path)!r}, batch_size=4)\n"
+        "loader = DataLoader(ds, batch_size=None, num_workers=2) if sys.argv[1] == 'processes' else ds.loader(2)\n"
+        "print(sum(len(b['index']) for b in loader))\n"
+    )
+    for how, warned in (("processes", True), ("threads", False)):
+        out = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert int(out.stdout) == sum(5 + 3 * i for i in range(7))
+        assert out.stderr.count("ds.loader(num_workers=N) reads on threads") == int(warned), out.stderr
+
+
 def test_video_dataset_and_fsspec_memory_store(view):
     import fsspec
 

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from vid_assets.loader import ThreadedLoading, dist_shard
+from vid_assets.loader import dist_shard
 from vid_assets.runtime.prefetch import grouped, parallel_map
+from vid_assets.runtime.reader_threads import ThreadedLoading
 
 
 class HubClipDataset(ThreadedLoading, IterableDataset):

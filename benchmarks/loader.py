@@ -15,8 +15,8 @@ adds the view read from a loopback S3 server.
 
 Builds (once, in benchmarks/out/) a store of 5,000 segments shaped 20x4x32x32 float16 (the
 reference project's VAE latents, loaded at 3,369 samples/s on a CPU there) plus segment_to_video and
-timestamps, then reads full epochs through ``vid_assets.loader.ClipDataset`` wrapped in a
-``torch.utils.data.DataLoader(batch_size=None)``: batch 1 and 64, shuffled, 0 and 2 workers.
+timestamps (Blosc zstd 3 by default: the issue's reference store), then reads shuffled epochs the
+same six ways (``GRID``), ``--rounds`` each.
 """
 
 from __future__ import annotations
@@ -58,18 +58,56 @@ def build(path: Path, chunk: int, level: int, cname: str) -> Path:
     return path
 
 
-def epoch(path: Path, batch: int, workers: int, shuffle: bool, buffer: int) -> tuple[float, int]:
-    ds = ClipDataset(path, batch_size=batch, shuffle=shuffle, seed=0, shuffle_buffer=buffer)
-    loader = DataLoader(
-        ds, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None, persistent_workers=False
-    )
+def one_epoch(path, batch: int, workers: int, how: str, seed: int, buffer: int = 2) -> float:
+    """Samples/s of one shuffled epoch after its first batch (worker start-up is not the steady rate):
+    "none" and "processes" through a plain ``DataLoader(ds, batch_size=None, num_workers=...)``,
+    "threads" through ``ds.loader(num_workers=...)``."""
+    ds = ClipDataset(path, batch_size=batch, shuffle=True, seed=seed, shuffle_buffer=buffer)
+    if how == "threads":
+        loader = ds.loader(num_workers=workers)
+    else:
+        loader = DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None)
     it = iter(loader)
-    first = next(it)  # worker start-up is not part of the steady-state rate
-    n = len(first["index"])
+    n = len(next(it)["index"])
     t0 = time.perf_counter()
     for b in it:
         n += len(b["index"])
-    return time.perf_counter() - t0, n
+    return (n - batch) / (time.perf_counter() - t0)
+
+
+GRID = [
+    (64, 0, "none"),
+    (64, 2, "processes"),
+    (64, 2, "threads"),
+    (1, 0, "none"),
+    (1, 2, "processes"),
+    (1, 2, "threads"),
+]
+
+
+def measure(path, grid: list[tuple], rounds: int, buffer: int = 2) -> dict[tuple, list[float]]:
+    """Epochs per row. Rounds interleave the in-process rows (this VM's speed drifts by 2-4x within
+    a run), so each threads/none ratio compares epochs run side by side; the worker-process rows
+    run after them: once a DataLoader has forked workers, this process's later threaded epochs ran
+    ~20% slower (26.5k -> 21.6k segments/s at batch 1 after one such epoch), which no training job
+    that picks one loader sees."""
+    rates: dict[tuple, list[float]] = {g: [] for g in grid}
+    for phase in ("in-process", "processes"):
+        for r in range(rounds):
+            for g in grid:
+                if (g[2] == "processes") == (phase == "processes"):
+                    rates[g].append(one_epoch(path, *g, seed=r, buffer=buffer))
+    return rates
+
+
+def ratios(rate: dict[tuple, float]) -> dict[str, float]:
+    """``ds.loader(num_workers=2)`` (what a training script is told to use) and 2 worker processes,
+    each against no workers, at batch 1 and 64."""
+    out = {}
+    for b in (1, 64):
+        out[f"workers2_vs_none_b{b}"] = round(rate[b, 2, "threads"] / rate[b, 0, "none"], 3)
+        out[f"processes2_vs_none_b{b}"] = round(rate[b, 2, "processes"] / rate[b, 0, "none"], 3)
+    return out
 
 
 VAE_SET = {
@@ -131,35 +169,7 @@ def vae_main(args) -> None:
         "rows": [],
     }
     seg_mb = np.prod(feats.shape[1:]) * 2 / 1e6
-    # "processes": DataLoader(ds, batch_size=None, num_workers=2), a batch per hand-over between
-    # processes; "threads": ds.loader(num_workers=2), two reader threads in the training process
-    grid = [(64, 0, "none"), (64, 2, "processes"), (64, 2, "threads"), (1, 0, "none"), (1, 2, "processes")]
-    grid += [(1, 2, "threads")]
-
-    def one_epoch(batch: int, workers: int, how: str, seed: int) -> float:
-        ds = ClipDataset(view, batch_size=batch, shuffle=True, seed=seed)
-        if how == "threads":
-            loader = ds.loader(num_workers=workers)
-        else:
-            loader = DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None)
-        it = iter(loader)
-        n = len(next(it)["index"])  # worker start-up is not part of the steady-state rate
-        t0 = time.perf_counter()
-        for b in it:
-            n += len(b["index"])
-        return (n - batch) / (time.perf_counter() - t0)
-
-    # rounds interleave the in-process rows (this VM's speed drifts by 2-4x within a run), so each
-    # threads/none ratio compares epochs run side by side; the worker-process rows run after them:
-    # once a DataLoader has forked workers, this process's later threaded epochs ran ~20% slower
-    # (26.5k -> 21.6k segments/s at batch 1 after one such epoch), which no training job that
-    # picks one loader sees
-    rates: dict[tuple, list[float]] = {g: [] for g in grid}
-    for phase in ("in-process", "processes"):
-        for r in range(args.rounds):
-            for g in grid:
-                if (g[2] == "processes") == (phase == "processes"):
-                    rates[g].append(one_epoch(*g, seed=r))
+    rates = measure(view, GRID, args.rounds)
     for (batch, workers, how), got in rates.items():
         row = {
             "batch": batch,
@@ -200,9 +210,7 @@ def vae_main(args) -> None:
                 print({key: res[key], "all": [round(x) for x in rates]}, flush=True)
     rate = {(r["batch"], r["workers"], r["as"]): r["segments_per_s"] for r in res["rows"]}
     res["vae_store_segments_per_s"] = rate[64, 0, "none"]
-    for b in (1, 64):  # the loader a training script is told to use (ds.loader) against no workers
-        res[f"workers2_vs_none_b{b}"] = round(rate[b, 2, "threads"] / rate[b, 0, "none"], 3)
-        res[f"processes2_vs_none_b{b}"] = round(rate[b, 2, "processes"] / rate[b, 0, "none"], 3)
+    res.update(ratios(rate))
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
@@ -212,14 +220,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vae-set", action="store_true", help="read a store the VAE feature set wrote")
     ap.add_argument("--videos", type=int, default=25, help="--vae-set: 100-s videos (20 segments each)")
-    ap.add_argument("--rounds", type=int, default=9, help="--vae-set: epochs per row (median reported)")
+    ap.add_argument("--rounds", type=int, default=9, help="epochs per row (median reported)")
     ap.add_argument("--s3", action="store_true", help="--vae-set: also read the view from S3 (moto on loopback)")
     ap.add_argument("--json")
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--level", type=int, default=3)
     ap.add_argument("--cname", default="zstd", help="blosc codec: zstd, lz4, blosclz ...")
     ap.add_argument("--shuffle-buffer", type=int, default=2, help="chunks mixed per shuffle pool")
-    ap.add_argument("--quick", action="store_true", help="batch 64, shuffled, 0 workers only")
+    ap.add_argument("--quick", action="store_true", help="batch 64, no workers, one epoch only")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"))
     args = ap.parse_args()
     if args.vae_set:
@@ -238,26 +246,20 @@ def main() -> None:
         "shuffle_buffer": args.shuffle_buffer,
         "rows": [],
     }
-    grid = [(64, 0, True)] if args.quick else [(b, w, s) for b in (1, 64) for w in (0, 2) for s in (True, False)]
-    for batch, workers, shuffle in grid:
-        secs, n = epoch(path, batch, workers, shuffle, args.shuffle_buffer)
-        rate = (n - batch) / secs
-        row = {
-            "batch": batch,
-            "workers": workers,
-            "shuffled": shuffle,
-            "samples_per_s": round(rate),
-            "mb_per_s": round(rate * sample_mb),
-        }
+    grid = [(64, 0, "none")] if args.quick else GRID
+    for (batch, workers, how), got in measure(
+        path, grid, 1 if args.quick else args.rounds, args.shuffle_buffer
+    ).items():
+        rate = float(np.median(got))
+        row = {"batch": batch, "workers": workers, "as": how, "samples_per_s": round(rate), "best": round(max(got))}
+        row["mb_per_s"] = round(rate * sample_mb)
         res["rows"].append(row)
         print(row, flush=True)
-
-    def best(b: int) -> int | None:
-        rates = [r["samples_per_s"] for r in res["rows"] if r["batch"] == b and r["shuffled"]]
-        return max(rates) if rates else None
-
-    res["samples_per_s_b64_shuffled"] = best(64)
-    res["samples_per_s_b1_shuffled"] = best(1)
+    rate = {(r["batch"], r["workers"], r["as"]): r["samples_per_s"] for r in res["rows"]}
+    res["samples_per_s_b64_shuffled"] = rate[64, 0, "none"]
+    if not args.quick:
+        res["samples_per_s_b1_shuffled"] = rate[1, 0, "none"]
+        res.update(ratios(rate))
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

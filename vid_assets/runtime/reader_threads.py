@@ -13,7 +13,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 SLOW_HANDOVER = (
-    "DataLoader worker processes hand each batch ({} rows) to training by pickle, ~1 ms apiece whatever its "
+    "DataLoader worker processes hand each {}-row batch to training by pickle, ~1 ms apiece whatever its "
     "size: at small batches that, not reading, sets the pace (1/20 of no workers at batch 1 on 2 vCPUs). "
     "ds.loader(num_workers=N) reads on threads instead, as fast as no workers."
 )

@@ -4,13 +4,12 @@ Every door runs this: the Dagster assets (a backfill, a sensor run, ``dagster as
 materialize``), ``vid-assets extract`` and the benchmarks. Decoders run in parallel where the
 host has cores for them (``clips.stream``), frames are converted on the accelerator where there
 is one (``clips.device``), the next pass is queued before the host waits for the last one
-(``iter_pipelined``), and nothing is written between the stages: memory is bounded by the batches
-in flight plus each unfinished video's feature rows, never by a video's frames.
+(``iter_pipelined``), nothing is written between the stages: memory is bounded by the batches in
+flight plus each unfinished video's feature rows (and the heap trimmed now and then), never frames.
 
-Passes are cut from the stream of clips at a fixed size, across video boundaries: many short
-videos fill a pass as well as one long one does, and the same clips in the same order always make
-the same passes, so a video's features do not depend on where its clips came from (decoded now, or
-read back from kept intermediates).
+Passes are cut from the stream of clips at a fixed size, across video boundaries: many short videos
+fill a pass as well as one long one, and the same clips in the same order make the same passes, so a
+video's features do not depend on where its clips came from (decoded now, or kept intermediates).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
 from vid_assets.extractors.labels import top_k
 from vid_assets.fit import PipelineConfig
+from vid_assets.runtime.memory import PeriodicTrim
 from vid_assets.runtime.prefetch import put_unless
 
 
@@ -231,9 +231,10 @@ def run(
     ``depth`` passes stay queued on the device while the host prepares the next one.
     ``on_pass(clips)`` is called after each pass (progress bars).
     """
-    book = _Books(extractor, config)
+    book, trim = _Books(extractor, config), PeriodicTrim()
     for parts, pending in iter_pipelined(book.passes(feed), book.submit, depth=depth):
         total = book.settle(parts, pending)
+        trim()  # a long video's heap would otherwise keep its fragmentation (runtime/memory.py)
         if on_pass is not None:
             on_pass(total)
         yield from book.finished()

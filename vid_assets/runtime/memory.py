@@ -11,6 +11,7 @@ Freed memory then stays in the process for reuse (RSS no longer shrinks after a 
 from __future__ import annotations
 
 import sys
+import time
 
 from vid_assets import settings
 
@@ -52,3 +53,21 @@ def release_free_memory() -> bool:
         return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
         return False
+
+
+class PeriodicTrim:
+    """Hands freed memory back every ``every_s`` seconds of a long job (call it once per pass).
+
+    With the thresholds above, the heap keeps whatever fragmentation a long job's peaks leave. On
+    the 2-core VM under load, one 20-min video peaked at 1.4-1.75x the RSS of a 1-min one, against
+    1.06x without the tuning (issue 21's bound is 1.2x). A trim every few seconds costs one
+    pass's page faults per trim. It does nothing where :func:`tune_malloc` did not apply (glibc
+    then trims by itself)."""
+
+    def __init__(self, every_s: float = 5.0) -> None:
+        self.every_s, self.last = every_s, time.monotonic()
+
+    def __call__(self) -> None:
+        if _done and time.monotonic() - self.last >= self.every_s:
+            release_free_memory()
+            self.last = time.monotonic()

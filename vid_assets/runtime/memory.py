@@ -60,11 +60,11 @@ class PeriodicTrim:
 
     With the thresholds above, the heap keeps whatever fragmentation a long job's peaks leave. On
     the 2-core VM under load, one 20-min video peaked at 1.4-1.75x the RSS of a 1-min one, against
-    1.06x without the tuning (issue 21's bound is 1.2x). A trim every few seconds costs one
-    pass's page faults per trim. It does nothing where :func:`tune_malloc` did not apply (glibc
-    then trims by itself)."""
+    1.06x without the tuning (issue 21's bound is 1.2x). Every 3 s: 1.06x, at ~1% of the
+    engine's speed (every 5 s: 1.21x; every 2 s: 0.98x for 3.4% more; benchmarks/RESULTS.md).
+    It does nothing where :func:`tune_malloc` did not apply (glibc then trims by itself)."""
 
-    def __init__(self, every_s: float = 5.0) -> None:
+    def __init__(self, every_s: float = 3.0) -> None:
         self.every_s, self.last = every_s, time.monotonic()
 
     def __call__(self) -> None:

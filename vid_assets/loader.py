@@ -38,7 +38,6 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from vid_assets.runtime.memory import tune_malloc
 from vid_assets.runtime.pool import permuted_pool
-from vid_assets.runtime.prefetch import grouped, parallel_map
 from vid_assets.runtime.reader_threads import SLOW_HANDOVER, ThreadedLoading
 from vid_assets.store.chunks import ChunkReader
 from vid_assets.store.view import TrainingView
@@ -161,9 +160,7 @@ class ClipDataset(ThreadedLoading, IterableDataset):
         chunks = self._chunks()
         carry: dict[str, torch.Tensor] | None = None
         # chunk reads (file I/O + blosc, GIL released) run ahead on read_threads threads, in order
-        ahead = self.read_ahead or max(self.read_threads, self.shuffle_buffer) + 1
-        reads = parallel_map(self._read, chunks, self.read_threads, ahead)
-        for parts in grouped(reads, self.shuffle_buffer):
+        for parts in self._pools(self._read, chunks, self.shuffle_buffer):
             if carry is not None:
                 parts.insert(0, {k: v.numpy() for k, v in carry.items()})
             sizes = [len(p["index"]) for p in parts]

@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vid_assets.loader import dist_shard
-from vid_assets.runtime.prefetch import grouped, parallel_map
 from vid_assets.runtime.reader_threads import ThreadedLoading
 
 
@@ -101,9 +100,7 @@ class HubClipDataset(ThreadedLoading, IterableDataset):
         rng = np.random.default_rng((self.seed, self.epoch, rank, info.id if info else 0))
         units = self._units()
         carry = None
-        ahead = self.read_ahead or max(self.read_threads, self.shuffle_buffer) + 1
-        reads = parallel_map(lambda u: self._read(fs, u), units, self.read_threads, ahead)
-        for parts in grouped(reads, self.shuffle_buffer):
+        for parts in self._pools(lambda u: self._read(fs, u), units, self.shuffle_buffer):
             if carry is not None:
                 parts.insert(0, carry)
             pool = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

@@ -8,9 +8,12 @@ datasets' ``loader()`` reads on threads instead (benchmarks/RESULTS.md, issue 24
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from torch.utils.data import DataLoader
+
+from vid_assets.runtime.prefetch import grouped, parallel_map
 
 SLOW_HANDOVER = (
     "DataLoader worker processes hand each {}-row batch to training by pickle, ~1 ms apiece whatever its "
@@ -37,3 +40,9 @@ class ThreadedLoading:
             raise ValueError("the dataset makes the batches (its batch_size); the loader takes none")
         self.read_threads, self.read_ahead = max(1, num_workers), max(1, num_workers) * (prefetch_factor or 2)
         return DataLoader(self, batch_size=None, num_workers=0, **kwargs)
+
+    def _pools(self, read: Callable[[Any], dict], units: Iterable, per_pool: int) -> Iterator[list[dict]]:
+        """``read`` over ``units`` on the reader threads, ahead and in order, in lists of
+        ``per_pool`` (a shuffle pool's worth)."""
+        ahead = self.read_ahead or max(self.read_threads, per_pool) + 1
+        return grouped(parallel_map(read, units, self.read_threads, ahead), per_pool)

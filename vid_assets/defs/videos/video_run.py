@@ -187,7 +187,10 @@ class VideoRun:
 
     # -- one video's result -------------------------------------------------------------------
     def started(self, model) -> None:
-        self._info, self._counts = model.describe(), {"t0": time.perf_counter(), "images": 0, "frames": 0}
+        self._info, self._counts = (
+            model.describe(),
+            {"t0": time.perf_counter(), "images": 0, "frames": 0, "model_s": 0.0},
+        )
         self._device = str(model.device)
 
     def on_pass(self, clips: int) -> None:
@@ -198,7 +201,7 @@ class VideoRun:
         c = self.config.clip
         self._counts["images"] += result.num_clips * c.frames_per_clip * c.num_crops
         self._counts["frames"] += ((result.summary or {}).get("decode") or {}).get("decoded", 0)
-        self._counts["model_s"] = self._counts.get("model_s", 0.0) + result.model_seconds
+        self._counts["model_s"] += result.model_seconds
         self._counts.setdefault("first", (time.perf_counter(), self._counts["images"], self._counts["model_s"]))
         if not result.ok:
             self._fail(key, result.stage or "embed", result.error or "")
@@ -229,7 +232,7 @@ class VideoRun:
         stats.update(
             images_per_s=round(images / max(took, 1e-9), 1), decoded_frames_per_s=round(frames / max(took, 1e-9), 1)
         )
-        model_s = self._counts.get("model_s", 0.0)  # the model's own time: its rate without the decode's waits
+        model_s = self._counts["model_s"]  # the model's own time: its rate without the decode's waits
         stats.update(model_s=round(model_s, 3), model_images_per_s=round(images / max(model_s, 1e-9), 1))
         if "first" in self._counts:  # the first video pays the model's warm-up (a compile: tens of seconds)
             t_first, images_first, model_first = self._counts["first"]

@@ -114,6 +114,13 @@ def batch() -> int:
     return int(os.environ.get("VID_ASSETS_BATCH") or os.environ.get("VID_ASSETS_EMBED_BATCH") or "256")
 
 
+def report_every_s() -> float:
+    """``VID_ASSETS_REPORT_EVERY_S``: a run tells Dagster about its finished videos in batches at
+    most this often (default 5 s: a video shows as materialized within seconds of being stored;
+    each batch costs a few SQLite transactions). ``0`` reports every video as it finishes."""
+    return float(os.environ.get("VID_ASSETS_REPORT_EVERY_S") or 5.0)
+
+
 def step_start() -> str:
     """``VID_ASSETS_STEP_START``: how run processes start, ``forkserver`` (default) or ``spawn``."""
     return os.environ.get("VID_ASSETS_STEP_START") or "forkserver"

@@ -32,6 +32,24 @@ def _history(instance: dg.DagsterInstance, keys: list[str]) -> dict:
         }
         status = instance.get_status_by_partition(dg.AssetKey(asset), keys, _partitions())
         out[f"{asset}_status"] = sorted(str(s) for s in status.values())
+    # each check's result per video, on the row its planned check made, pointing at the video's
+    # materialization (the UI's check history)
+    stored = {
+        r.partition_key: r.storage_id
+        for r in instance.fetch_materializations(dg.AssetKey("stored_features"), limit=100).records
+    }
+    for check in ("features_finite", "shape_as_declared", "timestamps_increasing", "clip_count_consistent"):
+        key = dg.AssetCheckKey(dg.AssetKey("stored_features"), check)
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=100)
+        out[check] = sorted(
+            (
+                h.partition,
+                h.status.value,
+                h.event.dagster_event.event_type_value,
+                h.event.dagster_event.event_specific_data.target_materialization_data.storage_id == stored[h.partition],
+            )
+            for h in history
+        )
     (run,) = instance.get_run_records()
     counts: dict = {}
     for e in instance.all_logs(run.dagster_run.run_id):
@@ -84,4 +102,7 @@ def test_batched_asset_events_read_back_as_the_stock_storage_writes_them(tmp_pat
         shutil.rmtree(home / "work", ignore_errors=True)
     assert seen["project"]["stored_features"][keys[0]][0]  # per-video metadata is there
     assert seen["project"]["events"]["ASSET_MATERIALIZATION"] == 4 * 3
+    assert seen["project"]["features_finite"] == [
+        (k, "SUCCEEDED", "ASSET_CHECK_EVALUATION", True) for k in sorted(keys)
+    ]
     assert seen["project"] == seen["stock"]

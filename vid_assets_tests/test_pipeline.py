@@ -535,6 +535,46 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         assert {name: c["stale"] for name, c in report["assets"].items()} == dict.fromkeys(report["assets"], 0)
 
 
+def test_a_batch_run_reports_each_video_while_the_run_goes_on(tmp_path, media_dir, monkeypatch):
+    """A video of a batch run shows as materialized, checks and all, as soon as it is stored, not
+    when the run's last video is: the short first video's events are in the event log before the
+    run's engine line, which is written after the long second video."""
+    from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
+    from vid_assets.samples import write_synthetic_video
+
+    monkeypatch.setenv("VID_ASSETS_REPORT_EVERY_S", "0")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copyfile(media_dir / "clip_a.mp4", videos / "a_short.mp4")
+    write_synthetic_video(videos / "b_long.mp4", seconds=40.0, fps=8, size=(160, 120), seed=5)
+    defs = build_definitions(
+        work_dir=str(tmp_path / "work"),
+        store_dir=str(tmp_path / "features.zarr"),
+        extractor=ExtractorResource(device="cpu"),
+        sampling=SamplingResource(fps=4.0),
+    )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        short, long = (r.key for r in register_videos(instance, defs, sorted(videos.iterdir())))
+        result = defs.resolve_job_def("embed_videos").execute_in_process(
+            instance=instance, tags={RANGE_START: short, RANGE_END: long}
+        )
+        assert result.success
+        records = instance.get_records_for_run(result.run_id, limit=10_000).records
+        engine_line = next(r.storage_id for r in records if "engine: {" in (r.event_log_entry.user_message or ""))
+        told = {}
+        for r in records:
+            event = r.event_log_entry.dagster_event
+            if event is not None and event.event_type_value in ("ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"):
+                check = event.event_type_value == "ASSET_CHECK_EVALUATION"
+                video = event.asset_check_evaluation_data.partition if check else event.partition
+                told.setdefault(video, []).append((event.event_type_value, r.storage_id))
+        assert sorted(kind for kind, _ in told[short]) == ["ASSET_CHECK_EVALUATION"] * 4 + ["ASSET_MATERIALIZATION"] * 4
+        assert max(i for _, i in told[short]) < engine_line  # before the run's last video was done
+        assert len(told[long]) == 8
+        assert instance.get_materialized_partitions(dg.AssetKey("stored_features")) == {short, long}
+
+
 def test_status_cli_as_a_user_runs_it(run):
     """`vid-assets status` (and `--json`) in a subprocess, on the instance and folders of the run."""
     import json

@@ -199,6 +199,32 @@ def feature_fields(resource: dg.ConfigurableResource, kind: str) -> dict:
     return {k: v for k, v in resource.model_dump().items() if k not in RUNTIME_FIELDS[kind]}
 
 
+def refuse_feature_overrides(fset: FeatureSet, baseline: dict, *resources: dg.ConfigurableResource) -> None:
+    """Fail the run before any work when its config changes what a set's features are: its rows
+    would mix with the set's stored ones and nothing would say so (status, staleness, the view).
+    ``baseline``: each resource as the deployment defines it; runtime fields may differ."""
+    changes = []
+    for resource in resources:
+        kind = {"SamplingResource": "sampling", "ExtractorResource": "extractor"}.get(
+            type(resource).__name__, "feature_store"
+        )
+        if kind not in baseline:
+            continue
+        now, was = feature_fields(resource, kind), baseline[kind]
+        changes += [f"{kind}.{k}: {was.get(k)!r} -> {v!r}" for k, v in now.items() if was.get(k) != v]
+    if changes:
+        raise dg.Failure(
+            description=(
+                f"this run's config changes what the features of set {fset.name!r} are ({'; '.join(changes)}). "
+                "Features from another plan, model or precision would mix with the set's stored ones, so they "
+                "must be their own feature set: declare one in a feature-sets YAML (VID_ASSETS_SETS; see the "
+                "README's 'Feature sets'). Per run you may change device, batch_size, compile, "
+                "decode_time_budget_s and the store root."
+            ),
+            allow_retries=False,
+        )
+
+
 def default_set(
     sampling: SamplingResource | None = None,
     extractor: ExtractorResource | None = None,

@@ -19,10 +19,12 @@ import threading
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+import sqlalchemy as db
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 
 
@@ -50,17 +52,18 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         if not events or len(runs) != 1 or not all(_kind(e) for e in events):
             super().store_event_batch(events)
             return
-        statements = [self.prepare_insert_event(e) for e in events]
+        # each event serialized once, and each table written with one statement for the batch
+        # (SQLite's multi-row INSERT ... RETURNING hands back the index's ids in order)
+        rows = [self._event_to_row(e) for e in events]
         with self.run_connection(events[0].run_id) as conn:
-            for statement in statements:
-                conn.execute(statement)
+            conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.index_transaction() as conn:
             self._batch.conn = conn
             try:
-                ids = []
-                for statement in statements:
-                    with db_result(conn, statement) as result:
-                        ids.append(result.inserted_primary_key[0])
+                insert = SqlEventLogStorageTable.insert().returning(
+                    SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+                )
+                ids = [row[0] for row in conn.execute(insert, rows)]
                 asset = [(e, i) for e, i in zip(events, ids, strict=True) if _kind(e) == "asset"]
                 if asset:
                     self._store_asset_event_tags(conn, [e for e, _ in asset], [i for _, i in asset])
@@ -68,11 +71,64 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                     latest = {e.dagster_event.asset_key: (e, i) for e, i in asset}
                     for event, event_id in latest.values():
                         self._store_asset_event(conn, event, event_id)
-                for event, event_id in zip(events, ids, strict=True):
-                    if _kind(event) == "check":
-                        self.store_asset_check_event(event, event_id)
+                checks = [(e, i, r["event"]) for e, i, r in zip(events, ids, rows, strict=True) if _kind(e) == "check"]
+                if checks:
+                    self._store_check_evaluations(conn, checks)
             finally:
                 self._batch.conn = None
+
+    def _store_check_evaluations(self, conn, checks: list[tuple[EventLogEntry, int, str]]) -> None:
+        """A run's check results onto the rows its planned checks made (one per check and
+        partition), in one statement, as Dagster's ``_update_asset_check_evaluation`` writes them
+        one at a time; anything else (a result with no planned row) goes Dagster's way."""
+        table = AssetCheckExecutionsTable
+        params = []
+        for event, event_id, text in checks:
+            result = event.dagster_event.event_specific_data
+            if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or result.partition is None:
+                params = None
+                break
+            target = result.target_materialization_data
+            params.append(
+                {
+                    "k_asset": result.asset_key.to_string(),
+                    "k_check": result.check_name,
+                    "k_run": event.run_id,
+                    "k_partition": result.partition,
+                    "v_status": (
+                        AssetCheckExecutionRecordStatus.SUCCEEDED
+                        if result.passed
+                        else AssetCheckExecutionRecordStatus.FAILED
+                    ).value,
+                    "v_event": text,
+                    "v_time": self._event_insert_timestamp(event),
+                    "v_event_id": event_id,
+                    "v_target_id": target.storage_id if target else None,
+                }
+            )
+        if params:
+            update = (
+                table.update()
+                .where(
+                    db.and_(
+                        table.c.asset_key == db.bindparam("k_asset"),
+                        table.c.check_name == db.bindparam("k_check"),
+                        table.c.run_id == db.bindparam("k_run"),
+                        table.c.partition == db.bindparam("k_partition"),
+                    )
+                )
+                .values(
+                    execution_status=db.bindparam("v_status"),
+                    evaluation_event=db.bindparam("v_event"),
+                    evaluation_event_timestamp=db.bindparam("v_time"),
+                    evaluation_event_storage_id=db.bindparam("v_event_id"),
+                    materialization_event_storage_id=db.bindparam("v_target_id"),
+                )
+            )
+            if conn.execute(update, params).rowcount == len(params):
+                return
+        for event, event_id, _ in checks:  # Dagster's own path, row by row (idempotent)
+            self.store_asset_check_event(event, event_id)
 
 
 def _kind(event: EventLogEntry) -> str | None:

@@ -16,6 +16,7 @@ from vid_assets.defs.resources import (
     FeatureStoreResource,
     SamplingResource,
     WorkspaceResource,
+    refuse_feature_overrides,
 )
 from vid_assets.defs.videos.partitions import videos_partitions
 from vid_assets.feature_sets import FeatureSet
@@ -161,7 +162,6 @@ def build_video_features(
         feature_store: FeatureStoreResource,
     ):
         from vid_assets.defs.videos.group_run import GroupRun
-        from vid_assets.defs.videos.video_run import refuse_feature_overrides
 
         refuse_feature_overrides(lead, baseline or {}, sampling, extractor, feature_store)
         yield from GroupRun(context, group, workspace, sampling, extractor, feature_store).execute()

@@ -23,6 +23,19 @@ class GroupRun:
         yield from stop_on_cancel(self.context, self._execute())
 
     def _execute(self):
+        try:
+            self._work()
+        except BaseException:
+            for run in self.runs:
+                run.abandon()
+            raise
+        for run in self.runs:
+            yield from run.report(raise_failure=len(self.runs) == 1)
+        failed = [r for r in self.runs if r.failed]
+        if failed and len(self.runs) > 1:
+            raise self._failure(failed)
+
+    def _work(self) -> None:
         sharing = [r for r in self.runs if r.streams_whole_chain]
         if len(sharing) < 2 or not all(engine.shares_decode(sharing[0].config, r.config) for r in sharing):
             sharing = []
@@ -31,11 +44,6 @@ class GroupRun:
         for run in self.runs:
             if run not in sharing:
                 run.work()
-        for run in self.runs:
-            yield from run.report(raise_failure=len(self.runs) == 1)
-        failed = [r for r in self.runs if r.failed]
-        if failed and len(self.runs) > 1:
-            raise self._failure(failed)
 
     def _embed_shared(self, runs: list[VideoRun]) -> None:
         keys = runs[0].keys

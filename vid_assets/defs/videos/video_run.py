@@ -9,6 +9,7 @@ each video did into its own materializations (or its own failure).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 from itertools import chain
@@ -17,46 +18,20 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-from vid_assets import engine, partial_runs, results
+from vid_assets import engine, partial_runs, results, settings
 from vid_assets.defs.resources import (
     ExtractorResource,
     FeatureStoreResource,
     SamplingResource,
     WorkspaceResource,
-    feature_fields,
 )
+from vid_assets.defs.videos.live_report import LiveReport
 from vid_assets.defs.videos.report import PartitionReport
 from vid_assets.feature_sets import FeatureSet
 from vid_assets.media import VideoDecodeError
 
 ORDER = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
 LOG_EVERY_S = 30.0
-
-
-def refuse_feature_overrides(fset: FeatureSet, baseline: dict, *resources: dg.ConfigurableResource) -> None:
-    """Fail the run before any work when its config changes what a set's features are: its rows
-    would mix with the set's stored ones and nothing would say so (status, staleness, the view).
-    ``baseline``: each resource as the deployment defines it; runtime fields may differ."""
-    changes = []
-    for resource in resources:
-        kind = {"SamplingResource": "sampling", "ExtractorResource": "extractor"}.get(
-            type(resource).__name__, "feature_store"
-        )
-        if kind not in baseline:
-            continue
-        now, was = feature_fields(resource, kind), baseline[kind]
-        changes += [f"{kind}.{k}: {was.get(k)!r} -> {v!r}" for k, v in now.items() if was.get(k) != v]
-    if changes:
-        raise dg.Failure(
-            description=(
-                f"this run's config changes what the features of set {fset.name!r} are ({'; '.join(changes)}). "
-                "Features from another plan, model or precision would mix with the set's stored ones, so they "
-                "must be their own feature set: declare one in a feature-sets YAML (VID_ASSETS_SETS; see the "
-                "README's 'Feature sets'). Per run you may change device, batch_size, compile, "
-                "decode_time_budget_s and the store root."
-            ),
-            allow_retries=False,
-        )
 
 
 def _meta(d: dict) -> dict:
@@ -110,14 +85,37 @@ class VideoRun:
         self.failed: dict[str, tuple[str, str]] = {}  # key -> (stage, reason)
         self.checks: dict[str, list] = {}  # video -> its check outcomes
         self._done, self._logged = 0, time.monotonic()
+        self.live = self._live_report()
+
+    def _live_report(self) -> LiveReport | None:
+        """Videos reported as they finish; the store's materializations wait for the step's end
+        when a later step of this run needs its output (``store_held``)."""
+        report, assets = PartitionReport(self.context), [self.asset_keys[a] for a in self.selected]
+        self.store_held = assets[-1:] == [self.asset_keys["stored_features"]] and report.downstream_in_run()
+        if not assets:
+            return None
+        live = assets[:-1] if self.store_held else assets
+        return LiveReport(
+            report, live, self.asset_keys["stored_features"], self._metadata, self.checks, settings.report_every_s()
+        )
 
     # -- what to run ------------------------------------------------------------------------------
     def execute(self):
         yield from stop_on_cancel(self.context, self._execute())
 
     def _execute(self):
-        self.work()
+        try:
+            self.work()
+        except BaseException:
+            self.abandon()
+            raise
         yield from self.report()
+
+    def abandon(self) -> None:
+        """The step stops early (an error, a cancel): the videos already stored are still told."""
+        if self.live is not None:
+            with contextlib.suppress(Exception):  # the step's own error is the one to raise
+                self.live.flush()
 
     @property
     def streams_whole_chain(self) -> bool:
@@ -155,6 +153,7 @@ class VideoRun:
                     self.meta["decoded_frames"][key] = {**meta, "_jpeg": jpeg}
                 if "clip_tensors" in self.selected:
                     self.meta["clip_tensors"][key] = partial_runs.build_clips(key, self.config.clip, self.artifacts)
+                self._reported(key)
             except VideoDecodeError as e:
                 self._fail(key, "decode", str(e))
 
@@ -255,11 +254,12 @@ class VideoRun:
         """Store the video (and drop its intermediates), or keep its embeddings for a store-only run."""
         if "stored_features" not in self.selected:
             partial_runs.save_result(self.artifacts, key, result, self._model())
+            self._reported(key)
             return
-
+        ref = self.catalog.get(key)
         try:
             meta = results.store_result(
-                self.catalog.get(key),
+                ref,
                 result,
                 self.store,
                 extractor_info,
@@ -274,6 +274,7 @@ class VideoRun:
         self.catalog.clear_failure(key, self.fset.name)
         if not self.workspace.keep_intermediates:
             self.artifacts.discard(key)
+        self._reported(key, ref.content_hash)
         self._done += 1
         if time.monotonic() - self._logged > LOG_EVERY_S:
             self._logged = time.monotonic()
@@ -287,6 +288,11 @@ class VideoRun:
         self.context.log.error(f"{key}: {stage} failed: {reason}")
 
     # -- what Dagster is told ---------------------------------------------------------------------
+    def _reported(self, key: str, content_hash: str | None = None) -> None:
+        """The video's results are final: report it now (the live report) or at the end."""
+        if self.live is not None:
+            self.live.add(key, content_hash or self.catalog.get(key).content_hash)
+
     def _metadata(self, asset: dg.AssetKey, key: str) -> dict:
         meta = dict(self.meta[asset.path[-1]].get(key, {}))
         if not self.fset.is_default:
@@ -295,23 +301,24 @@ class VideoRun:
         return decode_metadata(meta, jpeg) if asset.path[-1] == "decoded_frames" else _meta(meta)
 
     def report(self, raise_failure: bool = True):
-        """Each good video's own materializations and check results (``defs/videos/report.py``);
-        then the step fails, naming the bad videos, if there are any (``raise_failure``; a group
-        of sets raises once for all of them)."""
-        good = [k for k in self.keys if k not in self.failed]
-        report = PartitionReport(self.context)
-        assets = [self.asset_keys[a] for a in self.selected]
+        """Ends the step's report: each good video's materializations and check results were
+        written as it finished (``live_report.py``), but for a store held for this run's next step
+        (the training view, ``--select '*'``), which Dagster starts only on an output. Then the
+        step fails, naming the bad videos, if there are any (``raise_failure``; a group of sets
+        raises once for all of them)."""
         store_key = self.asset_keys["stored_features"]
-        hashes = {k: self.catalog.get(k).content_hash for k in good}
-        # a downstream step in this run (the training view, `--select '*'`) starts only on an output
-        handoff = store_key in assets and not self.failed and report.downstream_in_run()
-        own = assets[:-1] if handoff else assets
-        last = report.materialize(own, good, self._metadata, hashes) if good and own else {}
-        if handoff:
-            yield from report.materialize_as_output(store_key, good, self._metadata, last, hashes)
-            last = {k: ("", i) for k, i in report.latest_ids(store_key, good).items()}
-        if store_key in assets and good:
-            report.check(store_key, {k: self.checks.get(k, []) for k in good}, {k: i for k, (_, i) in last.items()})
+        if self.live is None:
+            return
+        self.live.flush()
+        report, good = self.live.report, [k for k in self.keys if k not in self.failed]
+        if self.store_held and good:
+            hashes = {k: self.live.hashes[k] for k in good}
+            if self.failed:  # no output: the next step does not start
+                report.materialize([store_key], good, self._metadata, hashes)
+            else:
+                yield from report.materialize_as_output(store_key, good, self._metadata, {}, hashes)
+            ids = report.latest_ids(store_key, good)
+            report.check(store_key, {k: self.checks.get(k, []) for k in good}, ids)
         if self.failed and raise_failure:
             raise self.failure()
         yield from report.checks_outputs(store_key)

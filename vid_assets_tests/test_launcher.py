@@ -156,3 +156,34 @@ def test_the_readmes_batch_command_stores_the_good_videos_around_a_bad_one(deplo
     assert "1 of 3 videos failed to decode" in failure.dagster_event.message or "1 of 3 videos failed" in str(
         failure.dagster_event.event_specific_data
     )
+
+
+def test_a_cancelled_batch_run_has_reported_the_videos_it_stored(deployment):
+    """Cancelled while the engine is on a long video, a run has told Dagster about the short
+    video it had already stored (before, a run reported its videos only after the last one)."""
+    from vid_assets.demo import register_videos
+    from vid_assets.store import FeatureStore
+
+    instance, root = deployment["instance"], deployment["root"]
+    videos = root / "videos_cancel"
+    videos.mkdir()
+    write_synthetic_video(videos / "a_short.mp4", seconds=2.0, fps=30, size=(160, 120), seed=11)
+    write_synthetic_video(videos / "b_long.mp4", seconds=240.0, fps=30, size=(160, 120), seed=12)
+    defs = __import__("runpy").run_path(str(root / "defs.py"))["defs"]
+    short, long = (r.key for r in register_videos(instance, defs, sorted(videos.iterdir())))
+    run_id = _launch(deployment, short, long)
+    deadline = time.time() + 180
+    while short not in FeatureStore(root / "f.zarr").list_videos():
+        assert time.time() < deadline and not instance.get_run_by_id(run_id).is_finished
+        time.sleep(0.2)
+    assert instance.run_launcher.terminate(run_id)
+    assert _wait(instance, run_id, lambda r: r.is_finished, timeout=120).status == dg.DagsterRunStatus.CANCELED
+    assert long not in FeatureStore(root / "f.zarr").list_videos()  # cancelled mid-way
+    for asset in ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features"):
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) >= {short}
+    checks = [
+        e.dagster_event.asset_check_evaluation_data
+        for e in instance.all_logs(run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert {c.partition for c in checks} == {short} and len(checks) == 4

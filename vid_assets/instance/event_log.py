@@ -84,54 +84,55 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         """A run's check results onto the rows its planned checks made (one per check and
         partition), in one statement, as Dagster's ``_update_asset_check_evaluation`` writes them
         one at a time; anything else (a result with no planned row) goes Dagster's way."""
-        table = AssetCheckExecutionsTable
-        params = []
-        for event, event_id, text in checks:
-            result = event.dagster_event.event_specific_data
-            if event.dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION or result.partition is None:
-                params = None
-                break
-            target = result.target_materialization_data
-            params.append(
-                {
-                    "k_asset": result.asset_key.to_string(),
-                    "k_check": result.check_name,
-                    "k_run": event.run_id,
-                    "k_partition": result.partition,
-                    "v_status": (
-                        AssetCheckExecutionRecordStatus.SUCCEEDED
-                        if result.passed
-                        else AssetCheckExecutionRecordStatus.FAILED
-                    ).value,
-                    "v_event": text,
-                    "v_time": self._event_insert_timestamp(event),
-                    "v_event_id": event_id,
-                    "v_target_id": target.storage_id if target else None,
-                }
-            )
-        if params:
-            update = (
-                table.update()
-                .where(
-                    db.and_(
-                        table.c.asset_key == db.bindparam("k_asset"),
-                        table.c.check_name == db.bindparam("k_check"),
-                        table.c.run_id == db.bindparam("k_run"),
-                        table.c.partition == db.bindparam("k_partition"),
-                    )
-                )
-                .values(
-                    execution_status=db.bindparam("v_status"),
-                    evaluation_event=db.bindparam("v_event"),
-                    evaluation_event_timestamp=db.bindparam("v_time"),
-                    evaluation_event_storage_id=db.bindparam("v_event_id"),
-                    materialization_event_storage_id=db.bindparam("v_target_id"),
-                )
-            )
-            if conn.execute(update, params).rowcount == len(params):
+        planned = all(
+            e.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+            and e.dagster_event.event_specific_data.partition is not None
+            for e, _, _ in checks
+        )
+        if planned:
+            params = [self._check_params(e, i, text) for e, i, text in checks]
+            if conn.execute(_CHECK_RESULT_UPDATE, params).rowcount == len(params):
                 return
         for event, event_id, _ in checks:  # Dagster's own path, row by row (idempotent)
             self.store_asset_check_event(event, event_id)
+
+    def _check_params(self, event: EventLogEntry, event_id: int, text: str) -> dict:
+        result = event.dagster_event.event_specific_data
+        target = result.target_materialization_data
+        passed = AssetCheckExecutionRecordStatus.SUCCEEDED if result.passed else AssetCheckExecutionRecordStatus.FAILED
+        return {
+            "k_asset": result.asset_key.to_string(),
+            "k_check": result.check_name,
+            "k_run": event.run_id,
+            "k_partition": result.partition,
+            "v_status": passed.value,
+            "v_event": text,
+            "v_time": self._event_insert_timestamp(event),
+            "v_event_id": event_id,
+            "v_target_id": target.storage_id if target else None,
+        }
+
+
+_CHECKS = AssetCheckExecutionsTable
+# a check result onto its planned row: (asset, check, run, partition) names it, as in Dagster's update
+_CHECK_RESULT_UPDATE = (
+    _CHECKS.update()
+    .where(
+        db.and_(
+            _CHECKS.c.asset_key == db.bindparam("k_asset"),
+            _CHECKS.c.check_name == db.bindparam("k_check"),
+            _CHECKS.c.run_id == db.bindparam("k_run"),
+            _CHECKS.c.partition == db.bindparam("k_partition"),
+        )
+    )
+    .values(
+        execution_status=db.bindparam("v_status"),
+        evaluation_event=db.bindparam("v_event"),
+        evaluation_event_timestamp=db.bindparam("v_time"),
+        evaluation_event_storage_id=db.bindparam("v_event_id"),
+        materialization_event_storage_id=db.bindparam("v_target_id"),
+    )
+)
 
 
 def _kind(event: EventLogEntry) -> str | None:

@@ -3,7 +3,8 @@
 A run of 256 videos used to write its ~2,000 events (four materializations and four check results
 per video) after its last video, and the UI showed none of its videos until the run ended. Here
 each video is reported within ``every_s`` of its features being committed to the store, so a
-long run shows its progress per video, and a run that dies reports what it stored.
+long run shows its progress per video, and a run stopped by an error or a cancel has reported
+what it stored (``VideoRun.abandon`` writes the last batch).
 
 The writes happen in the step's own thread, between the engine's results. A thread beside the
 engine was measured first (session 18, 2-core VM): its Python-heavy event writing held the GIL

@@ -90,10 +90,11 @@ class VideoRun:
     def _live_report(self) -> LiveReport | None:
         """Videos reported as they finish; the store's materializations wait for the step's end
         when a later step of this run needs its output (``store_held``)."""
-        report, assets = PartitionReport(self.context), [self.asset_keys[a] for a in self.selected]
-        self.store_held = assets[-1:] == [self.asset_keys["stored_features"]] and report.downstream_in_run()
+        assets, self.store_held = [self.asset_keys[a] for a in self.selected], False
         if not assets:
             return None
+        report = PartitionReport(self.context)
+        self.store_held = assets[-1] == self.asset_keys["stored_features"] and report.downstream_in_run()
         live = assets[:-1] if self.store_held else assets
         return LiveReport(
             report, live, self.asset_keys["stored_features"], self._metadata, self.checks, settings.report_every_s()

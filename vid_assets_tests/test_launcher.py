@@ -187,3 +187,42 @@ def test_a_cancelled_batch_run_has_reported_the_videos_it_stored(deployment):
         if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
     ]
     assert {c.partition for c in checks} == {short} and len(checks) == 4
+
+
+def test_runs_queued_together_on_a_fresh_instance_wait_for_the_gpu_pool(tmp_path, monkeypatch):
+    """Two runs of the ``gpu`` pool queued before the daemon's first dequeue pass (a backfill's
+    first two batches on a fresh instance): Dagster's own pass launches the first and holds the
+    second back. Before, both were launched, and the second spun a core waiting for the slot."""
+    from dagster._core.op_concurrency_limits_counter import GlobalOpConcurrencyLimitsCounter
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.run_coordinator import SubmitRunContext
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    @dg.op(pool="gpu")
+    def embed() -> None: ...
+
+    @dg.job
+    def embed_job() -> None:
+        embed()
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__), location_name="test")
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), "embed_job")
+    with dg.DagsterInstance.get() as instance:
+        for _ in range(2):
+            run = instance.create_run_for_job(
+                embed_job, status=dg.DagsterRunStatus.NOT_STARTED, remote_job_origin=origin
+            )
+            instance.run_coordinator.submit_run(SubmitRunContext(run, workspace=None))
+        queued = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]), ascending=True)
+        assert len(queued) == 2
+        storage = instance.event_log_storage
+        counter = GlobalOpConcurrencyLimitsCounter(  # as the daemon's pass builds it
+            instance, queued, [], concurrency_keys=storage.get_concurrency_keys(), pool_limits=storage.get_pool_limits()
+        )
+        assert not counter.is_blocked(queued[0])
+        counter.update_counters_with_launched_item(queued[0])
+        assert counter.is_blocked(queued[1])

@@ -8,6 +8,7 @@ import dagster as dg
 import numpy as np
 import pytest
 import torch
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from vid_assets.defs.build import build_definitions
 from vid_assets.defs.resources import ExtractorResource, HubResource, SamplingResource
@@ -533,6 +534,74 @@ def test_batch_run_with_a_bad_video_fails_only_that_partition_and_resumes_the_re
         # asset's code version like any other
         report = progress(instance, defs.resources["workspace"].catalog(), defs=defs)
         assert {name: c["stale"] for name, c in report["assets"].items()} == dict.fromkeys(report["assets"], 0)
+
+
+def _embed_job(videos: str, work: str, store: str) -> dg.JobDefinition:
+    """The product's batch job, rebuilt by name in a re-execution (``build_reconstructable_job``)."""
+    defs = build_definitions(
+        videos_dir=videos, work_dir=work, store_dir=store, extractor=ExtractorResource(device="cpu")
+    )
+    return defs.resolve_job_def("embed_videos")
+
+
+def test_a_retried_batch_run_does_not_redo_the_videos_it_stored(tmp_path, media_dir):
+    """Re-executing a batch run that failed on a bad video leaves the videos its first attempt
+    stored as they are (the same files in the store) and runs only the bad one again; the good
+    videos' checks, planned again by the retry, are reported from the store."""
+    from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in (1, 2, 4):
+        (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_a.mp4").read_bytes() + bytes([i]))
+    shutil.copyfile(media_dir / "not_a_video.mp4", videos / "v3.mp4")
+    args = (str(videos), str(tmp_path / "work"), str(tmp_path / "features.zarr"))
+    job = dg.build_reconstructable_job("vid_assets_tests.test_pipeline", "_embed_job", reconstructable_args=args)
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        defs = build_definitions(videos_dir=args[0], work_dir=args[1], store_dir=args[2])
+        keys = [r.key for r in register_videos(instance, defs, sorted(videos.iterdir()))]
+        bad, good = keys[2], [k for k in keys if k != keys[2]]
+        tags = {RANGE_START: keys[0], RANGE_END: keys[-1]}
+        with dg.execute_job(job, instance, tags=tags, raise_on_error=False) as first:
+            assert not first.success
+        store = defs.resources["feature_store"].store()
+        stamps = {k: store.stamp(k) for k in good}
+
+        retry = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+        with dg.execute_job(job, instance, tags=tags, reexecution_options=retry, raise_on_error=False) as second:
+            assert not second.success  # the bad video fails again, and only it
+            logs = [e.message for e in second.all_events if e.event_type_value == "ENGINE_EVENT"] + [
+                r.user_message for r in instance.all_logs(second.run_id) if not r.is_dagster_event
+            ]
+            records = [r.dagster_event for r in instance.all_logs(second.run_id) if r.is_dagster_event]
+            checks = [e.event_specific_data for e in records if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+            mats = [e for e in records if e.event_type_value == "ASSET_MATERIALIZATION"]
+        assert instance.get_run_by_id(second.run_id).parent_run_id == first.run_id
+        assert any("3 video(s) stored by an earlier attempt of this run: not done again" in m for m in logs)
+        engine_line = next(m for m in logs if m and m.startswith("engine: "))
+        assert '"videos": 1,' in engine_line  # the engine saw the bad video alone
+        assert {k: store.stamp(k) for k in good} == stamps  # not written again
+        # restated by the retry (it planned them again), with the first attempt's metadata and versions
+        assert sorted((e.asset_key.path[-1], e.partition) for e in mats) == sorted((a, k) for a in ASSETS for k in good)
+        first_mats = {
+            (r.asset_key.path[-1], r.partition_key): r.asset_materialization
+            for a in ASSETS
+            for r in instance.fetch_materializations(dg.AssetKey(a), limit=10).records
+            if r.run_id == first.run_id
+        }
+        for e in mats:
+            before = first_mats[(e.asset_key.path[-1], e.partition)]
+            assert e.step_materialization_data.materialization.metadata == before.metadata
+            assert e.step_materialization_data.materialization.tags[DATA_VERSION_TAG] == before.tags[DATA_VERSION_TAG]
+        assert {(c.partition, c.check_name) for c in checks if c.passed} == {
+            (k, n)
+            for k in good
+            for n in ("features_finite", "shape_as_declared", "timestamps_increasing", "clip_count_consistent")
+        }
+        status = instance.get_status_by_partition(dg.AssetKey("stored_features"), keys, videos_partitions)
+        assert {k for k, s in status.items() if s == dg.AssetPartitionStatus.MATERIALIZED} == set(good)
+        assert status[bad] == dg.AssetPartitionStatus.FAILED
 
 
 def test_a_batch_run_reports_each_video_while_the_run_goes_on(tmp_path, media_dir, monkeypatch):

@@ -37,7 +37,9 @@ class GroupRun:
 
     def _work(self) -> None:
         sharing = [r for r in self.runs if r.streams_whole_chain]
-        if len(sharing) < 2 or not all(engine.shares_decode(sharing[0].config, r.config) for r in sharing):
+        if len(sharing) < 2 or not all(
+            engine.shares_decode(sharing[0].config, r.config) and r.keys == sharing[0].keys for r in sharing
+        ):
             sharing = []
         if sharing:
             self._embed_shared(sharing)

@@ -18,6 +18,7 @@ same version whichever run, batch or subset made them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -69,7 +70,7 @@ class PartitionReport:
         for i, asset in enumerate(chain):
             dep = self._dep(asset)
             if i == 0 and dep is not None:
-                upstream = self._latest(dep, keys)  # a subset run: what an earlier run made
+                upstream = self.latest_versions(dep, keys)  # a subset run: what an earlier run made
             code = self.code_versions.get(asset, "")
             versions, events = {}, []
             for key in keys:
@@ -99,7 +100,7 @@ class PartitionReport:
         """The asset's one upstream in the chain (None at its root)."""
         return next(iter(self.deps.get(asset, ())), None)
 
-    def _latest(self, asset: dg.AssetKey, keys: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+    def latest_versions(self, asset: dg.AssetKey, keys: Sequence[str]) -> dict[str, tuple[str, int | None]]:
         """``{video: (data version, storage id)}`` of ``asset``'s latest materializations with a version."""
         ids = self.events.get_latest_storage_id_by_partition(asset, MATERIALIZATION, set(keys))
         tags = self.events.get_latest_tags_by_partition(asset, MATERIALIZATION, [DATA_VERSION_TAG], list(keys))
@@ -132,7 +133,7 @@ class PartitionReport:
         if len(keys) == 1:
             dep, (key,) = self._dep(asset), keys
             if dep is not None and not upstream:
-                upstream = self._latest(dep, keys)
+                upstream = self.latest_versions(dep, keys)
             up_version = (upstream.get(key) or (content_hash[key], None))[0]
             version = dg.DataVersion(data_version(self.code_versions.get(asset, ""), up_version))
         yield dg.MaterializeResult(asset_key=asset, data_version=version)
@@ -180,6 +181,21 @@ class PartitionReport:
             event = make(self.step, item, DagsterEventBatchMetadata(batch, i == last))
             if stream is not None:  # as ``log_event`` does: the run's result lists them too
                 stream.append(event)
+
+
+def video_metadata(meta: dict) -> dict:
+    """One video's metadata for one asset, as the UI shows it; a decode's contact sheet (``_jpeg``)
+    inline, so that it shows on the materialization."""
+    from vid_assets.defs.videos.assets import as_metadata
+
+    meta = dict(meta)
+    jpeg = meta.pop("_jpeg", None)
+    out = as_metadata(meta)
+    if jpeg:
+        out["contact_sheet"] = dg.MetadataValue.md(
+            f"![contact sheet](data:image/jpeg;base64,{base64.b64encode(jpeg).decode()})"
+        )
+    return out
 
 
 def _target(storage_id: int | None, run_id: str) -> AssetCheckEvaluationTargetMaterializationData | None:

@@ -8,7 +8,6 @@ each video did into its own materializations (or its own failure).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import time
@@ -25,29 +24,14 @@ from vid_assets.defs.resources import (
     SamplingResource,
     WorkspaceResource,
 )
+from vid_assets.defs.videos import resume
 from vid_assets.defs.videos.live_report import LiveReport
-from vid_assets.defs.videos.report import PartitionReport
+from vid_assets.defs.videos.report import PartitionReport, video_metadata
 from vid_assets.feature_sets import FeatureSet
 from vid_assets.media import VideoDecodeError
 
 ORDER = ("decoded_frames", "clip_tensors", "clip_embeddings", "stored_features")
 LOG_EVERY_S = 30.0
-
-
-def _meta(d: dict) -> dict:
-    from vid_assets.defs.videos.assets import as_metadata as meta
-
-    return meta(d)
-
-
-def decode_metadata(meta: dict, jpeg: bytes | None) -> dict:
-    """A video's decode report, its contact sheet inline (the UI shows it on the materialization)."""
-    out = _meta(meta)
-    if jpeg:
-        out["contact_sheet"] = dg.MetadataValue.md(
-            f"![contact sheet](data:image/jpeg;base64,{base64.b64encode(jpeg).decode()})"
-        )
-    return out
 
 
 def stop_on_cancel(context: dg.AssetExecutionContext, events):
@@ -86,6 +70,7 @@ class VideoRun:
         self.checks: dict[str, list] = {}  # video -> its check outcomes
         self._done, self._logged = 0, time.monotonic()
         self.live = self._live_report()
+        self._skip_stored_already()
 
     def _live_report(self) -> LiveReport | None:
         """Videos reported as they finish; the store's materializations wait for the step's end
@@ -99,6 +84,20 @@ class VideoRun:
         return LiveReport(
             report, live, self.asset_keys["stored_features"], self._metadata, self.checks, settings.report_every_s()
         )
+
+    def _skip_stored_already(self) -> None:
+        """A retry leaves out the videos its earlier attempt stored, and restates them (``resume.py``)."""
+        live = self.live
+        if (
+            live is None
+            or self.store_held
+            or "stored_features" not in self.selected
+            or not resume.is_retry(self.context)
+        ):
+            return
+        hashes = {k: self.catalog.get(k).content_hash for k in self.keys}
+        done = set(resume.restate_stored(live, [self.asset_keys[a] for a in ORDER], hashes, self.store))
+        self.keys = [k for k in self.keys if k not in done]
 
     # -- what to run ------------------------------------------------------------------------------
     def execute(self):
@@ -298,8 +297,7 @@ class VideoRun:
         meta = dict(self.meta[asset.path[-1]].get(key, {}))
         if not self.fset.is_default:
             meta["feature_set"] = self.fset.name
-        jpeg = meta.pop("_jpeg", None)
-        return decode_metadata(meta, jpeg) if asset.path[-1] == "decoded_frames" else _meta(meta)
+        return video_metadata(meta)
 
     def report(self, raise_failure: bool = True):
         """Ends the step's report: each good video's materializations and check results were

@@ -27,9 +27,10 @@ GROUP = "video_features"
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 # Backfills (and the sensor) run up to this many videos per run through all four assets: one
 # process start, one model load, and passes across videos. A run's fixed cost (process start,
-# imports, model load, ~5 s on 2 cores) is what a video's work must amortize: a 10-s video takes
-# ~0.25 s of engine time there, so 256 videos per run keep it under ~10 % (benchmarks/backfill.py,
-# RESULTS.md). Memory does not grow with it (videos stream); a transient failure retries the run.
+# fork, definitions, model load: 1.3-2.7 s on 2 cores) is what a video's work must amortize: a 2-s
+# video takes ~60 ms of engine time there, so 512 videos per run keep it under ~5 %
+# (benchmarks/backfill.py, RESULTS.md). Memory does not grow with it (videos stream); a retry,
+# of the step or of the run, skips what the failed attempt stored (resume.py).
 BATCH = settings.batch()
 BATCHED = dg.BackfillPolicy.multi_run(max_partitions_per_run=BATCH)
 # `backfill_policy` is still marked beta in Dagster 1.13; we chose it knowingly, so its warning (four

@@ -1,7 +1,8 @@
 """A retried run does not redo the videos that its earlier attempt already stored.
 
 A run of a batch fails when one of its videos is bad (so that the UI shows that partition failed),
-and a retry (Dagster's re-execution, or its run retries) gets the whole batch again. Its good
+and a retry (Dagster's re-execution, its run retries, or the step's retry policy) gets the whole
+batch again. Its good
 videos were stored and reported as they finished (``live_report.py``), so redoing them is
 wasted work: 255 good videos of a 256-video run redone for one bad one. The seed scripts skipped
 the videos whose ``.npy`` existed; here a video is skipped when Dagster's own record says it is
@@ -30,7 +31,8 @@ from vid_assets.store import FeatureStore
 
 
 def is_retry(context: dg.AssetExecutionContext) -> bool:
-    return context.run.parent_run_id is not None
+    """A re-executed run (the UI's re-execute, run retries), or the step's retry within its run."""
+    return context.run.parent_run_id is not None or context.retry_number > 0
 
 
 def stored_already(

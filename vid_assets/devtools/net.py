@@ -71,8 +71,7 @@ def dagster_webserver(home: str | os.PathLike[str], data_dir: str | os.PathLike[
                 raise RuntimeError(f"{e}\n{log.read().decode(errors='replace')[-3000:]}") from None
             yield base
         finally:
-            proc.terminate()
-            proc.wait(30)
+            _stop(proc)
 
 
 class JsonSink:
@@ -132,8 +131,7 @@ def s3_server() -> Iterator[dict[str, str]]:
                 "AWS_DEFAULT_REGION": "us-east-1",
             }
         finally:
-            proc.terminate()
-            proc.wait(30)
+            _stop(proc)
 
 
 @contextlib.contextmanager
@@ -158,5 +156,15 @@ def gcs_server() -> Iterator[dict[str, str]]:
                 raise RuntimeError(f"{e}\n{log.read().decode(errors='replace')[-3000:]}") from None
             yield {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
         finally:
-            proc.terminate()
-            proc.wait(30)
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a test server: SIGTERM, then SIGKILL if it has not exited within 10 s (the GCS
+    emulator sometimes hangs in its shutdown while a client's keep-alive connection is open)."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -2,9 +2,8 @@
 
 A run of a batch fails when one of its videos is bad (so that the UI shows that partition failed),
 and a retry (Dagster's re-execution, its run retries, or the step's retry policy) gets the whole
-batch again. Its good
-videos were stored and reported as they finished (``live_report.py``), so redoing them is
-wasted work: 255 good videos of a 256-video run redone for one bad one. The seed scripts skipped
+batch again. Its good videos were stored and reported as they finished (``live_report.py``), so
+redoing them is wasted work: 511 good videos of a batch redone for one bad one. The seed scripts skipped
 the videos whose ``.npy`` existed; here a video is skipped when Dagster's own record says it is
 current: its latest ``stored_features`` materialization carries the data version that this run
 would give it (the same content through the same code and config, ``report.data_version``), and
@@ -36,16 +35,13 @@ def is_retry(context: dg.AssetExecutionContext) -> bool:
 
 
 def stored_already(
-    report: PartitionReport,
-    chain: Sequence[dg.AssetKey],
-    keys: Sequence[str],
-    content_hash: Mapping[str, str],
-    store: FeatureStore,
+    report: PartitionReport, chain: Sequence[dg.AssetKey], content_hash: Mapping[str, str], store: FeatureStore
 ) -> list[str]:
-    """The ``keys`` whose last asset of ``chain`` (the whole chain, root first) is current and stored."""
-    latest = report.latest_versions(chain[-1], keys)
+    """The videos of ``content_hash`` (video -> content hash) whose last asset of ``chain`` (the
+    whole chain, root first) is current and stored."""
+    latest = report.latest_versions(chain[-1], list(content_hash))
     current = []
-    for key in keys:
+    for key in content_hash:
         version = content_hash[key]
         for asset in chain:
             version = data_version(report.code_versions.get(asset, ""), version)
@@ -71,7 +67,7 @@ def restate_stored(
     """The videos of ``hashes`` (video -> content hash) stored already, restated by this run: their
     materializations of ``live``'s assets as the earlier attempt made them, and their checks."""
     report = live.report
-    done = stored_already(report, chain, list(hashes), hashes, store)
+    done = stored_already(report, chain, hashes, store)
     if not done:
         return []
     earlier = {a: earlier_metadata(report.context.instance, a, done) for a in live.assets}

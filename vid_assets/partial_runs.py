@@ -67,6 +67,7 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         "codec": info.codec,
         "resolution": f"{info.width}x{info.height}",
         "frames_decoded": stats.decoded,
+        "frames_skipped": stats.skipped,
         "seeks": stats.seeks,
         "corrupt_frames": stats.corrupt,
         "missing_frames": stats.missing,

@@ -30,6 +30,7 @@ def decode_meta(summary: dict | None, seconds: float | None = None) -> dict:
         "codec": info["codec"],
         "resolution": f"{info['width']}x{info['height']}",
         "frames_decoded": stats["decoded"],
+        "frames_skipped": stats.get("skipped", 0),  # dropped undecoded: unreferenced, no sample near them
         "seeks": stats["seeks"],
         "corrupt_frames": stats["corrupt"],
         "missing_frames": stats["missing"],

@@ -89,8 +89,12 @@ def write_synthetic_video(
     return path
 
 
-def write_vfr_video(path: str | Path, times_s: list[float], size: tuple[int, int] = (96, 64)) -> Path:
-    """A variable-frame-rate H.264 mp4 whose frames sit exactly at ``times_s`` (ms precision)."""
+def write_vfr_video(
+    path: str | Path, times_s: list[float], size: tuple[int, int] = (96, 64), x264_params: str | None = None
+) -> Path:
+    """A variable-frame-rate H.264 mp4 whose frames sit exactly at ``times_s`` (ms precision).
+    ``x264_params``: the encoder's own settings, e.g. ``"bframes=3:b-adapt=0:b-pyramid=none"``
+    for fixed runs of unreferenced B-frames."""
     from fractions import Fraction
 
     path = Path(path)
@@ -99,6 +103,8 @@ def write_vfr_video(path: str | Path, times_s: list[float], size: tuple[int, int
         stream = out.add_stream("libx264", rate=1000)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
+        if x264_params:
+            stream.options = {"x264-params": x264_params}
         for i, t in enumerate(times_s):
             img = np.full((h, w, 3), (i * 37) % 256, dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")

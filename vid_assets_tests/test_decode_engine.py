@@ -109,6 +109,41 @@ def test_seek_path_returns_exactly_the_sequential_frames(long_video, plan):
         assert runs["auto"][1].seeks > 0 and runs["auto"][1].decoded < runs["never"][1].decoded / 5
 
 
+FIXED_B = "bframes=3:b-adapt=0:b-pyramid=none:scenecut=0"  # runs of 3 B-frames nothing references
+
+
+def test_frames_no_target_can_pick_are_dropped_undecoded_and_the_samples_do_not_change(tmp_path):
+    """A 2-fps plan over 30-fps video: the unreferenced B-frames far from every target are dropped
+    before decoding. Where a hole puts a target's nearest frame out of reach (3 frames before it),
+    the sampler sees a dropped frame between its two candidates, seeks back and decodes in full."""
+    grid = [k / 30 for k in range(150)]
+    targets = [k / 2 for k in range(1, 10)]
+    holed = [t for t in grid if not any(tt - 0.09 < t < tt + 0.19 for tt in targets)]
+    videos = {
+        "even": write_vfr_video(tmp_path / "even.mp4", grid, x264_params=FIXED_B),
+        "holed": write_vfr_video(tmp_path / "holed.mp4", holed, x264_params=FIXED_B),
+        "synthetic": write_synthetic_video(tmp_path / "default_x264.mp4", seconds=5, fps=30, size=(128, 96)),
+    }
+    plan = SamplingPlan.at_fps(2, short_side=32)
+    for name, path in videos.items():
+        runs = {}
+        for skip in (False, True):
+            stats = DecodeStats()
+            runs[skip] = (list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats)
+        (every, every_stats), (some, some_stats) = runs[False], runs[True]
+        assert [(f.pts_s, f.segment) for f in some] == [(f.pts_s, f.segment) for f in every], name
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True)), name
+        assert every_stats.skipped == 0 and some_stats.skipped > 0, name
+        assert some_stats.decoded + some_stats.skipped >= every_stats.decoded, name  # the seek decodes some twice
+        assert some_stats.missing == every_stats.missing == 0, name  # a dropped frame is not a hole
+        if name == "holed":  # each target served by the frame 0.1 s before it: reached only by seeking back
+            assert [round(f.pts_s, 3) for f in every[1:]] == [round(t - 0.1, 3) for t in targets]
+            assert some_stats.seeks > 0 == every_stats.seeks
+        else:
+            assert some_stats.seeks == every_stats.seeks == 0, name
+            assert some_stats.decoded < 0.75 * every_stats.decoded, name
+
+
 # -- real-world formats -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "codec", "pix_fmt", "size"), CODECS, ids=[c[0] for c in CODECS])
 def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):
@@ -120,6 +155,8 @@ def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):
     assert frames[0].image.dtype == np.uint8 and min(frames[0].image.shape[:2]) == 64
     seeked = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64), seek="always"))
     assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, seeked, strict=True))
+    every = list(iter_frames(p, SamplingPlan.at_fps(2, short_side=64), skip_unneeded=False))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(frames, every, strict=True))
     # the shared swscale context + resize give exactly what PyAV's conversion + torchvision give
     assert all(np.array_equal(f.image, r) for f, r in zip(frames, _reference_rgb(p, frames, 64), strict=True))
     # split in two (read-ahead decodes on a helper thread, the caller resizes): same pixels
@@ -222,7 +259,8 @@ def test_corrupted_middle(tmp_path):
     # whether FFmpeg flags a concealed frame differs between machines (seen: 1 here, none on a CI
     # runner); the frames it dropped show as a hole in the 24 fps timeline on both (about 1.1 s)
     assert 10 <= kept <= 12 and stats.missing >= 20
-    assert stats.decoded + stats.missing == round(stats.end_pts_s * 24) + 1  # every frame up to the end accounted for
+    # every frame up to the end accounted for: decoded, dropped undecoded (no target near it) or missing
+    assert stats.decoded + stats.skipped + stats.missing == round(stats.end_pts_s * 24) + 1
     # allow_partial keeps what decoded and records why it stopped
     stats = DecodeStats()
     part = list(iter_frames(tmp_path / "bad.mp4", SamplingPlan.at_fps(2), allow_partial=True, stats=stats, threads=1))

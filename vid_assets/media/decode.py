@@ -3,7 +3,8 @@
 - **Exact.** Sample times come from each frame's pts and the stream time base, never from
   ``index / nominal_fps``, so variable-frame-rate files are timed right; every kept frame carries
   its pts in seconds (from the stream start).
-- **Fast.** Every frame the codec needs is decoded (FFmpeg frame threads), but only kept frames are
+- **Fast.** Only the frames the codec needs are decoded (FFmpeg frame threads; unreferenced
+  frames no target can pick are dropped undecoded, see ``sampler.py``), and only kept frames are
   converted: to RGB by FFmpeg (swscale) at the source size, then resized to ``short_side`` by
   torch's uint8 antialiased bilinear kernel (see :func:`to_rgb`), not numpy. When
   the next sample lies more than two GOPs ahead, we seek to the key frame before it instead of
@@ -169,18 +170,18 @@ def iter_frames(
     convert: bool | str = True,
     stats: DecodeStats | None = None,
     open_options: dict | None = None,
+    skip_unneeded: bool = True,
 ) -> Iterator[DecodedFrame]:
-    """Yield the frames ``plan`` asks for, in time order (see the module docstring).
-
-    ``seek``: ``auto`` (seek when the next sample is > 2 GOPs ahead), ``never`` or ``always``.
+    """Yield the frames ``plan`` asks for, in time order (see the module docstring). ``seek``:
+    ``auto`` (seek when the next sample is > 2 GOPs ahead), ``never`` or ``always``.
+    ``skip_unneeded=False`` decodes also the unreferenced frames no sample can pick (``sampler.py``).
     ``threads`` caps FFmpeg's decoder threads (0 = FFmpeg's choice); many parallel decoders want 1.
     ``convert=False`` skips pixel conversion (timestamps only, e.g. ``vid-assets inspect``);
     ``convert="yuv420p"`` returns packed YUV planes at the stream size for device-side conversion;
     ``convert="rgb-source"`` returns RGB at the coded size, not yet resized or rotated (the caller
     finishes with ``resize_rgb(image, plan.short_side, frame.rotation)``, e.g. on another thread).
     ``open_options``: extra ``av.open`` arguments, e.g. ``{"format": "mpegts", "options":
-    {"analyzeduration": "500000"}}`` for a live pipe, where probing would otherwise wait for 5 s of input.
-    """
+    {"analyzeduration": "500000"}}`` for a live pipe, where probing would otherwise wait for 5 s."""
     stats = stats if stats is not None else DecodeStats()
     started = time.monotonic()
     container, desc = _open(source, open_options=open_options)
@@ -199,7 +200,7 @@ def iter_frames(
         reader = FrameReader(container, stream, desc, stats, time_budget_s, started)
         pixels = _pixels(stream, plan, convert)
         try:
-            for frame, pts, segment in sample(reader, plan, duration, rate, seek, live):
+            for frame, pts, segment in sample(reader, plan, duration, rate, seek, live, skip_unneeded):
                 image, color, rotation = pixels(frame)
                 yield DecodedFrame(stats.kept, pts, image, segment, bool(frame.key_frame), color, rotation)
                 stats.kept += 1

@@ -39,6 +39,7 @@ class DecodeStats:
     """What a decode did; filled in as frames stream (pass one to :func:`iter_frames`)."""
 
     decoded: int = 0  # frames out of the decoder
+    skipped: int = 0  # frames no target could pick, dropped by the decoder unreferenced (not decoded)
     kept: int = 0  # frames returned
     seeks: int = 0
     corrupt: int = 0  # frames FFmpeg flagged as concealed/damaged (kept)

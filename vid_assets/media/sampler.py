@@ -3,12 +3,25 @@ a sample is far ahead, and the frame nearest each target time (see ``SamplingPla
 
 Time-based plans (``plan.uses_targets``) go through :func:`select_targets`; stream plans keep
 frames as they come (:func:`stream_frames`, which asks the plan which frames it keeps).
+
+**Only the frames a target can pick are decoded in full.** A 2-fps plan over 30-fps video picks one
+frame in 15; the others are decoded only because later frames may reference them. FFmpeg can drop
+the frames nothing references (``skip_frame = NONREF``: most B-frames of H.264/HEVC, the B-frames of
+MPEG-4) before decoding them, so packets far from every target go in with that flag, and packets
+near a target (within 1.5 frame durations) without it. That alone does not make it exact (a
+variable-rate gap can put a target's nearest frame further away), so the reader counts the frames
+that never came out, and the sampler checks, before it serves a target, that none was skipped
+between the two frames it chooses from; if one was (or the stream's last frames were), it seeks
+back and decodes that stretch in full. The frames served are those a full decode serves (tested).
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import math
 import time
+from collections.abc import Callable
 
 import av
 
@@ -17,14 +30,23 @@ from vid_assets.media.plan import SamplingPlan, Target
 
 
 class FrameReader:
-    """Presentation-order frames with their pts in seconds; can seek. Enforces the time budget."""
+    """Presentation-order frames with their pts in seconds; can seek. Enforces the time budget.
+
+    With ``needed`` set (a pts in seconds -> whether a target may pick that frame), packets not
+    needed are decoded with ``skip_frame = NONREF`` (see the module docstring); ``skipped_since``
+    then counts the frames FFmpeg dropped between the last two frames returned.
+    """
 
     def __init__(self, container, stream, desc: str, stats: DecodeStats, budget_s: float | None, started: float):
         self.container, self.stream, self.desc, self.stats = container, stream, desc, stats
         self.tb = stream.time_base
         self.start_pts = stream.start_time or 0
         self.budget_s, self.started = budget_s, started
-        self._it = container.decode(stream)
+        self.needed: Callable[[float], bool] | None = None
+        self._sent_nonref: list[int] = []  # heap: pts of packets sent with NONREF whose frame is not out yet
+        self.skipped_since = 0  # frames dropped by NONREF between the last two frames returned
+        self._nonref = False  # the codec's skip_frame is NONREF now
+        self._it = self._frames()
         self.last_pts_s = -math.inf
         self.last_key_s: float | None = None
         self.gop_s: float | None = None  # observed key-frame spacing
@@ -37,7 +59,39 @@ class FrameReader:
     def __iter__(self):
         return self
 
+    def _frames(self):
+        """``container.decode(stream)``, deciding per packet whether its frame may be dropped."""
+        cc = self.stream.codec_context
+        for packet in self.container.demux(self.stream):
+            skip = self.needed is not None and packet.pts is not None and not self.needed(self._seconds(packet.pts))
+            if skip != self._nonref:  # the codec keeps the flag across seeks: so does this
+                cc.skip_frame, self._nonref = ("NONREF" if skip else "DEFAULT"), skip
+            if skip:
+                heapq.heappush(self._sent_nonref, packet.pts)
+            yield from packet.decode()
+
+    def _seconds(self, pts: int) -> float:
+        return float((pts - self.start_pts) * self.tb)
+
+    def _settle(self, pts: int) -> None:
+        """A frame with ``pts`` came out: packets sent before it with a smaller pts were dropped."""
+        heap = self._sent_nonref
+        while heap and heap[0] <= pts:
+            if heapq.heappop(heap) < pts:
+                self.skipped_since += 1
+                self.stats.skipped += 1
+
+    def decode_everything(self) -> None:
+        """From the next packet on, decode every frame (the exactness fallback)."""
+        self.needed = None
+
+    @property
+    def dropped_at_end(self) -> int:
+        """Frames dropped after the last frame returned (meaningful once the stream ended)."""
+        return len(self._sent_nonref)
+
     def __next__(self) -> tuple[float, av.VideoFrame]:
+        self.skipped_since = 0
         while True:
             if self.budget_s is not None and time.monotonic() - self.started > self.budget_s:
                 raise VideoDecodeError(
@@ -52,6 +106,8 @@ class FrameReader:
             self.stats.decoded += 1
             if frame.pts is None:
                 continue
+            if self._sent_nonref:
+                self._settle(frame.pts)
             if getattr(frame, "is_corrupt", False):
                 self.stats.corrupt += 1
             pts_s = float((frame.pts - self.start_pts) * self.tb)
@@ -63,7 +119,8 @@ class FrameReader:
             if pts_s <= self.last_pts_s:  # duplicate / out-of-order timestamps: keep time monotonic
                 continue
             if self.step_s and self.last_pts_s > -math.inf:  # not across a seek
-                self.stats.missing += max(round((pts_s - self.last_pts_s) / self.step_s) - 1, 0)
+                holes = round((pts_s - self.last_pts_s) / self.step_s) - 1 - self.skipped_since
+                self.stats.missing += max(holes, 0)
             self.last_pts_s = pts_s
             self.stats.end_pts_s = pts_s
             return pts_s, frame
@@ -72,7 +129,9 @@ class FrameReader:
         """Position before ``t``: the decoder restarts at the key frame at or before it."""
         target = int(t / self.tb) + self.start_pts
         self.container.seek(max(target, self.start_pts), stream=self.stream, backward=True, any_frame=False)
-        self._it = self.container.decode(self.stream)
+        self._it = self._frames()
+        self._sent_nonref.clear()
+        self.skipped_since = 0
         self.last_pts_s = -math.inf
         self.last_key_s = None  # key-frame spacing is only measured between consecutive key frames
         self.exhausted = False
@@ -114,6 +173,13 @@ def select_targets(reader: FrameReader, plan: SamplingPlan, duration: float, fra
     seeked_for = -1  # never seek twice for the same target
     while walk.target is not None:
         t = walk.target.time_s
+        if current is not None and current[0] >= t and reader.skipped_since:
+            # a dropped frame lies between the two candidates: it may be the nearer one
+            reader.decode_everything()
+            seeked_for, prev, current = walk.index, None, _seek_to(reader, t)
+            if current is None:
+                break
+            continue
         if current is not None and current[0] >= t:
             near_prev = prev is not None and prev[0] < t and (t - prev[0]) < (current[0] - t)
             if out := walk.serve(prev if near_prev else current):
@@ -128,7 +194,14 @@ def select_targets(reader: FrameReader, plan: SamplingPlan, duration: float, fra
         try:
             nxt = next(reader)
         except StopIteration:
-            break
+            if not reader.dropped_at_end or current is None:
+                break
+            # the last frames were dropped: what is served after the end must come from them
+            reader.decode_everything()
+            seeked_for, prev, current = walk.index, None, _seek_to(reader, current[0])
+            if current is None:
+                break
+            continue
         prev, current = current, nxt
     yield from _after_the_end(walk, plan, current, duration, frame_s)
 
@@ -178,14 +251,25 @@ def stream_frames(reader: FrameReader, plan: SamplingPlan, start: float, end: fl
         n += 1
 
 
-def sample(reader: FrameReader, plan: SamplingPlan, duration: float, rate: float, seek: str, live: bool):
+def sample(
+    reader: FrameReader,
+    plan: SamplingPlan,
+    duration: float,
+    rate: float,
+    seek: str,
+    live: bool,
+    skip_unneeded: bool = True,
+):
     """``(frame, pts, segment)`` for every frame ``plan`` keeps, lazily (the first seek happens when
-    iteration starts, inside the caller's error handling)."""
+    iteration starts, inside the caller's error handling). ``skip_unneeded``: drop unreferenced
+    frames no target can pick (module docstring); only where seeking back is possible."""
     finite = math.isfinite(duration)
     if not plan.uses_targets or live or not finite:
         seek = "never"
     start, end = plan.window(duration if finite else math.inf)
     if plan.uses_targets:
+        if skip_unneeded and seek != "never":
+            reader.needed = _near_a_target(sorted({tg.time_s for tg in plan.iter_targets(duration)}), 1.5 / rate)
         if start > 0 and seek != "never":
             reader.seek(start)
         yield from select_targets(reader, plan, duration, 1.0 / rate, seek)
@@ -193,6 +277,16 @@ def sample(reader: FrameReader, plan: SamplingPlan, duration: float, rate: float
     if start > 0 and not live:
         reader.seek(start)
     yield from stream_frames(reader, plan, start, end, tol=min(0.5 / rate, 0.5 * plan.step_s))
+
+
+def _near_a_target(times: list[float], reach: float) -> Callable[[float], bool]:
+    """``pts_s -> bool``: whether a target time lies within ``reach`` seconds (``times`` sorted)."""
+
+    def near(pts_s: float) -> bool:
+        i = bisect.bisect_left(times, pts_s)
+        return (i < len(times) and times[i] - pts_s <= reach) or (i > 0 and pts_s - times[i - 1] <= reach)
+
+    return near
 
 
 def _should_seek(reader: FrameReader, current, t: float, frame_s: float, seek: str) -> bool:

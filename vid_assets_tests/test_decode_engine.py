@@ -3,6 +3,7 @@
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -385,6 +386,8 @@ def test_inspect_cli_json_and_errors(long_video, media_dir):
     assert out["codec"] == "h264" and out["duration_s"] == pytest.approx(40.0)
     assert out["timestamps"] == pytest.approx([0, 5, 10, 15, 20, 25, 30, 35])
     assert _cli(long_video, "--fps", "0.5").stdout.count("timestamps") == 1
+    summary = _cli(long_video, "--fps", "2").stdout  # B-frames far from the samples: dropped undecoded
+    assert re.search(r"decoded \d+ frames, dropped [1-9]\d* unreferenced ones undecoded", summary), summary
     bad = _cli(media_dir / "not_a_video.mp4")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]  # one line

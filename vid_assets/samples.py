@@ -47,13 +47,15 @@ def write_synthetic_video(
     gop: int | None = None,
     preset: str | None = None,
     threads: int = 1,
+    b_frames: int | None = None,
 ) -> Path:
     """A moving-pattern video with real keyframes and pts, encoded by PyAV.
 
     The bytes depend only on the arguments: the encoder runs ``threads`` threads (x264's default,
     one and a half per CPU, gives each machine its own bitstream, so a test that damages bytes at a
     fixed offset would hit different frames on a CI runner). Pass 0 for the encoder's own choice
-    where only speed matters.
+    where only speed matters. ``b_frames``: at most this many B-frames in a row (encoders whose
+    default is none, e.g. MPEG-4 and MPEG-2).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,8 @@ def write_synthetic_video(
                 opts["preset"] = preset
         elif gop:
             stream.codec_context.gop_size = gop
+        if b_frames is not None:
+            stream.codec_context.max_b_frames = b_frames
         if codec == "libvpx-vp9":
             opts |= {"deadline": "realtime", "cpu-used": "8"}
         stream.options = opts

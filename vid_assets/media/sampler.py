@@ -12,7 +12,8 @@ near a target (within 1.5 frame durations) without it. That alone does not make 
 variable-rate gap can put a target's nearest frame further away), so the reader counts the frames
 that never came out, and the sampler checks, before it serves a target, that none was skipped
 between the two frames it chooses from; if one was (or the stream's last frames were), it seeks
-back and decodes that stretch in full, then drops again (up to ``MAX_FALLBACKS`` times a video). The frames served are those a full decode serves (tested).
+back and decodes that stretch in full, then drops again (up to ``MAX_FALLBACKS`` times a video).
+The frames served are those a full decode serves (tested).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class FrameReader:
                 self._settle(frame.pts)
             if getattr(frame, "is_corrupt", False):
                 self.stats.corrupt += 1
-            pts_s = float((frame.pts - self.start_pts) * self.tb)
+            pts_s = self._seconds(frame.pts)
             if frame.key_frame:
                 if self.last_key_s is not None and pts_s > self.last_key_s:
                     gap = pts_s - self.last_key_s

@@ -266,6 +266,7 @@ def test_asset_checks_pass_then_fail_on_a_planted_nan(run):
         run["instance"].get_latest_materialization_event(dg.AssetKey("decoded_frames")).asset_materialization.metadata
     )
     assert decode_meta["contact_sheet"].value.startswith("![contact sheet](data:image/jpeg;base64,")
+    assert decode_meta["frames_skipped"].value > 0  # the B-frames far from every sample: dropped undecoded
     # keep the embeddings (a run of clip_embeddings alone), plant a NaN there, then store only that partition
     job.execute_in_process(
         partition_key=key, instance=run["instance"], asset_selection=[dg.AssetKey("clip_embeddings")]

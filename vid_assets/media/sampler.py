@@ -188,8 +188,7 @@ def select_targets(reader: FrameReader, plan: SamplingPlan, duration: float, fra
         t = walk.target.time_s
         if current is not None and current[0] >= t and reader.skipped_since:
             # a dropped frame lies between the two candidates: it may be the nearer one
-            reader.decode_everything()
-            seeked_for, prev, current = walk.index, None, _seek_to(reader, t)
+            seeked_for, prev, current = walk.index, None, _seek_back_in_full(reader, t)
             if current is None:
                 break
             continue
@@ -211,13 +210,18 @@ def select_targets(reader: FrameReader, plan: SamplingPlan, duration: float, fra
             if not reader.dropped_at_end or current is None:
                 break
             # the last frames were dropped: what is served after the end must come from them
-            reader.decode_everything()
-            seeked_for, prev, current = walk.index, None, _seek_to(reader, current[0])
+            seeked_for, prev, current = walk.index, None, _seek_back_in_full(reader, current[0])
             if current is None:
                 break
             continue
         prev, current = current, nxt
     yield from _after_the_end(walk, plan, current, duration, frame_s)
+
+
+def _seek_back_in_full(reader: FrameReader, t: float) -> tuple[float, av.VideoFrame] | None:
+    """The exactness fallback: decode every frame from the key frame before ``t`` on."""
+    reader.decode_everything()
+    return _seek_to(reader, t)
 
 
 def _seek_to(reader: FrameReader, t: float) -> tuple[float, av.VideoFrame] | None:

@@ -218,7 +218,7 @@ def _write(ref: VideoRef, result, store, npy_path, info: dict, config, on_stored
 
     try:
         if store is not None:
-            meta = store_result(ref, result, store, info, config)
+            meta = store_result(ref, result, store, info, config).meta
             if on_stored is not None:
                 on_stored(ref, result, meta)
         else:

@@ -4,6 +4,7 @@ and a video's decode as the ``decoded_frames`` asset reports it."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +40,14 @@ def decode_meta(summary: dict | None, seconds: float | None = None) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A video just stored: the ``stored_features`` metadata, and the store's checks on it."""
+
+    meta: dict
+    checks: list
+
+
 def store_result(
     ref: VideoRef,
     result: VideoResult,
@@ -48,8 +57,9 @@ def store_result(
     *,
     labels: list[str] | None = None,
     text_model: str = DEFAULT_TEXT_MODEL,
-) -> dict:
-    """Publish one video's features + timestamps + provenance into the feature store, atomically.
+) -> Stored:
+    """Publish one video's features + timestamps + provenance into the feature store, atomically,
+    and check what was written (``FeatureStore.check_written``).
 
     ``labels``: the model's own class names when its label set is not a named one (kept once in
     the store, not in every video). A video registered with a caption gets its text embedding."""
@@ -93,7 +103,7 @@ def store_result(
     }
     if label_set and result.top_labels is not None and len(result.top_labels):
         meta["first_clip_top1"] = store.label_names(label_set)[int(result.top_labels[0, 0, 0])]
-    return meta
+    return Stored(meta, store.check_written(features, result.timestamps, attrs))
 
 
 def _caption_embedding(ref: VideoRef, text_model: str, attrs: dict) -> np.ndarray | None:

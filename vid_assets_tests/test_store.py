@@ -90,3 +90,25 @@ def test_a_still_image_named_like_a_video_fails_clearly(tmp_path):
             c.mux(p)
     with pytest.raises(VideoDecodeError, match=r"a still image \(jpeg_pipe\), not a video"):
         probe(path)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_checks_on_what_was_written_equal_the_checks_read_back(tmp_path, dtype):
+    """A run checks the arrays it handed to the store instead of reading them back: the outcomes
+    must be the read-back ones, including a value that only overflows in the stored dtype."""
+    store = FeatureStore(tmp_path / "s.zarr", dtype=dtype)
+    n = 4
+    ts = np.stack([np.arange(n), np.arange(n) + 1.0], axis=1)
+    attrs = {"source": "x.mp4", "extractor": "test@1", "extractor_config": {"dim": 16}}
+    good = np.random.default_rng(0).standard_normal((n, 1, 16)).astype(np.float32)
+    huge = good.copy()
+    huge[1, 0, 3] = 1e5 if dtype == "float16" else np.finfo(np.float32).max  # finite until stored
+    unordered = ts[::-1].copy()
+    for vid, feats, stamps in (("ok", good, ts), ("huge", huge, ts), ("unordered", good, unordered)):
+        store.write_video(vid, features=feats, timestamps=stamps, frame_times=stamps[:, :1], attrs=attrs)
+        assert store.check_written(feats, stamps, attrs) == store.check(vid)
+    passed = {vid: {c.name: c.passed for c in store.check(vid)} for vid in ("ok", "huge", "unordered")}
+    assert all(passed["ok"].values())
+    assert passed["huge"]["features_finite"] is False
+    assert passed["unordered"]["timestamps_increasing"] is False

@@ -10,6 +10,7 @@ Freed memory then stays in the process for reuse (RSS no longer shrinks after a 
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
@@ -27,11 +28,8 @@ def tune_malloc() -> bool:
     _done = False
     if not settings.tune_malloc() or not sys.platform.startswith("linux"):
         return False
-    import ctypes
-    import ctypes.util
-
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
         ok = libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
         _done = bool(ok and libc.mallopt(m_top_pad, 256 << 20))
@@ -46,13 +44,20 @@ def release_free_memory() -> bool:
     what a busy server wants and an idle one should not hold on to. False where it does not apply."""
     if not sys.platform.startswith("linux"):
         return False
+    try:
+        return bool(_libc().malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
+@functools.cache
+def _libc():
+    """The C library, found once: ``find_library`` runs ``ldconfig -p`` in a subprocess, and a
+    long job trims every few seconds."""
     import ctypes
     import ctypes.util
 
-    try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 class PeriodicTrim:

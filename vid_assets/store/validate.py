@@ -28,9 +28,13 @@ def expected_clips(duration_s: float, plan: SamplingPlan, frames_per_clip: int, 
 
 
 def validate_video(group: zarr.Group) -> list[CheckOutcome]:
-    attrs = dict(group.attrs)
-    feats = FeatureStore.features(group)
-    ts = group["timestamps"][...]
+    """The checks on a video read back from the store (a retry restating what an earlier attempt stored)."""
+    return validate_arrays(dict(group.attrs), FeatureStore.features(group), group["timestamps"][...])
+
+
+def validate_arrays(attrs: dict, feats: np.ndarray, ts: np.ndarray) -> list[CheckOutcome]:
+    """The checks on a video's attributes, features (as stored: float16 overflows show as inf)
+    and clip timestamps."""
     out = []
     bad = int(np.size(feats) - np.isfinite(feats).sum())
     out.append(CheckOutcome("features_finite", bad == 0, f"{bad} non-finite values" if bad else "all finite"))

@@ -258,7 +258,7 @@ class VideoRun:
             return
         ref = self.catalog.get(key)
         try:
-            meta = results.store_result(
+            stored = results.store_result(
                 ref,
                 result,
                 self.store,
@@ -269,8 +269,7 @@ class VideoRun:
         except Exception as e:  # noqa: BLE001 - a store write fails this video, not the batch
             self._fail(key, "store", f"{type(e).__name__}: {e}")
             return
-        self.meta["stored_features"][key] = meta
-        self.checks[key] = self.store.check(key)
+        self.meta["stored_features"][key], self.checks[key] = stored.meta, stored.checks
         self.catalog.clear_failure(key, self.fset.name)
         if not self.workspace.keep_intermediates:
             self.artifacts.discard(key)

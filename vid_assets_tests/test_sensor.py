@@ -54,6 +54,9 @@ def test_new_file_once_then_nothing(tmp_path, media_dir):
 
         r2 = _tick(sensor, instance, workspace, r1.cursor)
         assert r2.run_requests == []  # nothing new -> no request
+        # and such a tick (most ticks) opens no instance: a context without one is enough
+        idle = sensor(dg.build_sensor_context(cursor=r1.cursor, resources={"workspace": workspace}))
+        assert idle.run_requests == [] and idle.cursor == r2.cursor
 
         # moved/renamed file (same bytes): seen by the cursor, but its partition already exists
         os.rename(videos / "sub" / "clip_a.mp4", videos / "renamed.mp4")

@@ -166,7 +166,8 @@ def build_videos_sensor(
         present, changed = _look(context, sources, manifest_list, decode_cursor(context.cursor))
         for cid, _row in changed[max_new_per_tick:]:  # look again next tick
             present.pop(cid, None)
-        new_keys = _register(context, workspace.catalog(), changed[:max_new_per_tick], present)
+        # nothing changed (most ticks): no instance, partition list or catalog is opened
+        new_keys = _register(context, workspace.catalog(), changed[:max_new_per_tick], present) if changed else []
         if new_keys:
             context.log.info(f"{len(new_keys)} new video(s): {', '.join(new_keys[:10])}")
         return dg.SensorResult(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,10 +43,18 @@ def decode_meta(summary: dict | None, seconds: float | None = None) -> dict:
 
 @dataclass(frozen=True)
 class Stored:
-    """A video just stored: the ``stored_features`` metadata, and the store's checks on it."""
+    """A video just stored: the ``stored_features`` metadata, and the store's checks on what was
+    written, computed when asked (a run reports them; ``vid-assets extract`` does not)."""
 
     meta: dict
-    checks: list
+    store: FeatureStore
+    features: np.ndarray
+    timestamps: np.ndarray
+    attrs: dict
+
+    @cached_property
+    def checks(self) -> list:
+        return self.store.check_written(self.features, self.timestamps, self.attrs)
 
 
 def store_result(
@@ -103,7 +112,7 @@ def store_result(
     }
     if label_set and result.top_labels is not None and len(result.top_labels):
         meta["first_clip_top1"] = store.label_names(label_set)[int(result.top_labels[0, 0, 0])]
-    return Stored(meta, store.check_written(features, result.timestamps, attrs))
+    return Stored(meta, store, features, result.timestamps, attrs)
 
 
 def _caption_embedding(ref: VideoRef, text_model: str, attrs: dict) -> np.ndarray | None:

@@ -20,24 +20,48 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as db
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+
+from vid_assets.instance.sqlite import PooledSqliteRunStorage, PooledSqliteScheduleStorage, engine_for, keep_true
 
 
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    @contextmanager
+    def _connect(self, shard: str):
+        """Dagster's, on this process's engine for the shard (``instance/sqlite.py``): pooled
+        for the index, without a pool for a run's own database (whose closes the log watchers see)."""
+        with self._db_lock:
+            conn_string = self.conn_string_for_shard(shard)
+            engine = engine_for(conn_string, pooled=shard == INDEX_SHARD_NAME)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
     def has_table(self, table_name: str) -> bool:
-        """Tables found once stay (Dagster asks before every asset event, opening a new
-        connection each time: ~13 connections per video of a batch run, measured)."""
+        """Tables found once stay (Dagster asks before every asset event: ~13 times per video of
+        a batch run, measured)."""
         seen = self.__dict__.setdefault("_tables_seen", set())
-        if table_name not in seen and super().has_table(table_name):
-            seen.add(table_name)
+        if table_name not in seen:
+            engine = engine_for(self.conn_string_for_shard(INDEX_SHARD_NAME))
+            with engine.connect() as conn:
+                if engine.dialect.has_table(conn, table_name):
+                    seen.add(table_name)
         return table_name in seen
 
     def index_connection(self):
@@ -144,12 +168,20 @@ def _kind(event: EventLogEntry) -> str | None:
     return "check" if event.dagster_event_type in ASSET_CHECK_EVENTS else None
 
 
+keep_true(BatchingSqliteEventLogStorage, "has_asset_key_col", "has_secondary_index")
+
+
 class BatchingSqliteStorage(DagsterSqliteStorage):
-    """The stock SQLite storage (runs, schedules, layout) with the batching event log."""
+    """The stock SQLite layout and tables: the batching event log, and runs and schedules on
+    kept engines (``instance/sqlite.py``)."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
-        super().__init__(base_dir, inst_data)
+        self.base_dir = base_dir
+        self._run_storage = PooledSqliteRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = BatchingSqliteEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = PooledSqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)  # DagsterSqliteStorage's own would build the stock storages first
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> BatchingSqliteStorage:

@@ -1,0 +1,135 @@
+"""Dagster's SQLite storages, each database with one engine per process.
+
+Dagster's SQLite storages build a new SQLAlchemy engine for every query, connect, and close the
+connection after it, and they look the schema up again (``PRAGMA table_info``) before many
+queries. Every process of an instance pays that on every query: the daemon's run queue runs two
+queries a second while runs are in flight (3.0 ms a pair here, 0.39 ms with an engine kept and
+its connections pooled; benchmarks/RESULTS.md, session 22), and those cycles are taken from the
+model on a small host. So here:
+
+- ``runs.db``, ``schedules.db`` and the event log's index keep one engine per process, with
+  SQLAlchemy's connection pool: no engine to build, statements compiled once, no connect and
+  close (the last close of a WAL database also checkpoints it).
+- A run's own event database keeps an engine too, but without a pool: its connection still
+  closes after each write, as Dagster's, because that close writes the events into the database
+  file, which is what the webserver's file watcher waits on to stream a run's logs.
+- A schema answer that found a table or column is kept (tables and columns are only ever added).
+
+A pooled connection is checked against the file it opened at each checkout: a database deleted
+or replaced under a long-lived process (a wiped ``DAGSTER_HOME``) gets a fresh connection rather
+than the old file's. Engines are per process (a forked run worker builds its own), so
+connections never cross a fork.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any
+
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import NullPool
+
+UNPOOLED_KEPT = 32  # run databases whose (pool-less) engines a process keeps, most recent first
+
+_lock = threading.Lock()
+_pooled: dict[tuple[int, str], Engine] = {}
+_unpooled: OrderedDict[tuple[int, str], Engine] = OrderedDict()
+
+
+def engine_for(conn_string: str, pooled: bool = True) -> Engine:
+    """This process's engine for one SQLite database (keyed by pid: a fork builds its own)."""
+    key = (os.getpid(), conn_string)
+    with _lock:
+        if pooled:
+            if key not in _pooled:
+                _pooled[key] = _pooled_engine(conn_string)
+            return _pooled[key]
+        engine = _unpooled.pop(key, None) or _engine(conn_string, poolclass=NullPool)
+        _unpooled[key] = engine  # most recent last; the oldest go first
+        while len(_unpooled) > UNPOOLED_KEPT:
+            _unpooled.popitem(last=False)
+        return engine
+
+
+def _engine(conn_string: str, **kwargs: Any) -> Engine:
+    return create_engine(conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **kwargs)
+
+
+def _pooled_engine(conn_string: str) -> Engine:
+    engine = _engine(conn_string)
+    path = engine.url.database
+
+    @event.listens_for(engine, "connect")
+    def _remember_file(dbapi_conn, record) -> None:
+        record.info["file"] = _file_id(path)
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(dbapi_conn, record, proxy) -> None:
+        if record.info.get("file") != _file_id(path):
+            raise DisconnectionError(f"{path} was replaced or removed since this connection opened")
+
+    return engine
+
+
+def _file_id(path: str | None) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path) if path else None
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino) if st else None
+
+
+@contextmanager
+def pooled_connection(conn_string: str):
+    """A connection in a transaction, as Dagster's SQLite ``connect`` yields one."""
+    with engine_for(conn_string).connect() as conn, conn.begin():
+        yield conn
+
+
+def keep_true(cls: type, *names: str) -> type:
+    """Wrap ``cls``'s schema probes ``names`` so that a True answer is kept by the instance."""
+
+    def wrap(probe):
+        @functools.wraps(probe)
+        def kept(self, *args):
+            found = self.__dict__.setdefault("_schema_found", set())
+            if (probe.__name__, args) not in found and probe(self, *args):
+                found.add((probe.__name__, args))
+            return (probe.__name__, args) in found
+
+        return kept
+
+    for name in names:
+        setattr(cls, name, wrap(getattr(cls, name)))
+    return cls
+
+
+class PooledSqliteRunStorage(SqliteRunStorage):
+    def connect(self):
+        return pooled_connection(self._conn_string)
+
+
+class PooledSqliteScheduleStorage(SqliteScheduleStorage):
+    def connect(self):
+        return pooled_connection(self._conn_string)
+
+
+keep_true(
+    PooledSqliteRunStorage,
+    "has_run_stats_index_cols",
+    "has_bulk_actions_selector_cols",
+    "has_backfill_id_column",
+    "has_bulk_action_job_name_column",
+    "has_backfill_tags_table",
+    "has_built_index",
+)
+keep_true(PooledSqliteScheduleStorage, "has_instigators_table", "has_secondary_index_table", "has_built_index")

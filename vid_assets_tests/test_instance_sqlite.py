@@ -2,7 +2,10 @@
 long-lived process (daemon, webserver) must still see."""
 
 import multiprocessing
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,13 +19,17 @@ from vid_assets.instance import sqlite as kept
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _instance(home: Path) -> dg.DagsterInstance:
-    """An instance with the repository's ``dagster.yaml`` (its storage based in ``home``)."""
+def _home(home: Path) -> Path:
+    """A ``DAGSTER_HOME`` with the repository's ``dagster.yaml`` (its storage based in ``home``)."""
     home.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     config["storage"]["custom"]["config"]["base_dir"] = str(home)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    return dg.DagsterInstance.from_config(str(home))
+    return home
+
+
+def _instance(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_config(str(_home(home)))
 
 
 def test_the_instance_uses_the_kept_storages(tmp_path):
@@ -107,3 +114,15 @@ def test_a_runs_log_watcher_sees_new_events(tmp_path):
         assert seen == ["second"]
     finally:
         storage.dispose()
+
+
+def test_a_process_leaves_its_databases_whole_on_exit(tmp_path):
+    """Pooled connections are closed at exit, so a copy of ``runs.db`` alone holds every run (the
+    stock storage's close after each query folded the write-ahead log in the same way)."""
+    home = _home(tmp_path / "home")  # (no instance in this process: its connections would stay open)
+    code = "import dagster as dg; dg.DagsterInstance.get().create_run_for_job(dg.JobDefinition(graph_def=dg.GraphDefinition('g')))"
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "DAGSTER_HOME": str(home)}, check=True)
+    history = home / "history"
+    assert (history / "runs.db").exists() and not (history / "runs.db-wal").exists()
+    with sqlite3.connect(f"file:{history / 'runs.db'}?mode=ro&immutable=1", uri=True) as c:  # the file alone
+        assert c.execute("select count(*) from runs").fetchone()[0] == 1

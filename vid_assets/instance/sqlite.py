@@ -18,11 +18,13 @@ model on a small host. So here:
 A pooled connection is checked against the file it opened at each checkout: a database deleted
 or replaced under a long-lived process (a wiped ``DAGSTER_HOME``) gets a fresh connection rather
 than the old file's. Engines are per process (a forked run worker builds its own), so
-connections never cross a fork.
+connections never cross a fork. A process closes its pooled connections at exit, which folds the
+write-ahead log into the database file, as the stock storage's closes did.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import threading
@@ -58,6 +60,16 @@ def engine_for(conn_string: str, pooled: bool = True) -> Engine:
         while len(_unpooled) > UNPOOLED_KEPT:
             _unpooled.popitem(last=False)
         return engine
+
+
+@atexit.register
+def _close_pooled() -> None:
+    """Close this process's pooled connections on the way out: the last close of a WAL database
+    folds its log into the file, as Dagster's closes after each query did."""
+    with _lock:
+        for (pid, _), engine in list(_pooled.items()):
+            if pid == os.getpid():
+                engine.dispose()
 
 
 def _engine(conn_string: str, **kwargs: Any) -> Engine:

@@ -126,3 +126,25 @@ def test_a_process_leaves_its_databases_whole_on_exit(tmp_path):
     assert (history / "runs.db").exists() and not (history / "runs.db-wal").exists()
     with sqlite3.connect(f"file:{history / 'runs.db'}?mode=ro&immutable=1", uri=True) as c:  # the file alone
         assert c.execute("select count(*) from runs").fetchone()[0] == 1
+
+
+def _open_databases() -> int:
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:  # the listing's own descriptor, closed by now
+            continue
+    return sum(name.endswith(".db") for name in names)
+
+
+def test_many_instances_in_one_process_keep_few_files_open(tmp_path):
+    """A notebook or a test session that opens instance after instance must not run out of file
+    descriptors: only the most recently used databases keep pooled connections."""
+    before = _open_databases()
+    for i in range(3 * kept.KEPT[True]):
+        instance = _instance(tmp_path / f"home{i}")
+        instance.get_runs()
+        instance.all_instigator_state()
+        instance.event_log_storage.get_concurrency_run_ids()
+    assert _open_databases() - before <= 2 * kept.KEPT[True]  # a connection or two per kept engine

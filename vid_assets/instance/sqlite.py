@@ -40,25 +40,26 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
-UNPOOLED_KEPT = 32  # run databases whose (pool-less) engines a process keeps, most recent first
+# engines a process keeps, the least recently used dropped first: pooled ones hold open files
+# (3 per instance), pool-less ones (run databases) only memory
+KEPT = {True: 12, False: 32}
 
 _lock = threading.Lock()
-_pooled: dict[tuple[int, str], Engine] = {}
-_unpooled: OrderedDict[tuple[int, str], Engine] = OrderedDict()
+_kept: dict[bool, OrderedDict[tuple[int, str], Engine]] = {True: OrderedDict(), False: OrderedDict()}
 
 
 def engine_for(conn_string: str, pooled: bool = True) -> Engine:
     """This process's engine for one SQLite database (keyed by pid: a fork builds its own)."""
-    key = (os.getpid(), conn_string)
+    key, kept = (os.getpid(), conn_string), _kept[pooled]
     with _lock:
-        if pooled:
-            if key not in _pooled:
-                _pooled[key] = _pooled_engine(conn_string)
-            return _pooled[key]
-        engine = _unpooled.pop(key, None) or _engine(conn_string, poolclass=NullPool)
-        _unpooled[key] = engine  # most recent last; the oldest go first
-        while len(_unpooled) > UNPOOLED_KEPT:
-            _unpooled.popitem(last=False)
+        engine = kept.pop(key, None)
+        if engine is None:
+            engine = _pooled_engine(conn_string) if pooled else _engine(conn_string, poolclass=NullPool)
+        kept[key] = engine  # the most recent last
+        while len(kept) > KEPT[pooled]:
+            (pid, _), dropped = kept.popitem(last=False)
+            # a parent's connections, inherited by a fork, are left alone (SQLAlchemy's advice)
+            dropped.dispose(close=pid == os.getpid())
         return engine
 
 
@@ -67,7 +68,7 @@ def _close_pooled() -> None:
     """Close this process's pooled connections on the way out: the last close of a WAL database
     folds its log into the file, as Dagster's closes after each query did."""
     with _lock:
-        for (pid, _), engine in list(_pooled.items()):
+        for (pid, _), engine in list(_kept[True].items()):
             if pid == os.getpid():
                 engine.dispose()
 

@@ -8,6 +8,7 @@ import yaml
 
 from vid_assets.defs.build import build_definitions
 from vid_assets.defs.resources import ExtractorResource
+from vid_assets.defs.videos.assets import CHECKS
 from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START
 from vid_assets.demo import register_videos
 from vid_assets.instance.event_log import BatchingSqliteEventLogStorage
@@ -67,29 +68,38 @@ def _partitions():
     return videos_partitions
 
 
+def _home(tmp_path: Path, name: str) -> Path:
+    """A Dagster home with the project's dagster.yaml, or (``stock``) without its storage block."""
+    home = tmp_path / name
+    home.mkdir()
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    if name == "stock":
+        config.pop("storage")
+    else:
+        config["storage"]["custom"]["config"]["base_dir"] = str(home)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+def _defs(videos: Path, home: Path) -> dg.Definitions:
+    return build_definitions(
+        videos_dir=str(videos),
+        work_dir=str(home / "work"),
+        store_dir=str(home / "features.zarr"),
+        extractor=ExtractorResource(device="cpu"),
+    )
+
+
 def test_batched_asset_events_read_back_as_the_stock_storage_writes_them(tmp_path, media_dir, monkeypatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
     videos = tmp_path / "videos"
     videos.mkdir()
     for i in range(3):
         (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_a.mp4").read_bytes() + bytes([i]))
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     seen = {}
     for name in ("stock", "project"):
-        home = tmp_path / name
-        home.mkdir()
-        if name == "stock":
-            config = {k: v for k, v in config.items() if k != "storage"}
-        else:
-            config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-            config["storage"]["custom"]["config"]["base_dir"] = str(home)
-        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-        defs = build_definitions(
-            videos_dir=str(videos),
-            work_dir=str(home / "work"),
-            store_dir=str(home / "features.zarr"),
-            extractor=ExtractorResource(device="cpu"),
-        )
+        home = _home(tmp_path, name)
+        defs = _defs(videos, home)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             is_project = isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
             assert is_project == (name == "project")
@@ -104,5 +114,46 @@ def test_batched_asset_events_read_back_as_the_stock_storage_writes_them(tmp_pat
     assert seen["project"]["events"]["ASSET_MATERIALIZATION"] == 4 * 3
     assert seen["project"]["features_finite"] == [
         (k, "SUCCEEDED", "ASSET_CHECK_EVALUATION", True) for k in sorted(keys)
+    ]
+    assert seen["project"] == seen["stock"]
+
+
+def test_a_many_video_run_plans_its_checks_as_the_stock_storage_does(tmp_path, media_dir):
+    """A run's planned checks: one row per check and video, holding the planning event (the
+    project writes them in one statement with the event serialized once)."""
+    from dagster._core.execution.api import create_execution_plan
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(40):
+        (videos / f"v{i:02d}.mp4").write_bytes((media_dir / "clip_a.mp4").read_bytes() + bytes([i]))
+    seen = {}
+    for name in ("stock", "project"):
+        home = _home(tmp_path, name)
+        defs = _defs(videos, home)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            keys = [r.key for r in register_videos(instance, defs, sorted(videos.iterdir()))]
+            job = defs.resolve_job_def("embed_videos")
+            tags = {RANGE_START: min(keys), RANGE_END: max(keys)}
+            plan = create_execution_plan(job, tags=tags, instance_ref=instance.get_ref())
+            run = instance.create_run_for_job(job_def=job, execution_plan=plan, tags=tags)
+            rows = {}
+            for check in CHECKS:
+                key = dg.AssetCheckKey(dg.AssetKey("stored_features"), check)
+                history = instance.event_log_storage.get_asset_check_execution_history(key, limit=1000)
+                rows[check] = sorted(
+                    (
+                        h.partition,
+                        h.status.value,
+                        h.run_id == run.run_id,
+                        h.event.dagster_event.event_type_value,
+                        h.event.dagster_event.event_specific_data,
+                        h.event.dagster_event.message,
+                    )
+                    for h in history
+                )
+            seen[name] = rows
+    assert [r[:4] for r in seen["project"]["features_finite"]] == [
+        (k, "PLANNED", True, "ASSET_CHECK_EVALUATION_PLANNED") for k in sorted(keys)
     ]
     assert seen["project"] == seen["stock"]

@@ -128,3 +128,57 @@ def test_extractors_command_lists_names_and_describes_one(tmp_path):
 
     typo = subprocess.run([exe, "extractors", "efficientnet_lit"], env=env, capture_output=True, text=True, timeout=120)
     assert typo.returncode == 1 and "Did you mean 'efficientnet_lite0'" in typo.stderr
+
+
+def test_register_run_materializes_the_folder_in_batch_runs(tmp_path, media_dir, monkeypatch):
+    """``vid-assets register FOLDER --run``: the new videos as range runs of VID_ASSETS_BATCH
+    videos in the instance's history, a bad video failed with its reason and left out next time."""
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        (videos / f"v{i}.mp4").write_bytes((media_dir / "clip_a.mp4").read_bytes() + bytes([i]))
+    shutil.copyfile(media_dir / "not_a_video.mp4", videos / "bad.mp4")
+    for p in videos.iterdir():  # older than the settle time that skips files still being copied
+        os.utime(p, (p.stat().st_mtime - 60, p.stat().st_mtime - 60))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "VID_ASSETS_DATA": str(tmp_path / "data"),
+        "VID_ASSETS_DEVICE": "cpu",
+        "VID_ASSETS_BATCH": "2",
+    }
+    cmd = [Path(sys.executable).parent / "vid-assets", "register", str(videos), "--run"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1, first.stdout + first.stderr
+    bad = VideoRef.from_path(videos / "bad.mp4").key
+    good = sorted(VideoRef.from_path(videos / f"v{i}.mp4").key for i in range(3))
+    assert "3 stored, 1 failed, 0 already up to date" in first.stdout
+    assert "3/4" in first.stdout  # the bar's last count
+    assert f"failed {bad}: decode: not a readable video container" in first.stdout
+    assert "Traceback" not in first.stdout + first.stderr and "Stack Trace" not in first.stdout + first.stderr
+
+    assert FeatureStore(tmp_path / "data" / "features.zarr").list_videos() == good
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 2 and all(r.job_name == "embed_videos" for r in runs)  # 4 videos, 2 a run
+        assert sorted(instance.get_materialized_partitions(dg.AssetKey("stored_features"))) == good
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 stored, 0 failed, 3 already up to date; runs: none" in again.stdout
+    assert f"failed before, not retried (--retry-failed) {bad}" in again.stdout
+
+
+def test_register_run_plans_runs_over_consecutive_partitions():
+    from vid_assets.defs.videos.local_runs import plan_batches
+
+    everything = ["a", "b", "c", "d", "e"]
+    assert plan_batches(["e", "a", "b", "d"], everything, 2) == [["a", "b"], ["d", "e"]]
+    assert plan_batches(["a", "b", "c"], everything, 2) == [["a", "b"], ["c"]]
+    assert plan_batches(["a", "c", "e"], everything, 8) == [["a"], ["c"], ["e"]]

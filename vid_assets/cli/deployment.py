@@ -21,7 +21,20 @@ def demo(
 
 
 @app.command(rich_help_panel="The deployment")
-def register(folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)]):
+def register(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False)],
+    run: Annotated[
+        bool,
+        typer.Option(
+            "--run",
+            help="Then materialize its new and stale videos: batch runs of the embed job in this process"
+            " (VID_ASSETS_BATCH videos each), recorded in the instance like the daemon's; a progress bar.",
+        ),
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="With --run: also videos whose decode or store failed before.")
+    ] = False,
+):
     """Catalog every video under FOLDER and add its partition to the Dagster instance."""
     import dagster as dg
 
@@ -38,6 +51,32 @@ def register(folder: Annotated[Path, typer.Argument(exists=True, file_okay=False
         typer.echo(f"{r.key}\t{r.uri}")
     for s in skipped:
         typer.echo(f"skipped: {s.path}: {s.reason}", err=True)
+    if run:
+        raise typer.Exit(_run_registered([r.key for r in refs], retry_failed))
+
+
+def _run_registered(keys: list[str], retry_failed: bool) -> int:
+    """``register --run``: the registered videos through the embed job; 1 if any video failed."""
+    import dagster as dg
+
+    from vid_assets.definitions import defs
+    from vid_assets.defs.videos.local_runs import run_outdated
+    from vid_assets.demo import make_console
+
+    console = make_console()
+    if not keys:
+        console.print("no videos registered: nothing to run")
+        return 0
+    outcome = run_outdated(dg.DagsterInstance.get(), defs, keys, console, retry_failed=retry_failed)
+    console.print(
+        f"{len(outcome.stored)} stored, {len(outcome.failed)} failed, {len(outcome.up_to_date)} already"
+        f" up to date; runs: {' '.join(r[:8] for r in outcome.runs) or 'none'}"
+    )
+    for key, reason in outcome.failed.items():
+        console.print(f"[red]failed[/red] {key}: {reason}")
+    for key, reason in outcome.quarantined.items():
+        console.print(f"[yellow]failed before, not retried[/yellow] (--retry-failed) {key}: {reason}")
+    return 1 if outcome.failed else 0
 
 
 @app.command(rich_help_panel="The deployment")

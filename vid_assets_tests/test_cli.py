@@ -174,6 +174,15 @@ def test_register_run_materializes_the_folder_in_batch_runs(tmp_path, media_dir,
     assert "0 stored, 0 failed, 3 already up to date; runs: none" in again.stdout
     assert f"failed before, not retried (--retry-failed) {bad}" in again.stdout
 
+    # a run config as `dagster job execute -c` takes it: here the terminal logger set back to errors
+    config = tmp_path / "run.yaml"
+    config.write_text("loggers:\n  console:\n    config:\n      log_level: ERROR\n")
+    retry = subprocess.run(
+        [*cmd, "--retry-failed", "-c", str(config)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert retry.returncode == 1 and "0 stored, 1 failed, 3 already up to date" in retry.stdout
+    assert "STEP_FAILURE" in retry.stdout + retry.stderr
+
 
 def test_register_run_plans_runs_over_consecutive_partitions():
     from vid_assets.defs.videos.local_runs import plan_batches

@@ -34,6 +34,16 @@ def register(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="With --run: also videos whose decode or store failed before.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            exists=True,
+            dir_okay=False,
+            help="With --run: a run config YAML, as `dagster job execute -c`.",
+        ),
+    ] = None,
 ):
     """Catalog every video under FOLDER and add its partition to the Dagster instance."""
     import dagster as dg
@@ -52,12 +62,13 @@ def register(
     for s in skipped:
         typer.echo(f"skipped: {s.path}: {s.reason}", err=True)
     if run:
-        raise typer.Exit(_run_registered([r.key for r in refs], retry_failed))
+        raise typer.Exit(_run_registered([r.key for r in refs], retry_failed, config))
 
 
-def _run_registered(keys: list[str], retry_failed: bool) -> int:
+def _run_registered(keys: list[str], retry_failed: bool, config: Path | None) -> int:
     """``register --run``: the registered videos through the embed job; 1 if any video failed."""
     import dagster as dg
+    import yaml
 
     from vid_assets.definitions import defs
     from vid_assets.defs.videos.local_runs import run_outdated
@@ -67,7 +78,10 @@ def _run_registered(keys: list[str], retry_failed: bool) -> int:
     if not keys:
         console.print("no videos registered: nothing to run")
         return 0
-    outcome = run_outdated(dg.DagsterInstance.get(), defs, keys, console, retry_failed=retry_failed)
+    run_config = yaml.safe_load(config.read_text()) if config else None
+    outcome = run_outdated(
+        dg.DagsterInstance.get(), defs, keys, console, retry_failed=retry_failed, run_config=run_config
+    )
     console.print(
         f"{len(outcome.stored)} stored, {len(outcome.failed)} failed, {len(outcome.up_to_date)} already"
         f" up to date; runs: {' '.join(r[:8] for r in outcome.runs) or 'none'}"

@@ -54,10 +54,13 @@ def run_outdated(
     console: Console,
     batch: int | None = None,
     retry_failed: bool = False,
+    run_config: dict | None = None,
 ) -> RunsOutcome:
     """Run the embed job over those of ``keys`` whose stored features are missing or stale. Videos
     whose decode or store failed before are left out, as the folder sensor leaves them out (their
-    key is their content's hash, so they would fail again), unless ``retry_failed``."""
+    key is their content's hash, so they would fail again), unless ``retry_failed``. ``run_config``:
+    Dagster run config (resources' per-run fields: device, batch size); the terminal's logger is
+    silenced unless it sets one."""
     todo = outdated(instance, defs, keys)
     catalog = defs.resources["workspace"].catalog()
     reasons = {f["id"]: f"{f['stage']}: {f['message']}" for f in catalog.failures()}
@@ -70,6 +73,7 @@ def run_outdated(
     all_keys = list(instance.get_dynamic_partitions(videos_partitions.name))
     batches = plan_batches(list(todo), all_keys, batch or settings.batch())
     job = defs.resolve_job_def("embed_videos")
+    run_config = {**SILENT, **(run_config or {})}
     stores = {chain[-1] for chain in chains(defs)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
@@ -87,7 +91,7 @@ def run_outdated(
                     run_id=run_id,
                     tags=tags,
                     partition_key=partition,
-                    run_config=SILENT,
+                    run_config=run_config,
                     raise_on_error=False,
                 )
             outcome.runs.append(result.run_id)

@@ -174,13 +174,19 @@ def test_register_run_materializes_the_folder_in_batch_runs(tmp_path, media_dir,
     assert "0 stored, 0 failed, 3 already up to date; runs: none" in again.stdout
     assert f"failed before, not retried (--retry-failed) {bad}" in again.stdout
 
+    # another sampling plan makes every stored video stale: they are run again
+    sets = tmp_path / "sets.yaml"
+    sets.write_text("sets:\n  default:\n    sampling: {fps: 1.0}\n")
+    stale = subprocess.run(cmd, env={**env, "VID_ASSETS_SETS": str(sets)}, capture_output=True, text=True, timeout=300)
+    assert stale.returncode == 0 and "3 stored, 0 failed, 0 already up to date" in stale.stdout, stale.stdout
+
     # a run config as `dagster job execute -c` takes it: here the terminal logger set back to errors
     config = tmp_path / "run.yaml"
     config.write_text("loggers:\n  console:\n    config:\n      log_level: ERROR\n")
     retry = subprocess.run(
         [*cmd, "--retry-failed", "-c", str(config)], env=env, capture_output=True, text=True, timeout=300
     )
-    assert retry.returncode == 1 and "0 stored, 1 failed, 3 already up to date" in retry.stdout
+    assert retry.returncode == 1 and "3 stored, 1 failed, 0 already up to date" in retry.stdout
     assert "STEP_FAILURE" in retry.stdout + retry.stderr
 
 

@@ -328,7 +328,7 @@ def test_config_changes_change_code_versions_so_partitions_go_stale(run, tmp_pat
     changed = progress(run["instance"], catalog, defs=other)
     assert [(c["done"], c["stale"]) for c in changed["assets"].values()] == [(2, 2)] * 4
     # `make demo` re-materializes what is stale, not only what is missing
-    from vid_assets.demo import outdated
+    from vid_assets.defs.videos.local_runs import outdated
 
     good = [run["keys"]["clip_a.mp4"], run["keys"]["clip_b.mp4"]]
     assert outdated(run["instance"], run["defs"], good) == {}

@@ -71,7 +71,7 @@ def _run_registered(keys: list[str], retry_failed: bool, config: Path | None) ->
     import yaml
 
     from vid_assets.definitions import defs
-    from vid_assets.defs.videos.local_runs import run_outdated
+    from vid_assets.defs.videos.local_runs import print_outcome, run_outdated
     from vid_assets.demo import make_console
 
     console = make_console()
@@ -82,14 +82,7 @@ def _run_registered(keys: list[str], retry_failed: bool, config: Path | None) ->
     outcome = run_outdated(
         dg.DagsterInstance.get(), defs, keys, console, retry_failed=retry_failed, run_config=run_config
     )
-    console.print(
-        f"{len(outcome.stored)} stored, {len(outcome.failed)} failed, {len(outcome.up_to_date)} already"
-        f" up to date; runs: {' '.join(r[:8] for r in outcome.runs) or 'none'}"
-    )
-    for key, reason in outcome.failed.items():
-        console.print(f"[red]failed[/red] {key}: {reason}")
-    for key, reason in outcome.quarantined.items():
-        console.print(f"[yellow]failed before, not retried[/yellow] (--retry-failed) {key}: {reason}")
+    print_outcome(console, outcome)
     return 1 if outcome.failed else 0
 
 

@@ -23,7 +23,6 @@ from vid_assets import settings
 from vid_assets.defs.videos.partitions import videos_partitions
 from vid_assets.defs.videos.sensors import RANGE_END, RANGE_START, contiguous_runs
 from vid_assets.defs.videos.status import chains
-from vid_assets.demo import outdated
 
 # The terminal shows the bar and the summary (each failed video with its stage and reason); every
 # event, stack traces included, still goes to the event log and the UI.
@@ -39,12 +38,24 @@ class RunsOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     up_to_date: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # failed before: not retried
+    stale: list[str] = field(default_factory=list)  # stored before, under another config or code
 
 
 def plan_batches(todo: list[str], all_keys: list[str], batch: int) -> list[list[str]]:
     """``todo`` as runs of at most ``batch`` videos, each over consecutive partitions (a run names
     its videos by a partition range, as a backfill's do)."""
     return [run[i : i + batch] for run in contiguous_runs(todo, all_keys) for i in range(0, len(run), batch)]
+
+
+def outdated(instance: dg.DagsterInstance, defs: dg.Definitions, keys: list[str]) -> dict[str, str]:
+    """Keys whose stored features are missing or stale (a config or code version changed since,
+    see ``status.stale_partitions``), with which of the two."""
+    from vid_assets.defs.videos.status import stale_partitions
+
+    # done in every feature set (the embed job runs them all)
+    done = set.intersection(*(set(instance.get_materialized_partitions(c[-1])) for c in chains(defs)))
+    stale = set().union(*stale_partitions(instance, defs).values())
+    return {k: "missing" if k not in done else "stale" for k in keys if k not in done or k in stale}
 
 
 def run_outdated(
@@ -63,52 +74,78 @@ def run_outdated(
     silenced unless it sets one."""
     todo = outdated(instance, defs, keys)
     catalog = defs.resources["workspace"].catalog()
-    reasons = {f["id"]: f"{f['stage']}: {f['message']}" for f in catalog.failures()}
-    outcome = RunsOutcome(up_to_date=[k for k in keys if k not in todo])
+    earlier = _failure_reasons(catalog)
+    outcome = RunsOutcome(
+        up_to_date=[k for k in keys if k not in todo], stale=[k for k, v in todo.items() if v == "stale"]
+    )
     if not retry_failed:
-        outcome.quarantined = {k: reasons[k] for k in todo if k in reasons}
-        todo = {k: v for k, v in todo.items() if k not in reasons}
+        outcome.quarantined = {k: earlier[k] for k in todo if k in earlier}
+        todo = {k: v for k, v in todo.items() if k not in earlier}
     if not todo:
         return outcome
     all_keys = list(instance.get_dynamic_partitions(videos_partitions.name))
-    batches = plan_batches(list(todo), all_keys, batch or settings.batch())
     job = defs.resolve_job_def("embed_videos")
     run_config = {**SILENT, **(run_config or {})}
     stores = {chain[-1] for chain in chains(defs)}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("videos stored", total=len(todo))
-        for keys_ in batches:
-            run_id = make_new_run_id()
-            if len(keys_) == 1:
-                tags, partition = {}, keys_[0]
-            else:
-                tags, partition = {RANGE_START: keys_[0], RANGE_END: keys_[-1]}, None
-            done_before = bar.tasks[task].completed
-            with _Watch(instance, run_id, stores, lambda n, b=done_before: bar.update(task, completed=b + n)) as watch:
-                result = job.execute_in_process(
-                    instance=instance,
-                    run_id=run_id,
-                    tags=tags,
-                    partition_key=partition,
-                    run_config=run_config,
-                    raise_on_error=False,
-                )
-            outcome.runs.append(result.run_id)
-            stored = watch.stored_keys()
-            outcome.stored += [k for k in keys_ if k in stored]
-            if not result.success:
-                failure = next((e for e in result.all_events if e.is_step_failure), None)
-                message = failure.step_failure_data.error.message.strip() if failure else "run failed"
-                outcome.failed.update({k: f"run {run_id[:8]}: {message.splitlines()[0][:300]}" for k in keys_})
-            bar.update(task, completed=done_before + len([k for k in keys_ if k in stored]))
-    reasons = {f["id"]: f"{f['stage']}: {f['message']}" for f in catalog.failures()}
+        for batch_keys in plan_batches(list(todo), all_keys, batch or settings.batch()):
+            done = len(outcome.stored)
+            _run_batch(
+                job,
+                instance,
+                batch_keys,
+                run_config,
+                stores,
+                outcome,
+                lambda n, b=done: bar.update(task, completed=b + n),
+            )
+            bar.update(task, completed=len(outcome.stored))
+    reasons = _failure_reasons(catalog)
     outcome.failed = {
         k: reasons.get(k) or outcome.failed.get(k) or "not stored (see the run in the UI)"
         for k in todo
         if k not in outcome.stored
     }
     return outcome
+
+
+def print_outcome(console: Console, outcome: RunsOutcome) -> None:
+    console.print(
+        f"{len(outcome.stored)} stored, {len(outcome.failed)} failed, {len(outcome.up_to_date)} already"
+        f" up to date; runs: {' '.join(r[:8] for r in outcome.runs) or 'none'}"
+    )
+    for key, reason in outcome.failed.items():
+        console.print(f"[red]failed[/red] {key}: {reason}")
+    for key, reason in outcome.quarantined.items():
+        console.print(f"[yellow]failed before, not retried[/yellow] (--retry-failed) {key}: {reason}")
+
+
+def _run_batch(job, instance, keys: list[str], run_config: dict, stores: set, outcome: RunsOutcome, on_count) -> None:
+    """One run over ``keys`` (a range, or one partition), executed here; what it stored, or why not."""
+    run_id = make_new_run_id()
+    tags = {} if len(keys) == 1 else {RANGE_START: keys[0], RANGE_END: keys[-1]}
+    with _Watch(instance, run_id, stores, on_count) as watch:
+        result = job.execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            tags=tags,
+            partition_key=keys[0] if len(keys) == 1 else None,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+    outcome.runs.append(run_id)
+    stored = watch.stored_keys()
+    outcome.stored += [k for k in keys if k in stored]
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        message = failure.step_failure_data.error.message.strip() if failure else "run failed"
+        outcome.failed.update({k: f"run {run_id[:8]}: {message.splitlines()[0][:300]}" for k in keys})
+
+
+def _failure_reasons(catalog) -> dict[str, str]:
+    return {f["id"]: f"{f['stage']}: {f['message']}" for f in catalog.failures()}
 
 
 class _Watch:

@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from vid_assets.runtime.memory import release_free_memory
+from vid_assets.runtime.memory import limit_arenas, release_free_memory
 from vid_assets.serve.predict import Event, Limits, Predictor
 
 URL_SCHEMES = ("http", "https", "rtmp", "rtmps", "rtsp")
@@ -40,6 +40,7 @@ class Service:
     """Shared state of one server: the predictor, limits, the stream slots and counters."""
 
     def __init__(self, predictor: Predictor, limits: Limits, allow_hosts: tuple[str, ...], spool_dir: str | None):
+        limit_arenas()  # what a burst allocated on request threads can go back once idle (release)
         self.predictor = predictor
         self.limits = limits
         self.allow_hosts = tuple(h.lower() for h in allow_hosts)

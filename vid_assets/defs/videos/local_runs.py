@@ -12,10 +12,10 @@ events by a thread that asks the instance twice a second.
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.utils import make_new_run_id
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -124,7 +124,7 @@ def print_outcome(console: Console, outcome: RunsOutcome) -> None:
 
 def _run_batch(job, instance, keys: list[str], run_config: dict, stores: set, outcome: RunsOutcome, on_count) -> None:
     """One run over ``keys`` (a range, or one partition), executed here; what it stored, or why not."""
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())  # Dagster's run ids are uuid4 strings; known before the run starts
     tags = {} if len(keys) == 1 else {RANGE_START: keys[0], RANGE_END: keys[-1]}
     with _Watch(instance, run_id, stores, on_count) as watch:
         result = job.execute_in_process(

@@ -67,17 +67,17 @@ def register(
 
 def _run_registered(keys: list[str], retry_failed: bool, config: Path | None) -> int:
     """``register --run``: the registered videos through the embed job; 1 if any video failed."""
+    if not keys:
+        typer.echo("no videos registered: nothing to run")
+        return 0
     import dagster as dg
     import yaml
 
-    from vid_assets.definitions import defs
+    from vid_assets.definitions import defs  # torch and the models' configs: only when there is work
     from vid_assets.defs.videos.local_runs import print_outcome, run_outdated
     from vid_assets.demo import make_console
 
     console = make_console()
-    if not keys:
-        console.print("no videos registered: nothing to run")
-        return 0
     run_config = yaml.safe_load(config.read_text()) if config else None
     outcome = run_outdated(
         dg.DagsterInstance.get(), defs, keys, console, retry_failed=retry_failed, run_config=run_config

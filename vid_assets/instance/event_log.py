@@ -108,12 +108,13 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
         """A run's planned checks as rows (one per check and partition), then its check results
         onto those rows, in one statement each; anything else (a result with no planned row) goes
         Dagster's way."""
-        plans = [c for c in checks if c[0].dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED]
+        planned = DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+        plans = [c for c in checks if c[0].dagster_event_type == planned]
+        results = [c for c in checks if c[0].dagster_event_type != planned]
         if plans:
             self._store_check_plans(conn, plans)
-            checks = [c for c in checks if c[0].dagster_event_type != DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED]
-        if checks:
-            self._store_check_results(conn, checks)
+        if results:
+            self._store_check_results(conn, results)
 
     def _store_check_plans(self, conn, plans: list[tuple[EventLogEntry, int, str]]) -> None:
         """The rows Dagster's ``_store_asset_check_evaluation_planned`` writes, with the event

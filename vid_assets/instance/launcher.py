@@ -150,6 +150,8 @@ class WarmRunLauncher(DefaultRunLauncher):
         if _start_time(pid) == started:
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
         local = self._workers.get(run.run_id)
+        if local is not None:  # the forkserver reaps it and sends its status just after it is gone
+            local.join(timeout=2.0)
         code = f" with exit code {local.exitcode}" if local is not None and local.exitcode is not None else ""
         return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker (pid {pid}) exited{code} before the run ended")
 

@@ -41,9 +41,13 @@ services:
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q slurm-wlm munge >/dev/null 2>&1)) \
 	  || echo "slurm-wlm not installable here: the SLURM test will be skipped"
 
+# Two pytest workers, each taking whole files (their module fixtures, such as a running daemon, stay
+# in one process): on 2 cores the suite waits on servers and subprocesses about half the time, so
+# it took 11.7 min against 16.9 in one process (benchmarks/RESULTS.md, session 24).
+TEST_WORKERS ?= 2
 test: venv services
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ui: venv $(DAGSTER_HOME)/dagster.yaml
 	env --default-signal=INT,TERM $(BIN)/dagster dev -w workspace.yaml

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from vid_assets.cli import app
 from vid_assets.media import VideoRef
 from vid_assets.store import FeatureStore
 
@@ -107,27 +109,22 @@ def test_extractors_command_lists_names_and_describes_one(tmp_path):
 
     save_tiny_timm(tmp_path / "tiny_clip", "vit_base_patch32_clip_224.openai", **TINY_VIT)
     name = f"local-dir:{tmp_path / 'tiny_clip'}"
-    one = subprocess.run([exe, "extractors", name], env=env, capture_output=True, text=True, timeout=120)
-    assert one.returncode == 0, one.stderr
+    # the same command in this process from here on: a fresh interpreter per call only repeats
+    # importing torch and timm (~8 s each on 2 cores), which the listing above already paid
+    cli = CliRunner()
+    one = cli.invoke(app, ["extractors", name])
+    assert one.exit_code == 0, one.output
     assert "512-d, its head's output" in one.stdout and "64 px crop of a 71 px short side" in one.stdout
-    pooled = subprocess.run(
-        [exe, "extractors", name, "--output", "pooled", "--json"], env=env, capture_output=True, text=True, timeout=120
-    )
+    pooled = cli.invoke(app, ["extractors", name, "--output", "pooled", "--json"])
     assert json.loads(pooled.stdout)["dim"] == 64
 
     # factory arguments from the command line: a random-weights baseline needs no Python
-    random = subprocess.run(
-        [exe, "extractors", "timm:resnet18", "--arg", "pretrained=false", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert random.returncode == 0, random.stderr
+    random = cli.invoke(app, ["extractors", "timm:resnet18", "--arg", "pretrained=false", "--json"])
+    assert random.exit_code == 0, random.output
     assert json.loads(random.stdout)["id"] == "timm/resnet18@random-init"
 
-    typo = subprocess.run([exe, "extractors", "efficientnet_lit"], env=env, capture_output=True, text=True, timeout=120)
-    assert typo.returncode == 1 and "Did you mean 'efficientnet_lite0'" in typo.stderr
+    typo = cli.invoke(app, ["extractors", "efficientnet_lit"])
+    assert typo.exit_code == 1 and "Did you mean 'efficientnet_lite0'" in typo.stderr
 
 
 def test_register_run_materializes_the_folder_in_batch_runs(tmp_path, media_dir, monkeypatch):
@@ -174,19 +171,21 @@ def test_register_run_materializes_the_folder_in_batch_runs(tmp_path, media_dir,
     assert "0 stored, 0 failed, 3 already up to date; runs: none" in again.stdout
     assert f"failed before, not retried (--retry-failed) {bad}" in again.stdout
 
-    # another sampling plan makes every stored video stale: they are run again
+    # another sampling plan makes every stored video stale: they are run again, with the failed
+    # one taken back (--retry-failed) and a run config as `dagster job execute -c` takes it (here
+    # the terminal logger set back to errors, so the failure's step event shows)
     sets = tmp_path / "sets.yaml"
     sets.write_text("sets:\n  default:\n    sampling: {fps: 1.0}\n")
-    stale = subprocess.run(cmd, env={**env, "VID_ASSETS_SETS": str(sets)}, capture_output=True, text=True, timeout=300)
-    assert stale.returncode == 0 and "3 stored, 0 failed, 0 already up to date" in stale.stdout, stale.stdout
-
-    # a run config as `dagster job execute -c` takes it: here the terminal logger set back to errors
     config = tmp_path / "run.yaml"
     config.write_text("loggers:\n  console:\n    config:\n      log_level: ERROR\n")
     retry = subprocess.run(
-        [*cmd, "--retry-failed", "-c", str(config)], env=env, capture_output=True, text=True, timeout=300
+        [*cmd, "--retry-failed", "-c", str(config)],
+        env={**env, "VID_ASSETS_SETS": str(sets)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert retry.returncode == 1 and "3 stored, 1 failed, 0 already up to date" in retry.stdout
+    assert retry.returncode == 1 and "3 stored, 1 failed, 0 already up to date" in retry.stdout, retry.stdout
     assert "STEP_FAILURE" in retry.stdout + retry.stderr
 
 

@@ -142,7 +142,7 @@ def test_many_instances_in_one_process_keep_few_files_open(tmp_path):
     """A notebook or a test session that opens instance after instance must not run out of file
     descriptors: only the most recently used databases keep pooled connections."""
     before = _open_databases()
-    for i in range(3 * kept.KEPT[True]):
+    for i in range(kept.KEPT[True] + 4):  # three databases each: 48 pooled engines if none were let go
         instance = _instance(tmp_path / f"home{i}")
         instance.get_runs()
         instance.all_instigator_state()

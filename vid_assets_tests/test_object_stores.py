@@ -8,6 +8,7 @@ import importlib.util
 import json
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -121,19 +122,28 @@ def test_the_sensor_lists_and_range_hashes_a_bucket_and_extract_reads_from_it(bu
     shutil.rmtree(tmp_path / "remote")
 
 
-def test_sampling_3_s_of_a_60_s_object_reads_well_under_half_of_it(bucket, tmp_path):
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory) -> Path:
+    """A 60-s 320x240 video, encoded once for both backends (~8 s on 2 cores)."""
+    from vid_assets.samples import write_synthetic_video
+
+    return write_synthetic_video(
+        tmp_path_factory.mktemp("long") / "long.mp4", seconds=60, fps=30, size=(320, 240), seed=9
+    )
+
+
+def test_sampling_3_s_of_a_60_s_object_reads_well_under_half_of_it(bucket, long_video, tmp_path):
     """Range reads, not downloads: 3 s sampled from near the end of a 60-s video in the bucket
     fetch under half its bytes (counted by the reader's block cache), with the same frames as
     from disk; the training loader reads a view straight from the bucket too."""
     from vid_assets.loader import ClipDataset
     from vid_assets.media import SamplingPlan, iter_frames
     from vid_assets.media.opening import open_remote
-    from vid_assets.samples import write_synthetic_video
     from vid_assets.store import FeatureStore
     from vid_assets.store.training import update_training_view
     from vid_assets_tests.helpers import write_fake_video
 
-    src = write_synthetic_video(tmp_path / "long.mp4", seconds=60, fps=30, size=(320, 240), seed=9)
+    src = long_video
     fs = bucket.fs
     fs.put(str(src), "videos/long.mp4")
     plan = SamplingPlan.at_fps(1, start_s=50, end_s=53)

@@ -1,7 +1,7 @@
 """Scale-out on existing engines: PostgreSQL instance storage + the Celery executor with two workers.
 
 Starts a real PostgreSQL (Debian's binaries) and Redis on loopback, two `dagster-celery` worker
-processes, then materializes three partitions whose steps run on the workers. Skipped (with the
+processes, then materializes two partitions whose steps run on the workers. Skipped (with the
 reason) where the servers or the `scale` extra are missing; `make test` installs redis-server.
 """
 
@@ -55,11 +55,8 @@ def test_backfill_on_celery_workers_with_postgres_storage(servers, tmp_path, med
     )
     videos = tmp_path / "videos"
     videos.mkdir()
-    for name in ("clip_a.mp4", "clip_b.mp4"):
+    for name in ("clip_a.mp4", "clip_b.mp4"):  # two partitions: one step for each of the two workers
         shutil.copyfile(media_dir / name, videos / name)
-    shutil.copyfile(media_dir / "clip_a.mp4", videos / "clip_c.mp4")
-    with (videos / "clip_c.mp4").open("ab") as f:
-        f.write(b"\0" * 8)  # different bytes: a third partition
     bindir = Path(sys.executable).parent
     env = {
         **os.environ,
@@ -145,11 +142,11 @@ def test_backfill_on_celery_workers_with_postgres_storage(servers, tmp_path, med
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         runs = instance.get_runs()
-        assert len(runs) == 3 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        assert len(runs) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         messages = [e.message or "" for r in runs for e in instance.all_logs(r.run_id)]
         assert any("celery" in m.lower() for m in messages)
         worker_logs = "".join((tmp_path / f"w{i}.log").read_text() for i in (1, 2))
-        # 3 partitions x one step (the four video assets stream in one step), run by the workers
-        assert worker_logs.count("succeeded") >= 3
+        # 2 partitions x one step (the four video assets stream in one step), run by the workers
+        assert worker_logs.count("succeeded") >= 2
     finally:
         instance.dispose()

@@ -37,8 +37,8 @@ def deployment(tmp_path_factory):
         d.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     for i, seconds in enumerate((120.0, 120.0, 2.0, 0, 2.0)):  # two long enough to be interrupted mid-run
-        if seconds:
-            write_synthetic_video(videos / f"v{i}.mp4", seconds=seconds, fps=30, size=(160, 120), seed=i)
+        if seconds:  # 10 fps: the model's 2-fps samples are as many, a third of the frames to encode
+            write_synthetic_video(videos / f"v{i}.mp4", seconds=seconds, fps=10, size=(160, 120), seed=i)
         else:  # a corrupt file between two good ones
             (videos / f"v{i}.mp4").write_bytes(os.urandom(50_000))
     defs_file = root / "defs.py"
@@ -168,7 +168,7 @@ def test_a_cancelled_batch_run_has_reported_the_videos_it_stored(deployment):
     videos = root / "videos_cancel"
     videos.mkdir()
     write_synthetic_video(videos / "a_short.mp4", seconds=2.0, fps=30, size=(160, 120), seed=11)
-    write_synthetic_video(videos / "b_long.mp4", seconds=240.0, fps=30, size=(160, 120), seed=12)
+    write_synthetic_video(videos / "b_long.mp4", seconds=240.0, fps=10, size=(160, 120), seed=12)
     defs = __import__("runpy").run_path(str(root / "defs.py"))["defs"]
     short, long = (r.key for r in register_videos(instance, defs, sorted(videos.iterdir())))
     run_id = _launch(deployment, short, long)

@@ -43,7 +43,7 @@ services:
 
 # Two pytest workers, each taking whole files (their module fixtures, such as a running daemon, stay
 # in one process): on 2 cores the suite waits on servers and subprocesses about half the time, so
-# it took 11.7 min against 16.9 in one process (benchmarks/RESULTS.md, session 24).
+# it took 10.4 min against 16.9 in one process (benchmarks/RESULTS.md, session 24).
 TEST_WORKERS ?= 2
 test: venv services
 	$(BIN)/ruff check .

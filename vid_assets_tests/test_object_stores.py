@@ -143,14 +143,13 @@ def test_sampling_3_s_of_a_60_s_object_reads_well_under_half_of_it(bucket, long_
     from vid_assets.store.training import update_training_view
     from vid_assets_tests.helpers import write_fake_video
 
-    src = long_video
     fs = bucket.fs
-    fs.put(str(src), "videos/long.mp4")
+    fs.put(str(long_video), "videos/long.mp4")
     plan = SamplingPlan.at_fps(1, start_s=50, end_s=53)
     f = open_remote(bucket.url("videos/long.mp4"))
     remote = [fr.pts_s for fr in iter_frames(f, plan)]
-    assert remote == [fr.pts_s for fr in iter_frames(src, plan)] == pytest.approx([50.0, 51.0, 52.0])
-    size = src.stat().st_size
+    assert remote == [fr.pts_s for fr in iter_frames(long_video, plan)] == pytest.approx([50.0, 51.0, 52.0])
+    size = long_video.stat().st_size
     assert 0 < f.cache.total_requested_bytes < size / 2, (f.cache.total_requested_bytes, size)
 
     store = FeatureStore(tmp_path / "s.zarr")

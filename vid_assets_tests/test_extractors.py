@@ -284,6 +284,18 @@ def test_torchvision_weights_come_from_the_weight_enums():
     assert logits.embed_frames(np.zeros((2, 224, 224, 3), np.uint8))[0].shape == (2, 1000)
 
 
+def test_a_tv_classifier_is_built_once_and_its_head_found_on_it(monkeypatch):
+    """The ``tv:`` factory used to build a throwaway copy only to find where the classifier sits
+    (~0.45 s for a ResNet-50 on the 2-core VM): one build now, whichever attribute holds the head."""
+    import torchvision.models as tvm
+
+    builds, real = [], tvm.get_model
+    monkeypatch.setattr(tvm, "get_model", lambda name, **kw: builds.append(name) or real(name, **kw))
+    ext = create_extractor("tv:mobilenet_v3_small", weights=None, device="cpu")  # head in .classifier[-1]
+    assert builds == ["mobilenet_v3_small"] and ext.dim == 1024 and ext.head.out_features == 1000
+    assert ext.embed_frames(np.zeros((1, 224, 224, 3), np.uint8))[0].shape == (1, 1024)
+
+
 # -- the offline hub path -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hub_folder(tmp_path_factory):

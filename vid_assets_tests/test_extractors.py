@@ -296,6 +296,45 @@ def test_a_tv_classifier_is_built_once_and_its_head_found_on_it(monkeypatch):
     assert ext.embed_frames(np.zeros((1, 224, 224, 3), np.uint8))[0].shape == (1, 1024)
 
 
+TV_IMPORT_PROBE = """
+import sys, time
+t0 = time.perf_counter()
+if sys.argv[1] == "ours":
+    from vid_assets.extractors.tv_import import torchvision
+else:
+    import torchvision
+took = time.perf_counter() - t0
+dynamo = "torch._dynamo" in sys.modules
+models = torchvision.models.list_models()
+m = torchvision.models.get_model("resnet18", weights=None)
+import torch
+import importlib
+roi_align = importlib.import_module("torchvision.ops.roi_align")  # the module that wanted Dynamo
+out = roi_align.roi_align(torch.ones(1, 1, 8, 8), torch.tensor([[0, 0, 0, 4, 4.0]]), 2)
+real = roi_align.is_compile_supported("cpu")
+import json; print(json.dumps({"dynamo_at_import": dynamo, "models": models, "s": took, "roi": out.sum().item(),
+    "compile_supported": real, "dynamo_after": "torch._dynamo" in sys.modules, "fc": m.fc.in_features}))
+"""
+
+
+def test_torchvision_imports_without_dynamo_and_is_the_same_torchvision():
+    """``tv_import`` spares every process that builds a ``tv:`` model Dynamo's import (~2.5 s of
+    torchvision's 2.8 s on the 2-core VM): the same models and ops, Dynamo nowhere until someone asks
+    for it, and then the real one (fresh interpreters: an import is once per process)."""
+    import subprocess
+
+    def probe(how):
+        out = subprocess.run([sys.executable, "-c", TV_IMPORT_PROBE, how], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    ours, plain = probe("ours"), probe("plain")
+    assert plain["dynamo_at_import"] and not ours["dynamo_at_import"]  # what the module is for
+    assert ours["models"] == plain["models"] and ours["fc"] == plain["fc"] == 512
+    assert ours["roi"] == plain["roi"] == 4.0
+    assert ours["compile_supported"] == plain["compile_supported"] and ours["dynamo_after"]  # the real function
+    assert "torch._dynamo.utils" not in sys.modules or hasattr(sys.modules["torch._dynamo.utils"], "counters")
+
+
 # -- the offline hub path -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hub_folder(tmp_path_factory):

@@ -67,20 +67,20 @@ def _split_head(model: torch.nn.Module, attr: str) -> tuple[torch.nn.Module, int
 
 
 def _weights(name: str, weights):
-    from torchvision.models import get_model_weights  # imported when used: torchvision takes seconds
+    from vid_assets.extractors.tv_import import torchvision  # imported when used (tv_import: why so)
 
     if weights is None:
         return None, "random-init"
-    enum = get_model_weights(name)
+    enum = torchvision.models.get_model_weights(name)
     w = enum[weights] if isinstance(weights, str) and weights != "DEFAULT" else enum.DEFAULT
     return w, f"{type(w).__name__}.{w.name}"
 
 
 def _spec(name: str, kind: str = "frame", num_frames: int = 1) -> InputSpec:
     """From the default weights' eval transforms, as ``_build`` reads them (no weights loaded)."""
-    from torchvision.models import get_model_weights
+    from vid_assets.extractors.tv_import import torchvision
 
-    transforms = get_model_weights(name).DEFAULT.transforms()
+    transforms = torchvision.models.get_model_weights(name).DEFAULT.transforms()
     return InputSpec(kind, num_frames, int(transforms.crop_size[0]), int(transforms.resize_size[0]))
 
 
@@ -89,8 +89,9 @@ def _tv_spec(name: str, **kwargs) -> InputSpec | None:
         return None
     if name in TV_VIDEO_MODELS:
         return video_spec(name)
-    import torchvision.models as tvm
+    from vid_assets.extractors.tv_import import torchvision
 
+    tvm = torchvision.models
     if name in tvm.list_models(module=tvm):
         return _spec(name)
     return None  # building it gives the error with close matches
@@ -103,9 +104,9 @@ HEAD_ATTRS = ("fc", "classifier", "heads", "head")
 def _build(name: str, weights, kind: str, num_frames: int, attr: str | None, **kwargs) -> Extractor:
     """``attr``: the classifier's attribute, or None to take the first of ``HEAD_ATTRS`` the model
     has (read from the one model built: building a ResNet-50 takes ~0.45 s on the 2-core VM)."""
-    import torchvision
-    from torchvision.models import get_model, get_model_weights
+    from vid_assets.extractors.tv_import import torchvision
 
+    get_model, get_model_weights = torchvision.models.get_model, torchvision.models.get_model_weights
     w, rev = _weights(name, weights)
     try:
         model = get_model(name, weights=w)
@@ -152,13 +153,14 @@ for _name, (_frames, _attr) in VIDEO_MODELS.items():
     _register_video(_name, _frames, _attr)
 
 
-@register_prefix("tv", spec=_tv_spec, spec_imports=("torchvision",))
+@register_prefix("tv", spec=_tv_spec, spec_imports=("vid_assets.extractors.tv_import",))
 def torchvision_model(name: str, weights="DEFAULT", **kwargs) -> Extractor:
     """``tv:<name>``: a torchvision classifier. Image models (resnet50, convnext_tiny, vit_b_16, ...)
     take frames; video models (``tv:r3d_18`` is ``r3d_18``; also mc3_18, mvit_v1_b, swin3d_s/b)
     take clips of the length they were trained on."""
-    import torchvision.models as tvm
+    from vid_assets.extractors.tv_import import torchvision
 
+    tvm = torchvision.models
     if name in TV_VIDEO_MODELS:
         frames, attr = TV_VIDEO_MODELS[name]
         return _build(name, weights, "clip", frames, attr, **kwargs)

@@ -103,3 +103,68 @@ def test_batches_larger_than_a_slot_still_arrive_from_processes(tmp_path):
     for a, b in zip(by_process, by_thread, strict=True):
         assert a.error is None and a.first_clip == b.first_clip
         np.testing.assert_array_equal(a.pixels.numpy(), b.pixels.numpy())
+
+
+def test_decoding_ahead_starts_before_the_model_and_stops_at_its_bound(media_dir):
+    """``engine.decode_ahead``: batches decode on a helper thread while the caller is busy (a
+    model loading), at most ``max_bytes`` of them, then the caller's own thread takes over; what
+    arrives is the same feed, in order."""
+    import threading
+    import time
+
+    from vid_assets.engine import decode_ahead
+
+    plan, spec = SamplingPlan(fps=4.0, short_side=128), ClipSpec(frames_per_clip=2, stride=2, crop_size=112)
+    sources = [str(media_dir / "clip_a.mp4"), str(media_dir / "clip_b.mp4")]
+
+    def feed(threads: list):
+        for b in iter_clip_batches(sources, plan, spec, batch_clips=2, num_workers=0):
+            threads.append(threading.current_thread().name)
+            yield b
+
+    plain = list(feed([]))
+    one_batch = plain[0].pixels.nbytes
+    assert len(plain) >= 4
+    where: list[str] = []
+    ahead = decode_ahead(feed(where), max_bytes=2 * one_batch)
+    deadline = time.monotonic() + 30
+    while ahead.held < 2 and time.monotonic() < deadline:  # the caller "loads its model" meanwhile
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert ahead.held == 2 and where == ["vid_assets-head-start"] * 2  # the bound, on the helper
+    got = list(ahead)
+    assert where[2:] == [threading.current_thread().name] * (len(plain) - 2)  # then inline
+    assert [(b.video, b.first_clip) for b in got] == [(b.video, b.first_clip) for b in plain]
+    for a, b in zip(got, plain, strict=True):
+        np.testing.assert_array_equal(a.pixels.numpy(), b.pixels.numpy())
+
+
+def test_a_head_start_hands_on_its_producers_error_and_closes_a_feed_nobody_took():
+    from vid_assets.runtime.prefetch import HeadStart
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("bad video")
+
+    ahead = HeadStart(failing(), budget=10)
+    got = []
+    with pytest.raises(ValueError, match="bad video"):
+        for item in ahead:
+            got.append(item)
+    assert got == [1, 2]  # what came before the error, then the error, in order
+
+    closed = []
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    ahead = HeadStart(endless(), budget=5)
+    ahead.close()  # the model failed to load: the feed is released, nothing is left running
+    assert closed == [True] and ahead.held == 0 and not ahead._thread.is_alive()

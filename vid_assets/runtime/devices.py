@@ -73,6 +73,20 @@ def claim_device(ids: Sequence[str], directory: str | Path | None = None) -> int
     return 0
 
 
+def device_kind(device="auto"):
+    """The kind of device :func:`resolve_device` gives (``cuda``, not ``cuda:1``), without claiming
+    a GPU or loading anything: what a feed needs to start before its model loads."""
+    import torch
+
+    if str(device) != "auto":
+        return torch.device(torch.device(device).type)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def resolve_device(device="auto"):
     """``auto`` picks cuda > mps > cpu (a ``torch.device``); on a host with several GPUs, one no
     other process holds, made this process's current CUDA device."""

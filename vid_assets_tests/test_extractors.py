@@ -643,6 +643,22 @@ def test_batchnorm_folding_is_verified_and_exact_enough():
     same, n = fold_batchnorm(tricky, probe)
     assert n == 0 and same is tricky  # the probe caught the wrong guess; nothing changed
 
+    class FixedSize(nn.Module):
+        """conv + bn, then a head that takes one input size only (flattened to a Linear)."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Linear(4 * 32 * 32, 5)
+            self.bn.running_mean.fill_(0.3)
+
+        def forward(self, x):
+            return self.fc(self.bn(self.conv(x)).flatten(1))
+
+    fixed, full = FixedSize().eval(), torch.randn(1, 3, 32, 32)
+    folded, n = fold_batchnorm(fixed, [full[..., :16, :16], full])  # the small probe fails, the next decides
+    assert n == 1 and folded is not fixed and torch.allclose(fixed(full), folded(full), rtol=1e-4, atol=1e-5)
+    assert fold_batchnorm(tricky, [probe[..., :16, :16], probe])[1] == 0  # the small probe still catches it
+
 
 @pytest.mark.parametrize("size", [97, 224])  # odd: other pads per layer than the default size
 def test_tf_same_padding_becomes_the_convs_own_for_the_probe_size(size):

@@ -14,6 +14,7 @@ folding. Conv3d / BatchNorm3d (video models) are left alone.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -50,21 +51,26 @@ def _fold(parent: nn.Module) -> int:
 
 
 @torch.no_grad()  # not inference_mode: its tensors would be unusable outside it (and at 1 thread)
-def fold_batchnorm(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-4) -> tuple[nn.Module, int]:
+def fold_batchnorm(
+    model: nn.Module, probe: torch.Tensor | Sequence[torch.Tensor], rtol: float = 1e-4
+) -> tuple[nn.Module, int]:
     """``(model, n)``: a folded copy of eval-mode ``model`` if its output on ``probe`` matches the
     original's (max abs diff <= rtol * max |output|), with the number of folded layers; else the
-    original and 0."""
+    original and 0. Several probes: the first one the model runs decides (a small image first, then
+    the model's own size for models that take only that)."""
     if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         return model, 0  # e.g. ViTs: no copy of a large model for nothing
     folded = copy.deepcopy(model).eval()
     n = _fold(folded)
     if n == 0:
         return model, 0
-    try:
-        want, got = model.eval()(probe).float(), folded(probe).float()
-    except Exception:  # a model that cannot run this probe stays as it is
-        return model, 0
-    return (folded, n) if _agrees(want, got, rtol) else (model, 0)
+    for p in [probe] if isinstance(probe, torch.Tensor) else probe:
+        try:
+            want, got = model.eval()(p).float(), folded(p).float()
+        except Exception:  # noqa: BLE001 - a model that cannot run this probe may run the next
+            continue
+        return (folded, n) if _agrees(want, got, rtol) else (model, 0)
+    return model, 0  # it ran none of them: left as it is
 
 
 def _agrees(want: torch.Tensor, got: torch.Tensor, rtol: float) -> bool:

@@ -13,7 +13,8 @@ one function imports the real one when first called; the stand-in is removed rig
 later ``import torch._dynamo`` (``torch.compile``, timm's ``torch.compiler.disable``) imports the
 real thing. Where Dynamo is already imported, or the stand-in does not satisfy what torchvision
 imports (a different torchvision), it is imported the ordinary way. A test holds this to
-torchvision's own import: same models, no Dynamo, ``torch.compile`` working after.
+torchvision's own import: same models and ops, no Dynamo, and the real
+``is_compile_supported`` (and Dynamo) when roi_align asks for it.
 """
 
 from __future__ import annotations

@@ -64,7 +64,8 @@ def decode_feed(
 def decode_ahead(feed: Iterable[ClipBatch], max_bytes: int = 256 << 20) -> HeadStart[ClipBatch]:
     """``feed`` decoding from now on a helper thread, up to ``max_bytes`` of pixels, until ``run``
     takes it: the decoders start while the model loads (a ``tv:resnet50`` run on the 2-core VM:
-    RESULTS.md, session 26). :meth:`HeadStart.close` it if the model never comes."""
+    RESULTS.md, session 26). Use it as a ``with`` block around the load and the run: leaving it
+    releases the decoders, however the run ended."""
     return HeadStart(feed, max_bytes, size=lambda b: b.pixels.nbytes)
 
 

@@ -104,7 +104,8 @@ class HeadStart(Generic[T]):
     loads, which is single-threaded Python on one core for seconds (imports, weight init) and
     leaves the other cores idle. Once both run, a second thread only competes with the model for
     the cores (RESULTS.md: ``read_ahead`` measured no gain on 2 cores), so the helper stops there.
-    :meth:`close` (or iterating to the end) releases the items of a consumer that never came.
+    :meth:`close` (or leaving its ``with`` block) stops it and releases the producer, whether the
+    consumer finished, failed part-way or never came.
     """
 
     def __init__(self, items: Iterable[T], budget: float, size: Callable[[T], float] = lambda _: 1) -> None:
@@ -140,6 +141,12 @@ class HeadStart(Generic[T]):
         if self._error is not None:
             raise self._error
         yield from self._items
+
+    def __enter__(self) -> HeadStart[T]:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         self._stop.set()

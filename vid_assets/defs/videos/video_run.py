@@ -164,29 +164,21 @@ class VideoRun:
         order = to_decode + from_kept
         sources = [self.catalog.get(k).uri for k in to_decode]
         options = self.workspace.feed_options()
-        decoded = (
-            engine.decode_ahead(engine.decode_feed(sources, self.config, self.extractor.slot(), **options))
-            if to_decode
-            else None
-        )  # decoding starts now, while the model loads
-        try:
+        feed = engine.decode_feed(sources, self.config, self.extractor.slot(), **options) if to_decode else ()
+        with engine.decode_ahead(feed) as decoded:  # decoding starts now, while the model loads
             model = self._model()
-        except BaseException:
-            if decoded is not None:
-                decoded.close()
-            raise
-        if model.label_set:  # a model's own class names go to the store once
-            self.store.save_label_set(model.label_set, model.labels)
-        kept = partial_runs.artifact_feed(
-            [(len(to_decode) + i, k) for i, k in enumerate(from_kept)],
-            self.artifacts,
-            self.config.clip,
-            engine.pass_clips(model, self.config.clip),
-        )
-        self.started(model)
-        for result in engine.run(chain(decoded or (), kept), model, self.config, on_pass=self.on_pass):
-            key = order[result.index]
-            self.take(key, result, decoded=key in to_decode)
+            if model.label_set:  # a model's own class names go to the store once
+                self.store.save_label_set(model.label_set, model.labels)
+            kept = partial_runs.artifact_feed(
+                [(len(to_decode) + i, k) for i, k in enumerate(from_kept)],
+                self.artifacts,
+                self.config.clip,
+                engine.pass_clips(model, self.config.clip),
+            )
+            self.started(model)
+            for result in engine.run(chain(decoded, kept), model, self.config, on_pass=self.on_pass):
+                key = order[result.index]
+                self.take(key, result, decoded=key in to_decode)
         self.finished(len(keys))
 
     # -- one video's result -------------------------------------------------------------------

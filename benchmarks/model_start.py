@@ -8,11 +8,10 @@ sample is a new interpreter):
 - **torchvision's import**: ``import torchvision`` against ``vid_assets.extractors.tv_import``
   (the same torchvision without ``torch._dynamo``, which its ``ops/roi_align.py`` imports), after
   ``import torch``; and whether Dynamo ended up imported.
-- **decoding while the model loads**: the engine over the peer comparison's work (``tv:resnet50``
-  with random weights, 1 fps, batch 8, the ten 14-20 s 320x240 videos of ``benchmarks/peer.py``):
-  load the model, then decode and embed (``inline``), against starting the decode first with
-  ``engine.decode_ahead`` and loading the model meanwhile (``ahead``). Timed from the model's load
-  to the last result.
+- **decoding while the model loads** (tried in session 26 and not kept; RESULTS.md): the engine
+  over the peer comparison's work (``tv:resnet50`` with random weights, 1 fps, batch 8, the ten 14-20 s 320x240 videos of ``benchmarks/peer.py``):
+  load the model, then decode and embed (``inline``), against decoding on a helper thread while the
+  model loads, inline after (``ahead``). Timed from the model's load to the last result.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ print(json.dumps({"s": time.perf_counter() - t0, "dynamo": "torch._dynamo" in sy
 """
 
 ENGINE_PROBE = """
-import glob, json, sys, time
+import glob, itertools, json, sys, threading, time
 from vid_assets import engine
 from vid_assets.feature_sets import FeatureSet
 fs = FeatureSet.from_dict(
@@ -51,13 +50,28 @@ fs = FeatureSet.from_dict(
 cfg = fs.config()
 sources = sorted(glob.glob(sys.argv[2] + "/*.mp4"))
 t0 = time.perf_counter()
-feed = None
-if sys.argv[1] == "ahead":
-    feed = engine.decode_ahead(engine.decode_feed(sources, cfg, engine.ModelSlot(__import__("torch").device("cpu"), 8)))
+held, stop, helper = [], threading.Event(), None
+if sys.argv[1] == "ahead":  # a helper thread decodes until the model is ready, then the feed is inline
+    from vid_assets.clips.stream import iter_clip_batches
+
+    feed = iter_clip_batches(sources, cfg.plan, cfg.clip, batch_clips=8, num_workers=0)
+
+    def fill():
+        for b in feed:
+            held.append(b)
+            if stop.is_set():
+                return
+
+    helper = threading.Thread(target=fill)
+    helper.start()
 model = fs.load(device="cpu", batch_size=8)
 loaded = time.perf_counter()
-ahead = feed.held if feed is not None else 0
-results = list(engine.run(feed if feed is not None else engine.decode_feed(sources, cfg, model), model, cfg))
+if helper is not None:
+    stop.set()
+    helper.join()
+ahead = len(held)
+batches = itertools.chain(held, feed) if helper is not None else engine.decode_feed(sources, cfg, model)
+results = list(engine.run(batches, model, cfg))
 end = time.perf_counter()
 print(json.dumps({"load_s": loaded - t0, "engine_s": end - loaded, "total_s": end - t0, "batches_ahead": ahead,
                   "ok": sum(r.ok for r in results), "images": sum(r.num_clips for r in results)}))

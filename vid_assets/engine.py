@@ -15,36 +15,24 @@ video's features do not depend on where its clips came from (decoded now, or kep
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from vid_assets.clips import ClipSpec
 from vid_assets.clips.device import to_device_clips
-from vid_assets.clips.stream import ClipBatch
+from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
 from vid_assets.extractors.labels import top_k
-from vid_assets.feeds import ModelSlot, decode_ahead, decode_feed, default_feed, pass_clips, shares_decode
 from vid_assets.fit import PipelineConfig
 from vid_assets.runtime.memory import PeriodicTrim
 from vid_assets.runtime.prefetch import put_unless
-
-__all__ = [
-    "ModelSlot",
-    "VideoResult",
-    "decode_ahead",
-    "decode_feed",
-    "default_feed",
-    "extract",
-    "pass_clips",
-    "run",
-    "run_many",
-    "shares_decode",
-]
 
 
 @dataclass
@@ -71,6 +59,44 @@ class VideoResult:
     @property
     def num_clips(self) -> int:
         return len(self.timestamps)
+
+
+def default_feed(device: torch.device) -> dict:
+    """How to decode on this host, as measured (benchmarks/RESULTS.md): on CUDA, decoder processes
+    on all cores but two, handing YUV planes to the device; on a small CPU host, inline in the
+    model's process (2-core VM: 0.93 of the bare model's rate); more cores, a few decoder threads."""
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return {"num_workers": max(1, cores - 2), "backend": "processes", "device_convert": True}
+    return {"num_workers": 0 if cores <= 4 else cores // 4, "backend": "threads", "device_convert": False}
+
+
+def decode_feed(
+    sources: Sequence[str],
+    config: PipelineConfig,
+    extractor: Extractor,
+    also: Sequence[tuple[Extractor, PipelineConfig]] = (),
+    **options,
+) -> Iterator[ClipBatch]:
+    """Clip batches decoded from ``sources`` for ``extractor`` (``options`` override ``default_feed``).
+
+    ``also``: more ``(extractor, config)`` pairs fed by the same decode of each video (their plans
+    may differ only in ``short_side``); their batches carry ``target`` 1, 2 ... (see :func:`run_many`)."""
+    feed = {**default_feed(extractor.device), **options}
+    return iter_clip_batches(
+        sources,
+        config.plan,
+        config.clip,
+        batch_clips=pass_clips(extractor, config.clip),
+        pin_memory=any(e.device.type == "cuda" for e in (extractor, *(e for e, _ in also))),
+        also=[Target(c.plan, c.clip, pass_clips(e, c.clip)) for e, c in also],
+        **feed,
+    )
+
+
+def shares_decode(a: PipelineConfig, b: PipelineConfig) -> bool:
+    """Whether one decode can feed both: the same plan but for the frames' short side."""
+    return replace(a.plan, short_side=b.plan.short_side) == b.plan
 
 
 _END = object()
@@ -146,6 +172,11 @@ def _embed_inbox(i: int, model, inbox: queue.Queue, results: queue.Queue, depth:
         results.put((-1, e))
     finally:
         results.put((i, _END))
+
+
+def pass_clips(extractor: Extractor, spec: ClipSpec) -> int:
+    """Clips per forward pass: the extractor's images per pass over the images in a clip."""
+    return max(1, extractor.batch_size // (spec.frames_per_clip * spec.num_crops))
 
 
 class _Video:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -15,9 +14,6 @@ from vid_assets.fit import PipelineConfig, fit_config
 from vid_assets.media import VideoCatalog
 from vid_assets.store import ArtifactStore, FeatureStore, open_store
 from vid_assets.store.remote import is_url
-
-if TYPE_CHECKING:
-    from vid_assets.feeds import ModelSlot
 
 
 class WorkspaceResource(dg.ConfigurableResource):
@@ -157,14 +153,6 @@ class ExtractorResource(dg.ConfigurableResource):
         description="auto | pooled | head: the features are the backbone's pooled ones or the head's output; auto = head for CLIP image towers (their projection into the image-text space), pooled otherwise.",
     )
     text_model: str = Field(default="all-minilm-l6-v2", description="Embeds captions given by a manifest.")
-
-    def slot(self) -> ModelSlot:
-        """The device kind and batch size the model will run with, before it loads (its feed
-        starts decoding meanwhile: ``engine.decode_ahead``)."""
-        from vid_assets.feeds import ModelSlot
-        from vid_assets.runtime.devices import device_kind
-
-        return ModelSlot(device_kind(self.device), self.batch_size)
 
     def load(self, log=None, fset: FeatureSet | None = None) -> Extractor:
         """The model of ``fset`` (default: this resource's own), run on this resource's device,

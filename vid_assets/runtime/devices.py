@@ -73,30 +73,20 @@ def claim_device(ids: Sequence[str], directory: str | Path | None = None) -> int
     return 0
 
 
-def device_kind(device="auto"):
-    """The kind of device :func:`resolve_device` gives (``cuda``, not ``cuda:1``), without claiming
-    a GPU or loading anything: what a feed needs to start before its model loads."""
-    import torch  # here: the lock helpers above stay importable without torch
-
-    if str(device) != "auto":
-        return torch.device(torch.device(device).type)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def resolve_device(device="auto"):
     """``auto`` picks cuda > mps > cpu (a ``torch.device``); on a host with several GPUs, one no
     other process holds, made this process's current CUDA device."""
-    import torch
+    import torch  # here: the lock helpers above stay importable without torch
 
-    if str(device) != "auto":
-        return torch.device(device)
-    kind = device_kind(device)
-    if kind.type == "cuda" and (count := torch.cuda.device_count()) > 1:
-        index = claim_device(visible_cuda_ids(count))
-        torch.cuda.set_device(index)  # device-less calls (streams, events) follow it
-        return torch.device("cuda", index)
-    return kind
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            if count > 1:
+                index = claim_device(visible_cuda_ids(count))
+                torch.cuda.set_device(index)  # device-less calls (streams, events) follow it
+                return torch.device("cuda", index)
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)

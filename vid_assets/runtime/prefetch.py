@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -94,64 +94,3 @@ def grouped(items: Iterable[T], size: int) -> Iterator[list[T]]:
             group = []
     if group:
         yield group
-
-
-class HeadStart(Generic[T]):
-    """``items`` pulled on a helper thread from now until the consumer starts iterating (or until
-    ``budget`` worth of them, by ``size``, is held), then inline in the consumer's thread.
-
-    For a producer that can start before its consumer is ready: videos decode while the model
-    loads, which is single-threaded Python on one core for seconds (imports, weight init) and
-    leaves the other cores idle. Once both run, a second thread only competes with the model for
-    the cores (RESULTS.md: ``read_ahead`` measured no gain on 2 cores), so the helper stops there.
-    :meth:`close` (or leaving its ``with`` block) stops it and releases the producer, whether the
-    consumer finished, failed part-way or never came.
-    """
-
-    def __init__(self, items: Iterable[T], budget: float, size: Callable[[T], float] = lambda _: 1) -> None:
-        self._items, self._held = iter(items), deque()
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, args=(budget, size), name="vid_assets-head-start")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def _fill(self, budget: float, size: Callable[[T], float]) -> None:
-        used = 0.0
-        try:
-            while used < budget and not self._stop.is_set():
-                item = next(self._items, _DONE)
-                if item is _DONE:
-                    return
-                self._held.append(item)
-                used += size(item)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer, in order
-            self._error = e
-
-    @property
-    def held(self) -> int:
-        """Items produced ahead so far."""
-        return len(self._held)
-
-    def __iter__(self) -> Iterator[T]:
-        self._stop.set()
-        self._thread.join()  # the item being produced is finished, then the items are the caller's
-        while self._held:
-            yield self._held.popleft()
-        if self._error is not None:
-            raise self._error
-        yield from self._items
-
-    def __enter__(self) -> HeadStart[T]:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._held.clear()
-        close = getattr(self._items, "close", None)
-        if close is not None:
-            close()

@@ -48,21 +48,20 @@ class GroupRun:
                 run.work()
 
     def _embed_shared(self, runs: list[VideoRun]) -> None:
-        keys, lead = runs[0].keys, runs[0]
+        keys = runs[0].keys
+        models = [run._model() for run in runs]
+        for run, model in zip(runs, models, strict=True):
+            if model.label_set:
+                run.store.save_label_set(model.label_set, model.labels)
+            run.started(model)
+        lead = runs[0]
         sources = [lead.catalog.get(k).uri for k in keys]
-        slots = [(r.extractor.slot(), r.config) for r in runs]
-        feed = engine.decode_feed(sources, lead.config, slots[0][0], also=slots[1:], **lead.workspace.feed_options())
-        with engine.decode_ahead(feed) as decoded:  # decoding starts now, while the models load
-            models = [run._model() for run in runs]
-            for run, model in zip(runs, models, strict=True):
-                if model.label_set:
-                    run.store.save_label_set(model.label_set, model.labels)
-                run.started(model)
-            pairs = [(m, r.config) for m, r in zip(models, runs, strict=True)]
-            names = ", ".join(r.fset.name for r in runs)
-            self.context.log.info(f"one decode of {len(keys)} video(s) feeds the sets {names}")
-            for i, result in engine.run_many(decoded, pairs):
-                runs[i].take(keys[result.index], result, decoded=True)
+        pairs = [(m, r.config) for m, r in zip(models, runs, strict=True)]
+        feed = engine.decode_feed(sources, lead.config, models[0], also=pairs[1:], **lead.workspace.feed_options())
+        names = ", ".join(r.fset.name for r in runs)
+        self.context.log.info(f"one decode of {len(keys)} video(s) feeds the sets {names}")
+        for i, result in engine.run_many(feed, pairs):
+            runs[i].take(keys[result.index], result, decoded=True)
         for run in runs:
             run.finished(len(keys))
 

@@ -158,27 +158,30 @@ class VideoRun:
                 self._fail(key, "decode", str(e))
 
     def _embed(self, keys: list[str]) -> None:
+        model = self._model()
+        if model.label_set:  # a model's own class names go to the store once
+            self.store.save_label_set(model.label_set, model.labels)
         redecode = "decoded_frames" in self.selected
         from_kept = [k for k in keys if not redecode and partial_runs.has_clips_or_frames(self.artifacts, k)]
         to_decode = [k for k in keys if k not in from_kept]
         order = to_decode + from_kept
-        sources = [self.catalog.get(k).uri for k in to_decode]
-        options = self.workspace.feed_options()
-        feed = engine.decode_feed(sources, self.config, self.extractor.slot(), **options) if to_decode else ()
-        with engine.decode_ahead(feed) as decoded:  # decoding starts now, while the model loads
-            model = self._model()
-            if model.label_set:  # a model's own class names go to the store once
-                self.store.save_label_set(model.label_set, model.labels)
-            kept = partial_runs.artifact_feed(
-                [(len(to_decode) + i, k) for i, k in enumerate(from_kept)],
-                self.artifacts,
-                self.config.clip,
-                engine.pass_clips(model, self.config.clip),
+        decoded = (
+            engine.decode_feed(
+                [self.catalog.get(k).uri for k in to_decode], self.config, model, **self.workspace.feed_options()
             )
-            self.started(model)
-            for result in engine.run(chain(decoded, kept), model, self.config, on_pass=self.on_pass):
-                key = order[result.index]
-                self.take(key, result, decoded=key in to_decode)
+            if to_decode
+            else ()
+        )
+        kept = partial_runs.artifact_feed(
+            [(len(to_decode) + i, k) for i, k in enumerate(from_kept)],
+            self.artifacts,
+            self.config.clip,
+            engine.pass_clips(model, self.config.clip),
+        )
+        self.started(model)
+        for result in engine.run(chain(decoded, kept), model, self.config, on_pass=self.on_pass):
+            key = order[result.index]
+            self.take(key, result, decoded=key in to_decode)
         self.finished(len(keys))
 
     # -- one video's result -------------------------------------------------------------------

@@ -121,9 +121,9 @@ class FeatureSet:
         or its spec; default: looked up from the model's config)."""
         return fit_config(fit if fit is not None else self.input_spec(), **self.sampling)
 
-    def load(self, *, device: str = "auto", batch_size: int = 0, compile: bool = False) -> Extractor:
-        """The set's model, once per process (``device``, ``batch_size`` and ``compile`` are
-        how it runs, not what it computes: those may change per run)."""
+    def load(self, *, device: str = "auto", batch_size: int = 0, compile: bool = False, runtime: str = "") -> Extractor:
+        """The set's model, once per process (``device``, ``batch_size``, ``compile`` and
+        ``runtime`` are how it runs, not what it computes: those may change per run)."""
         from vid_assets.extractors.loading import load_extractor
 
         return load_extractor(
@@ -131,6 +131,7 @@ class FeatureSet:
             device=device,
             precision=self.precision,
             compile=compile,
+            runtime=runtime,
             batch_size=batch_size,
             output=self.output,
             args=self.args,

@@ -6,6 +6,8 @@ Dagster by resource config (Launchpad / run config).
     VID_ASSETS_STORE    the Zarr feature store            (default: $VID_ASSETS_DATA/features.zarr)
     VID_ASSETS_WORK     intermediate per-partition arrays (default: $VID_ASSETS_DATA/work)
     VID_ASSETS_DEVICE   extractor device: auto|cpu|cuda   (default: auto)
+    VID_ASSETS_RUNTIME  what runs the model: auto|torch|onnxruntime (default: auto)
+    VID_ASSETS_CACHE    exported model graphs             (default: $XDG_CACHE_HOME/vid_assets)
     VID_ASSETS_DEVICE_LOCKS  which process holds which GPU (default: <tmp>/vid_assets-devices)
     VID_ASSETS_SETTLE_S  unmodified this long before a scanned file is taken (default: 5)
     VID_ASSETS_FOLLOW_LINKS_OUTSIDE  follow symlinks out of a scanned folder (default: no)
@@ -58,6 +60,22 @@ def store_dir() -> str:
 
 def work_dir() -> str:
     return _env_path("VID_ASSETS_WORK", Path(data_dir()) / "work")
+
+
+def runtime() -> str:
+    """``VID_ASSETS_RUNTIME``: what runs the model. ``onnxruntime`` runs fp32 frame models on the
+    CPU through ONNX Runtime (ResNet-50 1.1-1.2x and EfficientNet-Lite0 1.3-1.5x PyTorch's
+    images/s on the 2-core VM; see ``extractors/onnxrt.py``); ``torch`` always runs PyTorch;
+    ``auto`` (default) takes ONNX Runtime where it applies and PyTorch elsewhere. Per run in
+    Dagster: the extractor resource's ``runtime``."""
+    return os.environ.get("VID_ASSETS_RUNTIME") or "auto"
+
+
+def cache_dir() -> str:
+    """``VID_ASSETS_CACHE``: what is made once and reused across runs (exported ONNX graphs,
+    weights not included); default ``$XDG_CACHE_HOME/vid_assets`` (``~/.cache/vid_assets``)."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return _env_path("VID_ASSETS_CACHE", Path(xdg) / "vid_assets")
 
 
 def keep_intermediates() -> bool:

@@ -133,7 +133,7 @@ class SamplingResource(dg.ConfigurableResource):
 
 class ExtractorResource(dg.ConfigurableResource):
     """The default feature set's extractor, and how every set's model runs (``device``,
-    ``batch_size``, ``compile``: these may change per run). ``name``, ``precision``, ``output``
+    ``batch_size``, ``compile``, ``runtime``: these may change per run). ``name``, ``precision``, ``output``
     and ``text_model`` decide what the features are: a run that changes them is refused; other
     models are other feature sets (``vid_assets.feature_sets``). Models load once per process."""
 
@@ -147,6 +147,10 @@ class ExtractorResource(dg.ConfigurableResource):
     compile: bool = Field(
         default=False,
         description="torch.compile the model: ~25 s once per process, then +14 % on the 2-core CPU VM (EfficientNet-Lite0); worth it for long runs.",
+    )
+    runtime: str = Field(
+        default=settings.runtime(),
+        description="auto | torch | onnxruntime: ONNX Runtime runs fp32 frame models on the CPU (1.1-1.5x images/s on the 2-core VM; the graph is exported once and cached, checked against PyTorch at every load); auto takes it where it applies, PyTorch elsewhere.",
     )
     output: str = Field(
         default="auto",
@@ -163,7 +167,7 @@ class ExtractorResource(dg.ConfigurableResource):
 
         fset = fset or default_set(extractor=self)
         before, t0 = loads_so_far(), time.perf_counter()
-        ext = fset.load(device=self.device, batch_size=self.batch_size, compile=self.compile)
+        ext = fset.load(device=self.device, batch_size=self.batch_size, compile=self.compile, runtime=self.runtime)
         if log is not None and loads_so_far() > before:
             log.info(f"vid_assets: loaded extractor {ext.id} on {ext.device} in {time.perf_counter() - t0:.2f} s")
         return ext
@@ -189,7 +193,7 @@ class HubResource(dg.ConfigurableResource):
 # What may change per run without changing the features (everything else is the feature set's).
 RUNTIME_FIELDS = {
     "sampling": {"decode_time_budget_s"},
-    "extractor": {"device", "batch_size", "compile"},
+    "extractor": {"device", "batch_size", "compile", "runtime"},
     "feature_store": {"root", "chunk_clips", "train_chunk_rows"},
 }
 
@@ -218,7 +222,7 @@ def refuse_feature_overrides(fset: FeatureSet, baseline: dict, *resources: dg.Co
                 f"this run's config changes what the features of set {fset.name!r} are ({'; '.join(changes)}). "
                 "Features from another plan, model or precision would mix with the set's stored ones, so they "
                 "must be their own feature set: declare one in a feature-sets YAML (VID_ASSETS_SETS; see the "
-                "README's 'Feature sets'). Per run you may change device, batch_size, compile, "
+                "README's 'Feature sets'). Per run you may change device, batch_size, compile, runtime, "
                 "decode_time_budget_s and the store root."
             ),
             allow_retries=False,

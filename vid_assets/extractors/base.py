@@ -70,6 +70,7 @@ class Extractor:
         num_frames: int = 1,
         precision: str = "auto",  # auto (bf16 autocast on cuda, fp32 elsewhere) | fp32 | bf16 | fp16
         compile: bool = False,
+        runtime: str = "torch",  # or "onnxruntime" / "auto": fp32 frame models on the CPU (onnxrt.py)
         config: dict | None = None,
         batch_size_probed: bool = False,  # set once ``probe_batch_size`` has tuned batch_size
         fold_bn: bool = True,  # fold eval BatchNorm into the conv before it, verified (fuse.py)
@@ -100,6 +101,7 @@ class Extractor:
         )
         self.model, self.head, self.device = model, head, device
         self.batch_size, self.precision, self.compile = batch_size, precision, compile
+        self.runtime = runtime
         self.config = dict(config or {})
         self.batch_size_probed, self.fold_bn, self.static_pad = batch_size_probed, fold_bn, static_pad
         self._built = False

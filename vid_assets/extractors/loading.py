@@ -69,6 +69,7 @@ def load_extractor(
     device: str = "auto",
     precision: str = "auto",
     compile: bool = False,
+    runtime: str = "",
     batch_size: int = 0,
     output: str = "auto",
     args: dict | None = None,
@@ -77,7 +78,7 @@ def load_extractor(
     and the prediction service both use, so they run the same model the same way.
 
     ``batch_size`` is images per forward pass; 0 probes device memory once (cap 512). ``output``
-    other than ``auto`` is passed to the factory (a plug-in that takes no ``output`` is never asked),
+    other than ``auto`` is passed to the factory (``runtime``: see :func:`vid_assets.settings.runtime`) (a plug-in that takes no ``output`` is never asked),
     and so are ``args`` (the factory's own arguments: ``pretrained=False``, ``img_size=224`` ...).
     """
     from vid_assets.extractors.registry import get_extractor
@@ -89,6 +90,8 @@ def load_extractor(
         chosen["precision"] = precision
     if compile:
         chosen["compile"] = True
+    if runtime:
+        chosen["runtime"] = runtime
     if device == "auto" and not _has_accelerator():
         device = "cpu"
     ext = get_extractor(name, device=device, **chosen, **(args or {}))

@@ -31,8 +31,9 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
+from vid_assets import settings
 from vid_assets.extractors.base import Extractor
-from vid_assets.extractors.builder import build
+from vid_assets.extractors.builder import build, with_runtime
 from vid_assets.extractors.spec import InputSpec
 
 DEFAULT_EXTRACTOR = "efficientnet_lite0"
@@ -165,8 +166,11 @@ def list_prefixes() -> list[str]:
 
 
 def create_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
-    """Build a new extractor (see the module docstring for how names resolve)."""
-    return build(_make(resolve_alias(name), kwargs))
+    """Build a new extractor (see the module docstring for how names resolve). ``runtime``
+    (``auto``, ``torch`` or ``onnxruntime``; default :func:`vid_assets.settings.runtime`) is how
+    the built model runs, whatever family made it."""
+    runtime = kwargs.pop("runtime", None) or settings.runtime()
+    return with_runtime(build(_make(resolve_alias(name), kwargs)), runtime)
 
 
 def _make(name: str, kwargs: dict[str, Any]) -> Extractor:
@@ -205,6 +209,7 @@ def _check(obj: Any, name: str) -> Extractor:
 
 def get_extractor(name: str = DEFAULT_EXTRACTOR, **kwargs: Any) -> Extractor:
     """Per-process cached :func:`create_extractor`: the model loads once per (name, kwargs)."""
+    kwargs["runtime"] = kwargs.get("runtime") or settings.runtime()
     key = (resolve_alias(name), _args_key(kwargs))
     with _CACHE_LOCK:
         if key not in _CACHE:

@@ -218,6 +218,7 @@ class VideoRun:
             "feature_shape": shape,
             "extractor": self._info["id"],
             "device": self._device,
+            "runtime": self._info.get("runtime", "torch"),
             "seconds": result.seconds,
             "clips_per_s": result.num_clips / max(result.seconds, 1e-9),
         }

@@ -54,7 +54,7 @@ def build(ext: Extractor) -> Extractor:
 
 
 def with_runtime(ext: Extractor, runtime: str) -> Extractor:
-    """``ext`` (built) run by ``runtime``: ``torch`` or ``onnxruntime`` (see :func:`_forward`).
+    """``ext`` (built) run by ``runtime``: ``auto``, ``torch`` or ``onnxruntime`` (see :func:`_forward`).
     Apart from :func:`build` because a family may hand back an extractor it built itself."""
     if runtime != ext.runtime:
         ext.runtime = runtime

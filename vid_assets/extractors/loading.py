@@ -78,8 +78,9 @@ def load_extractor(
     and the prediction service both use, so they run the same model the same way.
 
     ``batch_size`` is images per forward pass; 0 probes device memory once (cap 512). ``output``
-    other than ``auto`` is passed to the factory (``runtime``: see :func:`vid_assets.settings.runtime`) (a plug-in that takes no ``output`` is never asked),
+    other than ``auto`` is passed to the factory (a plug-in that takes no ``output`` is never asked),
     and so are ``args`` (the factory's own arguments: ``pretrained=False``, ``img_size=224`` ...).
+    ``runtime``: what runs the passes (default :func:`vid_assets.settings.runtime`).
     """
     from vid_assets.extractors.registry import get_extractor
 

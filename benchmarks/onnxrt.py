@@ -44,7 +44,11 @@ def main() -> None:
     rows = []
     for name, kwargs in MODELS.items():
         loads, exts = {}, {}
-        for label, runtime in (("torch", "torch"), ("onnxruntime_export", "onnxruntime"), ("onnxruntime", "onnxruntime")):
+        for label, runtime in (
+            ("torch", "torch"),
+            ("onnxruntime_export", "onnxruntime"),
+            ("onnxruntime", "onnxruntime"),
+        ):
             torch.manual_seed(0)
             t0 = time.perf_counter()
             exts[runtime] = create_extractor(name, device="cpu", batch_size=8, runtime=runtime, **kwargs)

@@ -80,3 +80,29 @@ def test_asked_for_where_it_cannot_run_it_warns_and_runs_pytorch(cache):
     assert ext.embed_frames(FRAMES[:2])[0].shape == (2, 512)
     with pytest.raises(ValueError, match="runtime 'tensorrt'"):
         create_extractor("tv:resnet18", weights=None, device="cpu", runtime="tensorrt")
+
+
+class _ReadsPixelsInNumpy(torch.nn.Module):
+    """Its output depends on the input outside torch: a trace records it as a constant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(8))
+
+    def forward(self, x):
+        corner = torch.from_numpy(x.detach().numpy()[:, 0, 0, :8].copy())
+        return corner * self.scale + 0 * x.mean()  # the graph keeps its input
+
+
+def test_a_graph_that_does_not_compute_what_pytorch_does_is_refused(cache):
+    from vid_assets.extractors import Extractor
+
+    ext = Extractor(name="numpy-corner", id="test/numpy-corner", model=_ReadsPixelsInNumpy(), input_size=32, dim=8)
+    ext.runtime = "onnxruntime"
+    with pytest.warns(UserWarning, match="ONNX Runtime not used .*disagrees with PyTorch"):
+        ext._ready()
+    assert ext.config["runtime"] == "torch"
+    assert not list(cache.glob("*.onnx"))
+    frames = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    a, b = ext.embed_frames(frames)[0], ext.embed_frames(frames[::-1].copy())[0]
+    np.testing.assert_allclose(a[::-1], b)  # PyTorch: each frame's own pixels, not a traced constant

@@ -54,25 +54,26 @@ def onnx_forward(model: torch.nn.Module, probe: torch.Tensor, cache_dir: str | o
     import onnxruntime  # noqa: F401  (the clear ImportError before an export is attempted)
 
     weights = {k: v.detach().contiguous().numpy() for k, v in model.state_dict().items()}
+    check = probe.flip(-1)  # not the export's input: a graph that traced its output as a constant fails
     with torch.inference_mode():
-        ref = model(probe).float()
+        ref = model(check).float()
     path = Path(cache_dir) / f"{graph_key(model, probe)}.onnx"
     cached = _read(path)
     if cached is not None:
         try:
-            return _checked(_session(*cached, weights), probe, ref)
+            return _checked(_session(*cached, weights), check, ref)
         except Exception:  # noqa: BLE001 - a stale or damaged entry: export again
             path.unlink(missing_ok=True)
     graph, names = _export(model, probe, set(weights))
-    fwd = _checked(_session(graph, names, weights), probe, ref)
+    fwd = _checked(_session(graph, names, weights), check, ref)
     if names:  # a graph that embeds its weights is good for these weights only
         with contextlib.suppress(OSError):  # a read-only cache: the next load exports again
             _write(path, graph, names)
     return fwd
 
 
-def _checked(fwd: OrtForward, probe: torch.Tensor, ref: torch.Tensor) -> OrtForward:
-    got = fwd(probe)
+def _checked(fwd: OrtForward, x: torch.Tensor, ref: torch.Tensor) -> OrtForward:
+    got = fwd(x)
     bound = 1e-4 * max(1.0, float(ref.abs().max()))
     if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-3, atol=bound):
         err = float((got - ref).abs().max()) if got.shape == ref.shape else f"shape {tuple(got.shape)}"

@@ -21,10 +21,23 @@ from torch import nn
 
 
 def _fold_into(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """New parameters, not new data in the old ones: the conv's original (shared by the model the
+    copy was made from, see :func:`_tree_copy`) stays as it was."""
     scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight.data = conv.weight.detach() * scale.reshape(-1, 1, 1, 1)
+    conv.weight = nn.Parameter(conv.weight.detach() * scale.reshape(-1, 1, 1, 1), requires_grad=False)
     conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach(), requires_grad=False)
+
+
+def _tree_copy(module: nn.Module) -> nn.Module:
+    """A copy of ``module``'s tree of modules that shares its tensors: what the fold and the padding
+    rewrite (which submodule sits where, which parameter a conv holds) changes in the copy only.
+    ``copy.deepcopy`` also copied every tensor and attribute: 0.3 s of EfficientNet-Lite0's load."""
+    clone = copy.copy(module)  # a new object with a shallow copy of the module's __dict__
+    clone._parameters = dict(module._parameters)
+    clone._buffers = dict(module._buffers)
+    clone._modules = {name: None if m is None else _tree_copy(m) for name, m in module._modules.items()}
+    return clone
 
 
 def _fold(parent: nn.Module) -> int:
@@ -60,7 +73,7 @@ def fold_batchnorm(
     the model's own size for models that take only that)."""
     if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
         return model, 0  # e.g. ViTs: no copy of a large model for nothing
-    folded = copy.deepcopy(model).eval()
+    folded = _tree_copy(model).eval()
     n = _fold(folded)
     if n == 0:
         return model, 0
@@ -155,7 +168,7 @@ def static_same_padding(model: nn.Module, probe: torch.Tensor, rtol: float = 1e-
     finally:
         for h in hooks:
             h.remove()
-    static = copy.deepcopy(model).eval()
+    static = _tree_copy(model).eval()
     for name, size in sizes.items():
         parent_name, _, child = name.rpartition(".")
         parent = static.get_submodule(parent_name) if parent_name else static

@@ -19,9 +19,10 @@ commands, the way a user runs them:
   runs the same batch in one process (``VID_ASSETS_SETS`` names the same set, the run config the
   same batch of 8), so Dagster is imported once.
 
-Ours run on the product's default runtime (``auto``: ONNX Runtime for this fp32 frame model on the
-CPU), with a graph cache of the benchmark's own that is empty before round 0; ``--torch-too``
-times the one command in PyTorch as well, side by side.
+Ours run with ``--runtime`` (default ``auto``: ONNX Runtime for this fp32 frame model on the CPU;
+the product's default is ``torch``), set as ``VID_ASSETS_RUNTIME``, with a graph cache of the
+benchmark's own that is empty before round 0; ``--torch-too`` times the one command in PyTorch as
+well, side by side.
 
 Needs the ``ffmpeg`` CLI, ``opencv-python-headless`` and ``omegaconf`` for the peer (not
 dependencies of this project), and a checkout of the peer (not copied into this repository).
@@ -152,7 +153,7 @@ resources:
 
 def run_ours_one_command(root: Path, folder: Path, runtime: str = "") -> dict:
     """``vid-assets register FOLDER --run``: register and the batch run in one process
-    (``runtime``: ``VID_ASSETS_RUNTIME`` for it; default the product's own, ``auto``)."""
+    (``runtime``: ``VID_ASSETS_RUNTIME`` for it; default the benchmark's ``--runtime``)."""
     import shutil
 
     home = root / "home"
@@ -189,7 +190,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternate the two sides this many times")
     ap.add_argument("--json", default=None)
     ap.add_argument("--torch-too", action="store_true", help="also the one command with VID_ASSETS_RUNTIME=torch")
+    ap.add_argument("--runtime", default="auto", help="VID_ASSETS_RUNTIME for ours (torch | auto | onnxruntime)")
     args = ap.parse_args()
+    os.environ["VID_ASSETS_RUNTIME"] = args.runtime
     # exported ONNX graphs in a cache of this run's own: round 0 exports (as a first run on a new
     # host does), later rounds read it (as every later run does)
     cache = tempfile.TemporaryDirectory(prefix="vid_assets_peer_cache_")
@@ -221,6 +224,7 @@ def main() -> None:
         "ours_vs_peer": best_peer / best_ours,
         "ours_one_command_vs_peer": best_peer / min(o["total_s"] for o in one),
         "onnx_cache": "empty before round 0",
+        "runtime": args.runtime,
     }
     if one_torch:
         result["ours_one_command_torch"] = one_torch

@@ -63,6 +63,8 @@ def test_a_damaged_cached_graph_is_exported_again(cache):
 
 def test_auto_takes_onnxruntime_where_it_applies_and_pytorch_elsewhere_silently(cache, monkeypatch):
     monkeypatch.delenv("VID_ASSETS_RUNTIME", raising=False)
+    assert create_extractor("tv:resnet18", weights=None, device="cpu").config["runtime"] == "torch"  # the default
+    monkeypatch.setenv("VID_ASSETS_RUNTIME", "auto")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # auto falls back without a word
         torch.manual_seed(0)

@@ -335,6 +335,50 @@ def test_torchvision_imports_without_dynamo_and_is_the_same_torchvision():
     assert "torch._dynamo.utils" not in sys.modules or hasattr(sys.modules["torch._dynamo.utils"], "counters")
 
 
+TIMM_IMPORT_PROBE = """
+import sys, json, torch
+if sys.argv[1] == "ours":
+    from vid_assets.extractors.timm_import import timm
+else:
+    import timm
+dynamo = "torch._dynamo" in sys.modules
+from timm.models import naflexvit  # the module whose methods torch.compiler.disable decorates
+torch.manual_seed(0)
+m = timm.create_model("naflexvit_base_patch16_gap", pretrained=False, depth=1, embed_dim=64, num_heads=2,
+                      num_classes=3).eval()
+probe = naflexvit.NaFlexEmbeds._apply_learned_naflex_pos_embed  # a decorated method
+with torch.no_grad():
+    eager = m(torch.ones(1, 3, 64, 64))
+    x = torch.zeros(1, 4, 64)
+    m.embeds._apply_learned_naflex_pos_embed(x, patch_coord=torch.tensor([[[0, 0], [0, 1], [1, 0], [1, 1]]]))
+# a compiled caller must not trace into a disabled function: inside it, is_compiling() is False
+inner = timm.layers.disable_compiler(lambda x: x + (0 if torch.compiler.is_compiling() else 1))
+compiled = torch.compile(lambda x: inner(x) * 2, backend="eager")(torch.zeros(1)).item()
+print(json.dumps({"dynamo_at_import": dynamo, "models": timm.list_models(), "out": eager.tolist(), "x": x.sum().item(),
+    "marked": getattr(probe, "_torchdynamo_disable", False), "compiled": compiled,
+    "disable_restored": torch.compiler.disable.__module__ == "torch.compiler"}))
+"""
+
+
+def test_timm_imports_without_dynamo_and_its_disabled_functions_stay_disabled():
+    """``timm_import`` spares every process that builds a timm model (the default model included)
+    Dynamo's import (~2 s of timm's 3.2 s on the 2-core VM): the same models and outputs, and a
+    ``torch.compiler.disable``'d function still runs uncompiled under a compiled caller."""
+    import subprocess
+
+    def probe(how):
+        out = subprocess.run([sys.executable, "-c", TIMM_IMPORT_PROBE, how], capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    ours, plain = probe("ours"), probe("plain")
+    assert plain["dynamo_at_import"] and not ours["dynamo_at_import"]  # what the module is for
+    assert ours["models"] == plain["models"] and len(ours["models"]) > 1000
+    assert ours["out"] == plain["out"] and ours["x"] == plain["x"] != 0  # a decorated method ran, the same
+    assert ours["marked"] and plain["marked"]
+    assert ours["compiled"] == plain["compiled"] == 2.0  # not traced into: is_compiling() was False inside
+    assert ours["disable_restored"] and plain["disable_restored"]
+
+
 # -- the offline hub path -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hub_folder(tmp_path_factory):

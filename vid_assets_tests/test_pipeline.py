@@ -736,8 +736,8 @@ def test_loading_definitions_never_builds_an_undeclared_model(tmp_path, monkeypa
     [
         ("efficientnet_lite0", []),  # declared constants: nothing to import
         ("r3d_18", []),
-        ("timm:vit_tiny_patch16_224", ["timm"]),  # the spec reads timm's pretrained cfg
-        ("local-dir:/models/mine", ["timm"]),
+        ("timm:vit_tiny_patch16_224", ["vid_assets.extractors.timm_import"]),  # the spec reads timm's pretrained cfg
+        ("local-dir:/models/mine", ["vid_assets.extractors.timm_import"]),
         ("tv:resnet18", ["vid_assets.extractors.tv_import"]),  # torchvision's weight transforms, without Dynamo
     ],
 )

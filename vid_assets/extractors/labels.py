@@ -77,9 +77,9 @@ def _named(label_set: str) -> list[str]:
     if label_set in _SETS:
         return list(getattr(_torchvision_meta(), _SETS[label_set]))
     try:
-        from timm.data import ImageNetInfo
+        from vid_assets.extractors.timm_import import timm
 
-        info = ImageNetInfo(label_set)
+        info = timm.data.ImageNetInfo(label_set)
     except (ImportError, AssertionError):  # timm asserts on a subset it does not know
         raise KeyError(f"unknown label set {label_set!r}") from None
     return [d.split(", ")[0] for d in info.label_descriptions()]

@@ -33,8 +33,9 @@ class TimmBackbone(torch.nn.Module):
 
 def create_timm_model(name: str, **kwargs) -> torch.nn.Module:
     """``timm.create_model``, importing timm only now: timm and the torchvision it pulls in take
-    ~5 s to import, which every Dagster step process (decode, clips, storage) would pay."""
-    import timm
+    ~1.4 s to import (~3.5 s without ``timm_import``), which every Dagster step process (decode,
+    clips, storage) would pay."""
+    from vid_assets.extractors.timm_import import timm
 
     return timm.create_model(name, **kwargs)
 
@@ -48,12 +49,12 @@ def _sizes(data_cfg: dict) -> tuple[int, int]:
 def spec_from_cfg(pretrained_cfg: dict, img_size=None, pretrained_cfg_overlay: dict | None = None, **_) -> InputSpec:
     """The :class:`InputSpec` of a timm pretrained cfg (what ``from_timm`` derives from the model),
     with the ``create_model`` arguments that change it: ``pretrained_cfg_overlay`` and ``img_size``."""
-    from timm.data import resolve_data_config
+    from vid_assets.extractors.timm_import import timm
 
     cfg = {**pretrained_cfg, **(pretrained_cfg_overlay or {})}
     if img_size:
         cfg["input_size"] = (3, *_pair(img_size))
-    size, resize = _sizes(resolve_data_config(pretrained_cfg=cfg))
+    size, resize = _sizes(timm.data.resolve_data_config(pretrained_cfg=cfg))
     return InputSpec("frame", 1, size, resize)
 
 
@@ -77,7 +78,7 @@ def is_projection(model: torch.nn.Module) -> bool:
     space (``vit_base_patch16_clip_224.openai``: num_classes 512). timm marks CLIP weights only in
     the architecture or tag name; a head with label names or the size of an ImageNet subset
     (``..._clip_224.openai_ft_in1k``) is a fine-tuned classifier instead."""
-    from timm.data import infer_imagenet_subset
+    from vid_assets.extractors.timm_import import timm
 
     cfg = getattr(model, "pretrained_cfg", None) or {}
     named = f"{cfg.get('architecture', '')}.{cfg.get('tag', '')}".lower()
@@ -85,7 +86,7 @@ def is_projection(model: torch.nn.Module) -> bool:
         getattr(model, "num_classes", 0) > 0
         and "clip" in named
         and not cfg.get("label_names")
-        and infer_imagenet_subset(model) is None
+        and timm.data.infer_imagenet_subset(model) is None
     )
 
 
@@ -107,8 +108,7 @@ def from_timm(
     pre-logits features. A classifier's labels are named from ``labels`` (a label set), the hub
     config's ``label_names``, or timm's ImageNet tables by the head's size (1k, 12k, 21k, 22k).
     """
-    import timm
-    from timm.data import infer_imagenet_subset
+    from vid_assets.extractors.timm_import import timm
 
     cfg = dict(timm.data.resolve_model_data_config(model))
     built = fixed_input_size(model)
@@ -126,7 +126,7 @@ def from_timm(
     names, label_set = None, None
     if head is not None:
         own = model.pretrained_cfg.get("label_names")
-        label_set = labels or (None if own else infer_imagenet_subset(model))
+        label_set = labels or (None if own else timm.data.infer_imagenet_subset(model))
         # a list of its own gets a content-hash set name from the Extractor
         names = label_names(label_set) if label_set else _label_list(own, model.num_classes) if own else None
     return build(  # a helper other families call directly: hand back a ready extractor
@@ -158,7 +158,7 @@ def _timm_kwargs(kwargs: dict) -> tuple[dict, dict]:
 
 
 def _arch_spec(arch: str, **kwargs) -> InputSpec | None:
-    import timm
+    from vid_assets.extractors.timm_import import timm
 
     cfg = timm.models.get_pretrained_cfg(arch)
     return spec_from_cfg(cfg.to_dict(), **kwargs) if cfg is not None else None
@@ -167,24 +167,24 @@ def _arch_spec(arch: str, **kwargs) -> InputSpec | None:
 def _hub_spec(repo: str, **kwargs) -> InputSpec:
     """timm's own repos (``timm/<arch>.<tag>``) are answered from timm's built-in pretrained cfg,
     with no network call and nothing cached; any other repo from its hub config."""
-    import timm
-    from timm.models import load_model_config_from_hf
+    from vid_assets.extractors.timm_import import timm
 
     repo_id = repo.partition("@")[0]
     if repo_id.startswith("timm/"):
         cfg = timm.models.get_pretrained_cfg(repo_id.removeprefix("timm/"), allow_unregistered=False)
         if cfg is not None:
             return spec_from_cfg(cfg.to_dict(), **kwargs)
-    return spec_from_cfg(load_model_config_from_hf(repo)[0], **kwargs)
+    return spec_from_cfg(timm.models.load_model_config_from_hf(repo)[0], **kwargs)
 
 
 def _local_dir_spec(path: str, **kwargs) -> InputSpec:
-    from timm.models._hub import load_model_config_from_path  # not exported; a failure builds instead
+    from vid_assets.extractors.timm_import import timm
 
-    return spec_from_cfg(load_model_config_from_path(Path(path).expanduser())[0], **kwargs)
+    # timm.models._hub's function is not exported; a failure builds the model instead
+    return spec_from_cfg(timm.models._hub.load_model_config_from_path(Path(path).expanduser())[0], **kwargs)
 
 
-@register_prefix("timm", spec=_arch_spec, spec_imports=("timm",))
+@register_prefix("timm", spec=_arch_spec, spec_imports=("vid_assets.extractors.timm_import",))
 def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     """``timm:<arch>``: pretrained weights via timm's default source (the HF Hub cache offline)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
@@ -206,7 +206,7 @@ def timm_arch(arch: str, pretrained: bool = True, **kwargs) -> Extractor:
     return from_timm(model, name=f"timm:{arch}", id=f"timm/{arch}@{rev}", **ext_kw)
 
 
-@register_prefix("hf-hub", spec=_hub_spec, spec_imports=("timm",))
+@register_prefix("hf-hub", spec=_hub_spec, spec_imports=("vid_assets.extractors.timm_import",))
 def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     """``hf-hub:<org>/<name>[@revision]`` via timm's hub loader (honours HF_HUB_OFFLINE / the cache)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)
@@ -219,7 +219,7 @@ def timm_hf_hub(repo: str, **kwargs) -> Extractor:
     return from_timm(model, name=f"hf-hub:{repo_id}", id=f"hf-hub:{repo_id}@{revision}", **ext_kw)
 
 
-@register_prefix("local-dir", spec=_local_dir_spec, spec_imports=("timm",))
+@register_prefix("local-dir", spec=_local_dir_spec, spec_imports=("vid_assets.extractors.timm_import",))
 def timm_local_dir(path: str, **kwargs) -> Extractor:
     """``local-dir:<folder>`` written by ``timm.models.save_for_hf`` (or a downloaded hub snapshot)."""
     model_kw, ext_kw = _timm_kwargs(kwargs)

@@ -19,8 +19,8 @@ commands, the way a user runs them:
   runs the same batch in one process (``VID_ASSETS_SETS`` names the same set, the run config the
   same batch of 8), so Dagster is imported once.
 
-Ours run with ``--runtime`` (default ``auto``: ONNX Runtime for this fp32 frame model on the CPU;
-the product's default is ``torch``), set as ``VID_ASSETS_RUNTIME``, with a graph cache of the
+Ours run with ``--runtime`` (default ``auto``, the product's default: ONNX Runtime for this fp32
+frame model on the CPU), set as ``VID_ASSETS_RUNTIME``, with a graph cache of the
 benchmark's own that is empty before round 0; ``--torch-too`` times the one command in PyTorch as
 well, side by side.
 

@@ -6,7 +6,7 @@ Dagster by resource config (Launchpad / run config).
     VID_ASSETS_STORE    the Zarr feature store            (default: $VID_ASSETS_DATA/features.zarr)
     VID_ASSETS_WORK     intermediate per-partition arrays (default: $VID_ASSETS_DATA/work)
     VID_ASSETS_DEVICE   extractor device: auto|cpu|cuda   (default: auto)
-    VID_ASSETS_RUNTIME  what runs the model: torch|auto|onnxruntime (default: torch)
+    VID_ASSETS_RUNTIME  what runs the model: auto|torch|onnxruntime (default: auto)
     VID_ASSETS_CACHE    exported model graphs             (default: $XDG_CACHE_HOME/vid_assets)
     VID_ASSETS_DEVICE_LOCKS  which process holds which GPU (default: <tmp>/vid_assets-devices)
     VID_ASSETS_SETTLE_S  unmodified this long before a scanned file is taken (default: 5)
@@ -63,13 +63,12 @@ def work_dir() -> str:
 
 
 def runtime() -> str:
-    """``VID_ASSETS_RUNTIME``: what runs the model. ``onnxruntime`` runs fp32 frame models on the
-    CPU through ONNX Runtime (ResNet-50 1.1-1.2x and EfficientNet-Lite0 1.3-1.5x PyTorch's
-    images/s on the 2-core VM; see ``extractors/onnxrt.py``); ``auto`` takes ONNX Runtime where
-    it applies and PyTorch elsewhere; ``torch`` (default) always runs PyTorch. Not yet the default:
-    ORT's arena left the service ~0.1 GiB more after a burst of uploads, at the edge of what its
-    memory test allows. Per run in Dagster: the extractor resource's ``runtime``."""
-    return os.environ.get("VID_ASSETS_RUNTIME") or "torch"
+    """``VID_ASSETS_RUNTIME``: what runs the model. ``auto`` (default) runs fp32 frame models on
+    the CPU through ONNX Runtime (ResNet-50 1.1-1.2x and EfficientNet-Lite0 1.3-1.5x PyTorch's
+    images/s on the 2-core VM; see ``extractors/onnxrt.py``) and everything else in PyTorch;
+    ``onnxruntime`` asks for ONNX Runtime and warns where it cannot apply; ``torch`` always runs
+    PyTorch. Per run in Dagster: the extractor resource's ``runtime``."""
+    return os.environ.get("VID_ASSETS_RUNTIME") or "auto"
 
 
 def cache_dir() -> str:

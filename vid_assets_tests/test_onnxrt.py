@@ -62,9 +62,7 @@ def test_a_damaged_cached_graph_is_exported_again(cache):
 
 
 def test_auto_takes_onnxruntime_where_it_applies_and_pytorch_elsewhere_silently(cache, monkeypatch):
-    monkeypatch.delenv("VID_ASSETS_RUNTIME", raising=False)
-    assert create_extractor("tv:resnet18", weights=None, device="cpu").config["runtime"] == "torch"  # the default
-    monkeypatch.setenv("VID_ASSETS_RUNTIME", "auto")
+    monkeypatch.delenv("VID_ASSETS_RUNTIME", raising=False)  # the default is auto
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # auto falls back without a word
         torch.manual_seed(0)
@@ -108,3 +106,17 @@ def test_a_graph_that_does_not_compute_what_pytorch_does_is_refused(cache):
     frames = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     a, b = ext.embed_frames(frames)[0], ext.embed_frames(frames[::-1].copy())[0]
     np.testing.assert_allclose(a[::-1], b)  # PyTorch: each frame's own pixels, not a traced constant
+
+
+def test_a_service_runs_the_same_session_without_the_arena(cache):
+    """A service's model gives back each pass's buffers (``keep_no_pools``: ORT's arena off, what
+    the service's memory test needs), with the same features; batch runs keep the arena."""
+    ext = _resnet18(0, "onnxruntime")
+    before = ext.embed_frames(FRAMES)[0]
+    assert ext._forward.arena
+    ext.keep_no_pools()
+    assert not ext._forward.arena and ext.config["runtime"] == "onnxruntime"
+    np.testing.assert_array_equal(ext.embed_frames(FRAMES)[0], before)
+    ref = _resnet18(0, "torch")
+    ref.keep_no_pools()  # PyTorch's passes already give their buffers back: nothing to change
+    assert ref._forward is ref.model

@@ -150,7 +150,7 @@ class ExtractorResource(dg.ConfigurableResource):
     )
     runtime: str = Field(
         default=settings.runtime(),
-        description="torch | auto | onnxruntime: ONNX Runtime runs fp32 frame models on the CPU (1.1-1.5x images/s on the 2-core VM; the graph is exported once and cached, checked against PyTorch at every load); auto takes it where it applies, PyTorch elsewhere. Default: VID_ASSETS_RUNTIME, else torch.",
+        description="torch | auto | onnxruntime: ONNX Runtime runs fp32 frame models on the CPU (1.1-1.5x images/s on the 2-core VM; the graph is exported once and cached, checked against PyTorch at every load); auto takes it where it applies, PyTorch elsewhere. Default: VID_ASSETS_RUNTIME, else auto.",
     )
     output: str = Field(
         default="auto",

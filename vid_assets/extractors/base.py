@@ -126,6 +126,15 @@ class Extractor:
 
             build(self)
 
+    def keep_no_pools(self) -> None:
+        """Passes that give their buffers back (ONNX Runtime without its arena): for a long-lived
+        service, where what a burst allocated should go back once it is idle. PyTorch's passes
+        already do; batch runs keep the arena, which the next pass reuses."""
+        self._ready()
+        lean = getattr(self._forward, "without_arena", None)
+        if lean is not None:
+            self._forward = lean()
+
     def __getattr__(self, name: str):
         """The spec's facts read through: ``ext.dim`` is ``ext.spec.dim`` (and so on)."""
         spec = self.__dict__.get("_spec")

@@ -40,14 +40,29 @@ class OrtForward:
     """Called like the module it replaces: float32 ``[N, 3, S, S]`` -> ``[N, D]``.
 
     One pass at a time: ORT's CPU arena keeps (and never returns) the peak of what ran at once,
-    so concurrent passes (the service's requests) would grow it to their sum, while one pass
-    already takes every core it is given. The arena off cost 12 % of EfficientNet-Lite0's
-    images/s here."""
+    so concurrent passes would grow it to their sum, while one pass already takes every core it
+    is given. Even so the arena keeps one pass's buffers for the next: what batch runs want
+    (without it EfficientNet-Lite0 makes 12 % fewer images/s here, ResNet-50 3 %), not what an
+    idle service should hold; :meth:`without_arena` is the service's."""
 
-    def __init__(self, session, weights: list[np.ndarray]) -> None:
+    def __init__(self, session, weights: dict[str, np.ndarray], graph: bytes, names: list[str]) -> None:
         self._session, self._weights = session, weights  # the session reads the weights' memory
+        # what another session is made from: kilobytes, unless the graph holds its weights (not kept)
+        self._graph, self._names = (graph if names else None), names
         self._input = session.get_inputs()[0].name
         self._lock = threading.Lock()
+
+    @property
+    def arena(self) -> bool:
+        return self._session.get_session_options().enable_cpu_mem_arena
+
+    def without_arena(self) -> OrtForward:
+        """The same graph and weights in a session that returns each pass's buffers (a new
+        session, ~0.1-0.3 s): for a long-lived service, whose memory should go back once idle.
+        A graph that embeds its weights was not kept: that one stays as it is."""
+        if not self.arena or self._graph is None:
+            return self
+        return _session(self._graph, self._names, self._weights, arena=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self._input: np.ascontiguousarray(x.detach().cpu().numpy())}
@@ -137,16 +152,17 @@ def _export(model: torch.nn.Module, probe: torch.Tensor, state: set[str]) -> tup
     return proto.SerializeToString(), names
 
 
-def _session(graph: bytes, names: list[str], weights: dict[str, np.ndarray]) -> OrtForward:
+def _session(graph: bytes, names: list[str], weights: dict[str, np.ndarray], arena: bool = True) -> OrtForward:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()  # the cores torch would use, no more
     opts.inter_op_num_threads = 1
+    opts.enable_cpu_mem_arena = arena
     if names:
         opts.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names])
     session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-    return OrtForward(session, [weights[n] for n in names])
+    return OrtForward(session, {n: weights[n] for n in names}, graph, names)
 
 
 def _read(path: Path) -> tuple[bytes, list[str]] | None:

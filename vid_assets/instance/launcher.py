@@ -36,7 +36,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._serdes import ConfigurableClassData, serialize_value
 
 WORKER_TAG = "vid_assets/run_worker"  # host:pid:start time of the process running the run
-DEFAULT_PRELOAD = ["dagster", "dagster._cli.api", "numpy", "av", "zarr", "torch", "torchvision", "timm"]
+DEFAULT_PRELOAD = ["dagster", "dagster._cli.api", "numpy", "av", "zarr", "torch", "torchvision", "timm", "onnxruntime"]
 
 
 def _start_time(pid: int) -> str | None:

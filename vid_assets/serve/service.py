@@ -41,6 +41,7 @@ class Service:
 
     def __init__(self, predictor: Predictor, limits: Limits, allow_hosts: tuple[str, ...], spool_dir: str | None):
         limit_arenas()  # what a burst allocated on request threads can go back once idle (release)
+        predictor.extractor.keep_no_pools()  # and what the model's passes allocated
         self.predictor = predictor
         self.limits = limits
         self.allow_hosts = tuple(h.lower() for h in allow_hosts)

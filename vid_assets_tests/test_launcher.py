@@ -126,16 +126,21 @@ def test_a_run_killed_with_sigkill_is_failed_and_its_pool_slot_freed(deployment)
 
 def test_runs_start_warm_and_cancel(deployment):
     """A daemon-launched run is a fork of the warm process (its parent is not the code server) and
-    starts its step within seconds; cancelling from another process stops it."""
+    starts its step within seconds; cancelling from another process stops it.
+
+    Timed to the step's start, which is the launcher's doing: a spawned worker imports Dagster,
+    torch and the definitions first (3.5+ s alone on the 2-core VM, 5-6 s to the model with timm).
+    Not to the model's load: that is the model's own build, 0.5 s alone but 3-4 s (either runtime)
+    while the other test worker computes, which a wall-clock bound here cannot tell apart."""
     instance, keys = deployment["instance"], deployment["keys"]
     run_id = _launch(deployment, keys[1])
     _wait(instance, run_id, lambda r: r.status == dg.DagsterRunStatus.STARTED and _embedding(instance, run_id))
-    logs = instance.all_logs(run_id)
-    starting = next(
-        e.timestamp for e in logs if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_STARTING"
-    )
-    loaded = next(e.timestamp for e in logs if "loaded extractor" in (e.user_message or ""))
-    assert loaded - starting < 4.0  # a spawned worker took 5-6 s to get there (imports, then timm)
+    stamps = {
+        e.dagster_event.event_type_value: e.timestamp
+        for e in reversed(instance.all_logs(run_id))
+        if e.dagster_event and e.dagster_event.event_type_value in ("PIPELINE_STARTING", "STEP_START")
+    }
+    assert stamps["STEP_START"] - stamps["PIPELINE_STARTING"] < 3.0  # fork, run worker, resources
     assert instance.run_launcher.terminate(run_id)
     assert _wait(instance, run_id, lambda r: r.is_finished, timeout=120).status == dg.DagsterRunStatus.CANCELED
 

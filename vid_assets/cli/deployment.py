@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vid_assets.cli.options import AsJson, app
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 @app.command(rich_help_panel="The deployment")
@@ -56,21 +59,21 @@ def register(
     catalog = VideoCatalog(Path(settings.work_dir()) / "catalog")
     skipped: list = []
     refs = [catalog.register(VideoRef.from_path(p)) for p, _ in scan_folder(folder, skipped=skipped)]
-    dg.DagsterInstance.get().add_dynamic_partitions("videos", [r.key for r in refs])
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("videos", [r.key for r in refs])
     for r in refs:
         typer.echo(f"{r.key}\t{r.uri}")
     for s in skipped:
         typer.echo(f"skipped: {s.path}: {s.reason}", err=True)
     if run:
-        raise typer.Exit(_run_registered([r.key for r in refs], retry_failed, config))
+        raise typer.Exit(_run_registered(instance, [r.key for r in refs], retry_failed, config))
 
 
-def _run_registered(keys: list[str], retry_failed: bool, config: Path | None) -> int:
+def _run_registered(instance: dg.DagsterInstance, keys: list[str], retry_failed: bool, config: Path | None) -> int:
     """``register --run``: the registered videos through the embed job; 1 if any video failed."""
     if not keys:
         typer.echo("no videos registered: nothing to run")
         return 0
-    import dagster as dg
     import yaml
 
     from vid_assets.definitions import defs  # torch and the models' configs: only when there is work
@@ -79,9 +82,7 @@ def _run_registered(keys: list[str], retry_failed: bool, config: Path | None) ->
 
     console = make_console()
     run_config = yaml.safe_load(config.read_text()) if config else None
-    outcome = run_outdated(
-        dg.DagsterInstance.get(), defs, keys, console, retry_failed=retry_failed, run_config=run_config
-    )
+    outcome = run_outdated(instance, defs, keys, console, retry_failed=retry_failed, run_config=run_config)
     print_outcome(console, outcome)
     return 1 if outcome.failed else 0
 

@@ -1,4 +1,4 @@
-"""ONNX Runtime as a frame model's forward on the CPU (``runtime: onnxruntime``).
+"""ONNX Runtime as a frame model's forward on the CPU (``runtime: auto``, the default, or ``onnxruntime``).
 
 Why: on the 2-core AVX2 VM ONNX Runtime's kernels run the folded ResNet-50 at 1.1-1.2x and
 EfficientNet-Lite0 at 1.3-1.5x PyTorch's images/s, outputs within 1e-6 of the largest

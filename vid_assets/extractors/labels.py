@@ -80,7 +80,7 @@ def _named(label_set: str) -> list[str]:
         from vid_assets.extractors.timm_import import timm
 
         info = timm.data.ImageNetInfo(label_set)
-    except (ImportError, AssertionError):  # timm asserts on a subset it does not know
+    except (ImportError, AttributeError, AssertionError):  # no timm, an older one; a subset it does not know
         raise KeyError(f"unknown label set {label_set!r}") from None
     return [d.split(", ")[0] for d in info.label_descriptions()]
 

@@ -64,7 +64,7 @@ class VideoResult:
 def default_feed(device: torch.device) -> dict:
     """How to decode on this host, as measured (benchmarks/RESULTS.md): on CUDA, decoder processes
     on all cores but two, handing YUV planes to the device; on the CPU, decoder threads, one per four
-    cores and at least one (2-core VM, session 28: EfficientNet-Lite0's engine 12-15 % faster than inline)."""
+    cores and at least one (2-core VM, session 28: EfficientNet-Lite0's engine 6-15 % faster than inline)."""
     cores = os.cpu_count() or 1
     if device.type == "cuda":
         return {"num_workers": max(1, cores - 2), "backend": "processes", "device_convert": True}

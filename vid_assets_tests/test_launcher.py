@@ -131,16 +131,25 @@ def test_runs_start_warm_and_cancel(deployment):
     Timed to the step's start, which is the launcher's doing: a spawned worker imports Dagster,
     torch and the definitions first (3.5+ s alone on the 2-core VM, 5-6 s to the model with timm).
     Not to the model's load: that is the model's own build, 0.5 s alone but 3-4 s (either runtime)
-    while the other test worker computes, which a wall-clock bound here cannot tell apart."""
+    while the other test worker computes, which a wall-clock bound here cannot tell apart. Best of
+    up to three launches: in a full `make test` the other worker stalled a launch to 11 s once; a
+    spawned worker would miss the bound every time."""
     instance, keys = deployment["instance"], deployment["keys"]
-    run_id = _launch(deployment, keys[1])
-    _wait(instance, run_id, lambda r: r.status == dg.DagsterRunStatus.STARTED and _embedding(instance, run_id))
-    stamps = {
-        e.dagster_event.event_type_value: e.timestamp
-        for e in reversed(instance.all_logs(run_id))
-        if e.dagster_event and e.dagster_event.event_type_value in ("PIPELINE_STARTING", "STEP_START")
-    }
-    assert stamps["STEP_START"] - stamps["PIPELINE_STARTING"] < 3.0  # fork, run worker, resources
+    starts: list[float] = []
+    while True:
+        run_id = _launch(deployment, keys[1])
+        _wait(instance, run_id, lambda r, i=run_id: r.status == dg.DagsterRunStatus.STARTED and _embedding(instance, i))
+        stamps = {
+            e.dagster_event.event_type_value: e.timestamp
+            for e in reversed(instance.all_logs(run_id))
+            if e.dagster_event and e.dagster_event.event_type_value in ("PIPELINE_STARTING", "STEP_START")
+        }
+        starts.append(stamps["STEP_START"] - stamps["PIPELINE_STARTING"])  # fork, run worker, resources
+        if starts[-1] < 3.0 or len(starts) == 3:
+            break
+        assert instance.run_launcher.terminate(run_id)
+        _wait(instance, run_id, lambda r: r.is_finished, timeout=120)
+    assert min(starts) < 3.0, starts
     assert instance.run_launcher.terminate(run_id)
     assert _wait(instance, run_id, lambda r: r.is_finished, timeout=120).status == dg.DagsterRunStatus.CANCELED
 

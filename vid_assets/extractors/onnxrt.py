@@ -45,10 +45,10 @@ class OrtForward:
     (without it EfficientNet-Lite0 makes 12 % fewer images/s here, ResNet-50 3 %), not what an
     idle service should hold; :meth:`without_arena` is the service's."""
 
-    def __init__(self, session, weights: dict[str, np.ndarray], graph: bytes, names: list[str]) -> None:
+    def __init__(self, session, weights: dict[str, np.ndarray], graph: bytes) -> None:
         self._session, self._weights = session, weights  # the session reads the weights' memory
         # what another session is made from: kilobytes, unless the graph holds its weights (not kept)
-        self._graph, self._names = (graph if names else None), names
+        self._graph = graph if weights else None
         self._input = session.get_inputs()[0].name
         self._lock = threading.Lock()
 
@@ -62,7 +62,7 @@ class OrtForward:
         A graph that embeds its weights was not kept: that one stays as it is."""
         if not self.arena or self._graph is None:
             return self
-        return _session(self._graph, self._names, self._weights, arena=False)
+        return _session(self._graph, list(self._weights), self._weights, arena=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self._input: np.ascontiguousarray(x.detach().cpu().numpy())}
@@ -165,7 +165,7 @@ def _session(graph: bytes, names: list[str], weights: dict[str, np.ndarray], are
     if names:
         opts.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names])
     session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
-    return OrtForward(session, {n: weights[n] for n in names}, graph, names)
+    return OrtForward(session, {n: weights[n] for n in names}, graph)
 
 
 def _read(path: Path) -> tuple[bytes, list[str]] | None:

@@ -62,13 +62,13 @@ class VideoResult:
 
 
 def default_feed(device: torch.device) -> dict:
-    """How to decode on this host, as measured (benchmarks/RESULTS.md): on CUDA, decoder processes
-    on all cores but two, handing YUV planes to the device; on the CPU, decoder threads, one per four
-    cores and at least one (2-core VM, session 28: EfficientNet-Lite0's engine 6-15 % faster than inline)."""
+    """How to decode here, as measured (benchmarks/RESULTS.md): on CUDA, decoder processes on all cores
+    but two, handing YUV planes to the device; on the CPU, one decoder thread per four cores (at least
+    one), FFmpeg single-threaded (its frame threads would take cores from the model's passes)."""
     cores = os.cpu_count() or 1
     if device.type == "cuda":
         return {"num_workers": max(1, cores - 2), "backend": "processes", "device_convert": True}
-    return {"num_workers": max(1, cores // 4), "backend": "threads", "device_convert": False}
+    return {"num_workers": max(1, cores // 4), "backend": "threads", "device_convert": False, "decoder_threads": 1}
 
 
 def decode_feed(

@@ -228,11 +228,11 @@ def run(
     """Embed every clip ``feed`` yields; a video's :class:`VideoResult` comes as soon as its last
     clip is done (or its decode failed), in finishing order.
 
-    ``depth`` passes stay queued on the device while the host prepares the next one.
-    ``on_pass(clips)`` is called after each pass (progress bars).
+    ``depth`` passes stay queued on the device while the host prepares the next one (on the CPU they
+    run in a thread beside this one: ``iter_pipelined``); ``on_pass(clips)`` after each (progress bars).
     """
-    book, trim = _Books(extractor, config), PeriodicTrim()
-    for parts, pending in iter_pipelined(book.passes(feed), book.submit, depth=depth):
+    book, trim, cpu = _Books(extractor, config), PeriodicTrim(), extractor.device.type == "cpu"
+    for parts, pending in iter_pipelined(book.passes(feed), book.submit, depth=depth, background=cpu):
         total = book.settle(parts, pending)
         trim()  # a long video's heap would otherwise keep its fragmentation (runtime/memory.py)
         if on_pass is not None:

@@ -63,6 +63,59 @@ def test_pipelined_embedding_queues_ahead_and_keeps_order(media_dir):
     assert seen == [id(b) for b, _ in batches]
 
 
+def test_background_passes_run_beside_the_callers_work_in_order():
+    """On the CPU a pass is computed inside ``submit``; with ``background`` it runs in a thread of
+    its own, so the caller's work on result i (storing a video) overlaps pass i + 1. Results keep
+    their order, a failed submission raises at its ``.result()``, and stopping early ends the
+    thread without running what was not yet asked for."""
+    import threading
+    import time
+
+    from vid_assets.extractors import iter_pipelined
+
+    ran: list[tuple[int, str]] = []
+
+    class Done:
+        def __init__(self, item: int) -> None:
+            self.item = item
+
+        def result(self) -> int:
+            return self.item * 10
+
+    def submit(item: int) -> Done:
+        ran.append((item, threading.current_thread().name))
+        time.sleep(0.2)  # a pass
+        if item == 4:
+            raise ValueError("pass 4 failed")
+        return Done(item)
+
+    def consume(background: bool) -> tuple[list, float]:
+        got, t0 = [], time.perf_counter()
+        for _, pending in iter_pipelined(range(6), submit, depth=1, background=background):
+            try:
+                got.append(pending.result())
+            except ValueError as e:
+                got.append(str(e))
+            time.sleep(0.2)  # storing a video
+        return got, time.perf_counter() - t0
+
+    with pytest.raises(ValueError, match="pass 4"):  # inline, a failure raises from the loop itself
+        consume(False)
+    ran.clear()
+    got, overlapped = consume(True)
+    assert got == [0, 10, 20, 30, "pass 4 failed", 50]
+    assert [i for i, _ in ran] == list(range(6))
+    assert all(name.startswith("model-passes") for _, name in ran)
+    assert overlapped < 1.9  # 6 x (0.2 + 0.2) s one after the other; ~1.4 s side by side
+
+    ran.clear()
+    loop = iter_pipelined(range(100), submit, depth=1, background=True)
+    next(loop)
+    loop.close()
+    assert len(ran) <= 3  # item 0, and at most the two submitted behind it
+    assert not [t for t in threading.enumerate() if t.name.startswith("model-passes")]
+
+
 @pytest.mark.timeout(180)
 def test_process_workers_reuse_shared_slots_even_when_videos_fail_midway(media_dir, tmp_path):
     """Worker processes write batches into a few reused shared-memory slots. Videos that break

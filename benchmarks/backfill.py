@@ -87,7 +87,7 @@ VIDEO_ASSETS = ["decoded_frames", "clip_tensors", "clip_embeddings", "stored_fea
 # that took ~4 of `--quick`'s 16 minutes on 2 cores (session 29); decoding these costs the same
 # within 8 %. The default cache folder is named after the preset, so older videos are not mixed in.
 PRESET = "veryfast"
-# the one-video command's videos and the RSS pair's: name -> (seconds, size)
+# the one-video command's videos and the RSS pair's, shortest first: name -> (seconds, size)
 SINGLES = {"ten": (10, (320, 240)), "one_min": (60, (160, 120)), "twenty_min": (1200, (160, 120))}
 
 
@@ -542,9 +542,7 @@ def main() -> None:
         tmp = Path(tmp)
         for name, (count, seconds, size) in sets.items():
             folder = cache / f"{name}_{size[0]}x{size[1]}"
-            singles = (
-                [_single(cache, n) for n in sorted(SINGLES, key=lambda n: -SINGLES[n][0])] if name == "10s" else []
-            )
+            singles = [_single(cache, n) for n in reversed(SINGLES)] if name == "10s" else []  # longest first
             paths = prepare(folder, count, seconds, size, extra=singles)
             subset = tmp / f"videos_{name}"
             subset.mkdir()

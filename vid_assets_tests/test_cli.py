@@ -196,3 +196,37 @@ def test_register_run_plans_runs_over_consecutive_partitions():
     assert plan_batches(["e", "a", "b", "d"], everything, 2) == [["a", "b"], ["d", "e"]]
     assert plan_batches(["a", "b", "c"], everything, 2) == [["a", "b"], ["c"]]
     assert plan_batches(["a", "c", "e"], everything, 8) == [["a"], ["c"], ["e"]]
+
+
+EXIT_PROBE = """
+import atexit, sys, threading, time
+from pathlib import Path
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))  # as logging's flush or a finalizer would
+def late():
+    time.sleep(0.3)
+    (out / "thread").write_text("joined")
+threading.Thread(target=late).start()  # not a daemon: Python waits for it, and so must main()
+sys.argv = ["vid-assets", *sys.argv[2:]]
+from vid_assets.cli import main
+main()
+(out / "after").write_text("main() returned")  # never: main() ends the process
+"""
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["no-such-command"], 2), (["extractors", "no:such"], 1)])
+def test_the_command_exits_with_its_code_after_what_python_would_run_at_exit(tmp_path, argv, code):
+    """``vid-assets`` skips the interpreter's teardown (``cli.main``), not what a command leaves to
+    its end: its exit code, joined threads, exit handlers and all of its output."""
+    proc = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, str(tmp_path), *argv], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == code, proc.stderr
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert (tmp_path / "thread").read_text() == "joined"
+    assert not (tmp_path / "after").exists()
+    if code == 0:  # piped, so block-buffered: the last line of the help got out all the same
+        assert "Usage: vid-assets" in proc.stdout and proc.stdout.rstrip().endswith("╯")
+    else:
+        assert proc.stderr.strip()

@@ -1,3 +1,3 @@
-from vid_assets.cli import app
+from vid_assets.cli import main
 
-app()
+main()

@@ -148,3 +148,43 @@ def test_many_instances_in_one_process_keep_few_files_open(tmp_path):
         instance.all_instigator_state()
         instance.event_log_storage.get_concurrency_run_ids()
     assert _open_databases() - before <= 2 * kept.KEPT[True]  # a connection or two per kept engine
+
+
+MIGRATION_READS = """
+import sys
+from pathlib import Path
+from alembic.script import ScriptDirectory
+reads = []
+init = ScriptDirectory.__init__
+def counted(self, *args, **kwargs):
+    reads.append(str(args[0] if args else kwargs.get("dir")))
+    init(self, *args, **kwargs)
+ScriptDirectory.__init__ = counted
+import dagster as dg
+instance = dg.DagsterInstance.from_config(sys.argv[1])
+run = instance.create_run_for_job(dg.JobDefinition(graph_def=dg.GraphDefinition("g")))
+instance.report_engine_event("a run's own database", run)  # creates and stamps it
+assert [e.message for e in instance.all_logs(run.run_id)] == ["a run's own database"]
+print(len([r for r in reads if "dagster" in r]))
+"""
+
+
+def test_dagster_migration_scripts_are_read_once_per_process(tmp_path):
+    """A new instance and a run's new database check and stamp their schema revision 9 times;
+    Dagster's scripts are read for the first only, and the instance opens again without a
+    migration asked for (its databases stamped at Dagster's head)."""
+    home = _home(tmp_path / "home")
+    for _ in range(2):  # new, then existing
+        proc = subprocess.run([sys.executable, "-c", MIGRATION_READS, str(home)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["1"]
+    assert sorted(p.name for p in (home / "history" / "runs").glob("*.db"))
+    other = tmp_path / "elsewhere"
+    (other / "versions").mkdir(parents=True)
+    (other / "script.py.mako").write_text("")
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(other))
+    assert ScriptDirectory.from_config(config) is not ScriptDirectory.from_config(config)  # read as alembic does

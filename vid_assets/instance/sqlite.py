@@ -14,6 +14,7 @@ model on a small host. So here:
   closes after each write, as Dagster's, because that close writes the events into the database
   file, which is what the webserver's file watcher waits on to stream a run's logs.
 - A schema answer that found a table or column is kept (tables and columns are only ever added).
+- Dagster's migration scripts are read once per process (:func:`_migrations_read_once`).
 
 A pooled connection is checked against the file it opened at each checkout: a database deleted
 or replaced under a long-lived process (a wiped ``DAGSTER_HOME``) gets a fresh connection rather
@@ -32,8 +33,11 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sql import ALEMBIC_SCRIPTS_LOCATION
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -146,3 +150,27 @@ keep_true(
     "has_built_index",
 )
 keep_true(PooledSqliteScheduleStorage, "has_instigators_table", "has_secondary_index_table", "has_built_index")
+
+
+def _migrations_read_once() -> None:
+    """Dagster reads its ~150 migration scripts again for every revision check and stamp: 7 reads
+    for a new instance, 3 for an existing one, 2 for each run's own new database, ~35 ms each on
+    the 2-core VM. They are the installed package's files and do not change while a process runs,
+    so the first read of Dagster's location serves the process (any other location is read as
+    alembic reads it)."""
+    read = ScriptDirectory.from_config.__func__
+    scripts: dict[str, ScriptDirectory] = {}
+    lock = threading.Lock()
+
+    def from_config(cls, config: Config) -> ScriptDirectory:
+        if config.get_main_option("script_location") != ALEMBIC_SCRIPTS_LOCATION or cls is not ScriptDirectory:
+            return read(cls, config)
+        with lock:
+            if "dagster" not in scripts:
+                scripts["dagster"] = read(cls, config)
+            return scripts["dagster"]
+
+    ScriptDirectory.from_config = classmethod(from_config)
+
+
+_migrations_read_once()

@@ -69,6 +69,7 @@ def decode_video(ref: VideoRef, plan: SamplingPlan, artifacts: ArtifactStore, ti
         "frames_decoded": stats.decoded,
         "frames_skipped": stats.skipped,
         "seeks": stats.seeks,
+        "key_frame_jumps": stats.jumps,
         "corrupt_frames": stats.corrupt,
         "missing_frames": stats.missing,
         "seconds": took,

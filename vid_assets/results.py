@@ -34,6 +34,7 @@ def decode_meta(summary: dict | None, seconds: float | None = None) -> dict:
         "frames_decoded": stats["decoded"],
         "frames_skipped": stats.get("skipped", 0),  # dropped undecoded: unreferenced, no sample near them
         "seeks": stats["seeks"],
+        "key_frame_jumps": stats.get("jumps", 0),  # of the seeks: to a key frame presenting by the next sample
         "corrupt_frames": stats["corrupt"],
         "missing_frames": stats["missing"],
         "seconds": took,

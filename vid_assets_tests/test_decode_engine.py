@@ -139,16 +139,64 @@ def test_frames_no_target_can_pick_are_dropped_undecoded_and_the_samples_do_not_
         assert [(f.pts_s, f.segment) for f in some] == [(f.pts_s, f.segment) for f in every], name
         assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True)), name
         assert every_stats.skipped == 0 and some_stats.skipped > 0, name
-        assert some_stats.decoded + some_stats.skipped >= every_stats.decoded, name  # the seek decodes some twice
         assert some_stats.missing == every_stats.missing == 0, name  # a dropped frame is not a hole
+        assert every_stats.seeks == 0, name
+        fallbacks = some_stats.seeks - some_stats.jumps
+        if name == "synthetic":  # a key frame every second, on a target: jumped to, what lies before it not decoded
+            assert some_stats.jumps == 4 and fallbacks == 0
+            assert some_stats.decoded + some_stats.skipped < 0.6 * every_stats.decoded
+            continue
+        assert some_stats.jumps == 0, name  # one GOP: nothing to jump to
+        assert some_stats.decoded + some_stats.skipped >= every_stats.decoded, name  # the seek decodes some twice
         if name == "holed":  # each target served by the frame 0.1 s before it: reached only by seeking back
             assert [round(f.pts_s, 3) for f in every[1:]] == [round(t - 0.1, 3) for t in targets]
-            assert 0 < some_stats.seeks <= MAX_FALLBACKS and every_stats.seeks == 0
+            assert 0 < fallbacks <= MAX_FALLBACKS
         elif name == "one_hole":  # one seek back at 1 s, then dropping again to the end
-            assert some_stats.seeks == 1 and some_stats.skipped > 0.3 * every_stats.decoded
+            assert fallbacks == 1 and some_stats.skipped > 0.3 * every_stats.decoded
         else:
-            assert some_stats.seeks == every_stats.seeks == 0, name
+            assert fallbacks == 0, name
             assert some_stats.decoded < 0.75 * every_stats.decoded, name
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "jumps"),
+    [
+        ("h264.mp4", "libx264", True),
+        ("h264.mov", "libx264", True),
+        ("vp9.mp4", "libvpx-vp9", True),
+        ("h264.mkv", "libx264", False),
+        ("mpeg4.avi", "mpeg4", False),
+    ],
+)
+def test_a_key_frame_ahead_that_presents_by_the_target_is_jumped_to(tmp_path, name, codec, jumps):
+    """A key frame every second (as phones record): the sampler seeks to the one that presents at or
+    before the next target instead of decoding up to it, and serves what a full decode serves;
+    a target just before a key frame still gets the frame before it. Only where the container's
+    index is whole at open (MP4/MOV; MKV's fills as it is read, AVI's seeks land by file position)."""
+    path = write_synthetic_video(tmp_path / name, seconds=8, fps=30, size=(128, 96), codec=codec, gop=30)
+    plans = {
+        "on key frames": SamplingPlan.at_fps(1, short_side=32),
+        "between": SamplingPlan.at_fps(1, start_s=0.5, short_side=32),
+        "a frame before": SamplingPlan.at_fps(0.5, start_s=1.0 - 1 / 30, short_side=32),
+        "segments": SamplingPlan.segments(2.0, 3, short_side=32),
+    }
+    for label, plan in plans.items():
+        runs = {}
+        for skip in (False, True):
+            stats = DecodeStats()
+            runs[skip] = (list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats)
+        (every, every_stats), (some, some_stats) = runs[False], runs[True]
+        assert [f.pts_s for f in some] == [f.pts_s for f in every], label
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True)), label
+        assert every_stats.jumps == 0 and some_stats.seeks >= some_stats.jumps
+        if label == "a frame before":
+            assert [round(f.pts_s * 30) for f in every] == [29, 89, 149, 209]
+        if not jumps:
+            assert some_stats.jumps == 0, label
+        elif label == "on key frames":  # one frame decoded per sample
+            assert some_stats.jumps == 7 and some_stats.decoded == 8 == len(some), label
+        elif label != "segments":
+            assert some_stats.jumps >= 3 and some_stats.decoded < 0.7 * every_stats.decoded, label
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ def _print_inspection(out: dict, stats) -> None:
     typer.echo(f"{'plan':>12}: {out['plan']}")
     typer.echo(
         f"{'samples':>12}: {len(out['timestamps'])} (decoded {stats.decoded} frames, dropped"
-        f" {stats.skipped} unreferenced ones undecoded, {stats.seeks} seeks, {stats.seconds:.2f} s)"
+        f" {stats.skipped} unreferenced ones undecoded, {stats.seeks} seeks ({stats.jumps} to key frames), {stats.seconds:.2f} s)"
     )
     typer.echo(f"{'timestamps':>12}: " + ", ".join(f"{t:.3f}" for t in out["timestamps"]))
 

@@ -41,7 +41,8 @@ class DecodeStats:
     decoded: int = 0  # frames out of the decoder
     skipped: int = 0  # frames no target could pick, dropped by the decoder unreferenced (not decoded)
     kept: int = 0  # frames returned
-    seeks: int = 0
+    seeks: int = 0  # of them jumps:
+    jumps: int = 0  # seeks to a key frame presenting by the next target, the stretch before it not decoded
     corrupt: int = 0  # frames FFmpeg flagged as concealed/damaged (kept)
     missing: int = 0  # holes in a constant-rate timeline: damage the demuxer skipped, or frames the recorder dropped
     end_pts_s: float = -1.0  # pts of the last decoded frame

@@ -14,6 +14,13 @@ that never came out, and the sampler checks, before it serves a target, that non
 between the two frames it chooses from; if one was (or the stream's last frames were), it seeks
 back and decodes that stretch in full, then drops again (up to ``MAX_FALLBACKS`` times a video).
 The frames served are those a full decode serves (tested).
+
+**Nor is a stretch before a key frame that presents at or before the next target.** No frame
+before such a key frame can be the nearest one to the target, and decoding restarts cleanly there,
+so the sampler jumps to it (a seek) instead of decoding its way up to it: a
+1-fps plan over video with a key frame every second decodes one frame per sample. The container's
+index (MP4/MOV: read whole at open, and seeks land on it) says where key frames are; elsewhere
+(MKV, AVI, MPEG-PS/TS, a pipe) and after a jump that landed late, nothing changes.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from vid_assets.media.frames import DecodeStats, VideoDecodeError
 from vid_assets.media.plan import SamplingPlan, Target
 
 MAX_FALLBACKS = 4  # seeks back to decode in full, per video, before it is decoded in full to the end
+JUMP_FORMATS = {"mp4"}  # demuxers whose index the jumps trust: whole at open, and their seeks land on it
 
 
 class FrameReader:
@@ -52,6 +60,11 @@ class FrameReader:
         self._paused: Callable[[float], bool] | None = None  # ``needed`` during a fallback
         self.fallbacks = 0
         self._it = self._frames()
+        self._keys: list[float] | None = None  # the index's key frames (s; decode or presentation time)
+        # MP4/MOV only: MKV's index fills as it is read, MPEG-PS and AVI seeks land earlier (by file
+        # position); off for the rest of a video once a jump lands late
+        self.jumps_ok = bool(JUMP_FORMATS & set(container.format.name.split(",")))
+        self._key_delay = 0  # the largest pts - dts of a key frame seen, in time-base units
         self.last_pts_s = -math.inf
         self.last_key_s: float | None = None
         self.gop_s: float | None = None  # observed key-frame spacing
@@ -68,6 +81,8 @@ class FrameReader:
         """``container.decode(stream)``, deciding per packet whether its frame may be dropped."""
         cc = self.stream.codec_context
         for packet in self.container.demux(self.stream):
+            if packet.is_keyframe and packet.pts is not None and packet.dts is not None:
+                self._key_delay = max(self._key_delay, packet.pts - packet.dts)
             skip = self.needed is not None and packet.pts is not None and not self.needed(self._seconds(packet.pts))
             if skip != self._nonref:  # the codec keeps the flag across seeks: so does this
                 cc.skip_frame, self._nonref = ("NONREF" if skip else "DEFAULT"), skip
@@ -77,6 +92,17 @@ class FrameReader:
 
     def _seconds(self, pts: int) -> float:
         return float((pts - self.start_pts) * self.tb)
+
+    def key_presenting_by(self, t: float) -> float | None:
+        """When the index's last key frame presenting by ``t`` does (None: none). The index holds
+        decode times: a key frame presents the largest pts - dts seen on one later."""
+        if not self.jumps_ok:
+            return None
+        if self._keys is None:  # read once, on first use
+            self._keys = [self._seconds(e.timestamp) for e in self.stream.index_entries if e.is_keyframe]
+        delay = float(self._key_delay * self.tb)
+        i = bisect.bisect_right(self._keys, t - delay) - 1
+        return self._keys[i] + delay if i >= 0 else None
 
     def _settle(self, pts: int) -> None:
         """A frame with ``pts`` came out: packets sent before it with a smaller pts were dropped."""
@@ -235,7 +261,8 @@ def _seek_to(reader: FrameReader, t: float) -> tuple[float, av.VideoFrame] | Non
             return None
         if current[0] <= t:
             break
-        # landed after the target (some HEVC seeks land late): go back further
+        # landed after the target (some HEVC seeks land late): go back further, and jump no more
+        reader.jumps_ok = False
         reader.seek(max(0.0, t - max(reader.gop_s or 1.0, 1.0) * (2 + attempt)))
     return current
 
@@ -313,6 +340,10 @@ def _should_seek(reader: FrameReader, current, t: float, frame_s: float, seek: s
     pos = current[0] if current is not None else max(reader.last_pts_s, 0.0)
     if seek == "always":
         return current is None or pos + frame_s < t
+    key = reader.key_presenting_by(t) if reader.needed is not None else None
+    if key is not None and key > pos + 2 * frame_s:  # a jump: nothing before that key frame can be picked
+        reader.stats.jumps += 1
+        return True
     # auto: only when at least two GOPs would be decoded for nothing
     gop = reader.gop_s if reader.gop_s is not None else 10.0
     last_key = reader.last_key_s if reader.last_key_s is not None else pos

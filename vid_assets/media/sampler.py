@@ -64,7 +64,7 @@ class FrameReader:
         # MP4/MOV only: MKV's index fills as it is read, MPEG-PS and AVI seeks land earlier (by file
         # position); off for the rest of a video once a jump lands late
         self.jumps_ok = bool(JUMP_FORMATS & set(container.format.name.split(",")))
-        self._key_delay = 0  # the largest pts - dts of a key frame seen, in time-base units
+        self.key_delay_s = 0.0  # the largest pts - dts of a key frame seen
         self.last_pts_s = -math.inf
         self.last_key_s: float | None = None
         self.gop_s: float | None = None  # observed key-frame spacing
@@ -82,7 +82,7 @@ class FrameReader:
         cc = self.stream.codec_context
         for packet in self.container.demux(self.stream):
             if packet.is_keyframe and packet.pts is not None and packet.dts is not None:
-                self._key_delay = max(self._key_delay, packet.pts - packet.dts)
+                self.key_delay_s = max(self.key_delay_s, float((packet.pts - packet.dts) * self.tb))
             skip = self.needed is not None and packet.pts is not None and not self.needed(self._seconds(packet.pts))
             if skip != self._nonref:  # the codec keeps the flag across seeks: so does this
                 cc.skip_frame, self._nonref = ("NONREF" if skip else "DEFAULT"), skip
@@ -100,9 +100,8 @@ class FrameReader:
             return None
         if self._keys is None:  # read once, on first use
             self._keys = [self._seconds(e.timestamp) for e in self.stream.index_entries if e.is_keyframe]
-        delay = float(self._key_delay * self.tb)
-        i = bisect.bisect_right(self._keys, t - delay) - 1
-        return self._keys[i] + delay if i >= 0 else None
+        i = bisect.bisect_right(self._keys, t - self.key_delay_s) - 1
+        return self._keys[i] + self.key_delay_s if i >= 0 else None
 
     def _settle(self, pts: int) -> None:
         """A frame with ``pts`` came out: packets sent before it with a smaller pts were dropped."""
@@ -341,8 +340,8 @@ def _should_seek(reader: FrameReader, current, t: float, frame_s: float, seek: s
     if seek == "always":
         return current is None or pos + frame_s < t
     key = reader.key_presenting_by(t) if reader.needed is not None else None
-    if key is not None and key > pos + 2 * frame_s:  # a jump: nothing before that key frame can be picked
-        reader.stats.jumps += 1
+    if key is not None and key > pos + 2 * (frame_s + reader.key_delay_s):  # not sent yet: jump there,
+        reader.stats.jumps += 1  # as nothing before that key frame can be picked
         return True
     # auto: only when at least two GOPs would be decoded for nothing
     gop = reader.gop_s if reader.gop_s is not None else 10.0

@@ -21,7 +21,7 @@ def main() -> None:
     """The ``vid-assets`` command: the app, then an exit without the interpreter's teardown.
 
     Why: after a command that loaded torch, Dagster and a model, CPython's finalisation frees
-    every module's objects one by one, ~0.3 s of each command on the 2-core VM (gc is already
+    every module's objects one by one, ~0.34 s of each such command on the 2-core VM (gc is already
     frozen at exit, ``vid_assets/__init__.py``). Everything a command leaves to its end still
     runs first: other threads that are not daemons are joined, the exit handlers run (logging's
     flush, temporary folders' finalizers, multiprocessing's cleanup) and the standard streams are

@@ -60,7 +60,7 @@ class FrameReader:
         self._paused: Callable[[float], bool] | None = None  # ``needed`` during a fallback
         self.fallbacks = 0
         self._it = self._frames()
-        self._keys: list[float] | None = None  # the index's key frames (s; decode or presentation time)
+        self._keys: list[float] | None = None  # the index's key frames, decode time (s)
         # MP4/MOV only: MKV's index fills as it is read, MPEG-PS and AVI seeks land earlier (by file
         # position); off for the rest of a video once a jump lands late
         self.jumps_ok = bool(JUMP_FORMATS & set(container.format.name.split(",")))

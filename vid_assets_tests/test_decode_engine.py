@@ -111,6 +111,15 @@ def test_seek_path_returns_exactly_the_sequential_frames(long_video, plan):
         assert runs["auto"][1].seeks > 0 and runs["auto"][1].decoded < runs["never"][1].decoded / 5
 
 
+def _full_and_skipping(path, plan):
+    """``(frames, stats)`` of a full decode, then of one that skips what no sample can need."""
+    runs = []
+    for skip in (False, True):
+        stats = DecodeStats()
+        runs.append((list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats))
+    return runs
+
+
 FIXED_B = "bframes=3:b-adapt=0:b-pyramid=none:scenecut=0"  # runs of 3 B-frames nothing references
 
 
@@ -131,11 +140,7 @@ def test_frames_no_target_can_pick_are_dropped_undecoded_and_the_samples_do_not_
     }
     plan = SamplingPlan.at_fps(2, short_side=32)
     for name, path in videos.items():
-        runs = {}
-        for skip in (False, True):
-            stats = DecodeStats()
-            runs[skip] = (list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats)
-        (every, every_stats), (some, some_stats) = runs[False], runs[True]
+        (every, every_stats), (some, some_stats) = _full_and_skipping(path, plan)
         assert [(f.pts_s, f.segment) for f in some] == [(f.pts_s, f.segment) for f in every], name
         assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True)), name
         assert every_stats.skipped == 0 and some_stats.skipped > 0, name
@@ -181,11 +186,7 @@ def test_a_key_frame_ahead_that_presents_by_the_target_is_jumped_to(tmp_path, na
         "segments": SamplingPlan.segments(2.0, 3, short_side=32),
     }
     for label, plan in plans.items():
-        runs = {}
-        for skip in (False, True):
-            stats = DecodeStats()
-            runs[skip] = (list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats)
-        (every, every_stats), (some, some_stats) = runs[False], runs[True]
+        (every, every_stats), (some, some_stats) = _full_and_skipping(path, plan)
         assert [f.pts_s for f in some] == [f.pts_s for f in every], label
         assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True)), label
         assert every_stats.jumps == 0 and some_stats.seeks >= some_stats.jumps
@@ -207,11 +208,7 @@ def test_other_codecs_drop_their_unreferenced_frames_with_the_same_samples(tmp_p
     """MPEG-4 and MPEG-2 B-frames, and HEVC's unreferenced pictures, are dropped too."""
     path = write_synthetic_video(tmp_path / name, seconds=5, fps=30, codec=codec, b_frames=b_frames)
     for plan in (SamplingPlan.at_fps(2, short_side=32), SamplingPlan.segments(2.0, 3, short_side=32)):
-        runs = {}
-        for skip in (False, True):
-            stats = DecodeStats()
-            runs[skip] = (list(iter_frames(path, plan, stats=stats, skip_unneeded=skip)), stats)
-        (every, every_stats), (some, some_stats) = runs[False], runs[True]
+        (every, every_stats), (some, some_stats) = _full_and_skipping(path, plan)
         assert [f.pts_s for f in some] == [f.pts_s for f in every]
         assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True))
         assert some_stats.skipped > 0.25 * every_stats.decoded and some_stats.seeks == 0

@@ -200,6 +200,17 @@ def test_a_key_frame_ahead_that_presents_by_the_target_is_jumped_to(tmp_path, na
             assert some_stats.jumps >= 3 and some_stats.decoded < 0.7 * every_stats.decoded, label
 
 
+def test_a_camera_file_jumps_to_its_key_frames_with_the_same_samples(real_video):
+    """bikes.mp4 (real footage, MP4): every plan serves a full decode's frames with about half the
+    decoding."""
+    plans = [SamplingPlan.at_fps(1, short_side=64), SamplingPlan.at_fps(0.5, start_s=0.7, short_side=64)]
+    for plan in [*plans, SamplingPlan.segments(3.0, 4, short_side=64)]:
+        (every, every_stats), (some, some_stats) = _full_and_skipping(real_video, plan)
+        assert [f.pts_s for f in some] == [f.pts_s for f in every]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(some, every, strict=True))
+        assert some_stats.jumps >= 2 and some_stats.decoded < 0.6 * every_stats.decoded
+
+
 @pytest.mark.parametrize(
     ("name", "codec", "b_frames"),
     [("mpeg4.avi", "mpeg4", 2), ("mpeg2.mpg", "mpeg2video", 2), ("hevc.mkv", "libx265", None)],

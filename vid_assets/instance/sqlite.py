@@ -159,16 +159,16 @@ def _migrations_read_once() -> None:
     so the first read of Dagster's location serves the process (any other location is read as
     alembic reads it)."""
     read = ScriptDirectory.from_config.__func__
-    scripts: dict[str, ScriptDirectory] = {}
+    first: list[ScriptDirectory] = []  # Dagster's, once read
     lock = threading.Lock()
 
     def from_config(cls, config: Config) -> ScriptDirectory:
         if config.get_main_option("script_location") != ALEMBIC_SCRIPTS_LOCATION or cls is not ScriptDirectory:
             return read(cls, config)
         with lock:
-            if "dagster" not in scripts:
-                scripts["dagster"] = read(cls, config)
-            return scripts["dagster"]
+            if not first:
+                first.append(read(cls, config))
+            return first[0]
 
     ScriptDirectory.from_config = classmethod(from_config)
 

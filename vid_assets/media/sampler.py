@@ -17,10 +17,10 @@ The frames served are those a full decode serves (tested).
 
 **Nor is a stretch before a key frame that presents at or before the next target.** No frame
 before such a key frame can be the nearest one to the target, and decoding restarts cleanly there,
-so the sampler jumps to it (a seek) instead of decoding its way up to it: a
-1-fps plan over video with a key frame every second decodes one frame per sample. The container's
-index (MP4/MOV: read whole at open, and seeks land on it) says where key frames are; elsewhere
-(MKV, AVI, MPEG-PS/TS, a pipe) and after a jump that landed late, nothing changes.
+so the sampler jumps to it (a seek) instead of decoding its way up to it: a 1-fps plan over video
+with a key frame every second decodes one frame per sample. The container's index (MP4/MOV: read
+whole at open, and seeks land on it) says where key frames are; elsewhere (MKV, AVI, MPEG-PS/TS, a
+pipe) and after a jump that landed late, nothing changes.
 """
 
 from __future__ import annotations

@@ -325,7 +325,9 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict, extractor
                 break
             if time.time() - t0 > 3600:
                 raise RuntimeError("backfill did not finish in an hour")
-            time.sleep(0.5)
+            # once a run is seen, polling less often: the times come from the run records, and
+            # each poll (the backfill's record holds every partition) took CPU from the run
+            time.sleep(0.5 if cpu_at_first_run is None else 2.0)
         sampling.set()
         # what the daemon and its code server took beside the runs, from the first run's creation
         # (seen within 0.5 s) to the last one's end. Not from the submission: before the first run,

@@ -4,8 +4,11 @@ Dagster's default launcher asks the code server to *spawn* a fresh interpreter p
 imports Dagster, torch and the model library before its first video: ~3 s of start and ~2 s of
 ``import timm`` on the 2-core VM, paid by every run (benchmarks/RESULTS.md). Here a
 ``multiprocessing`` forkserver imports the libraries once (``preload``), and each run is a fork of
-it that runs Dagster's own run worker (``dagster api execute_run``'s body). Our own package is not
-preloaded: a run imports it fresh, so a reloaded code location runs its new code.
+it that runs Dagster's own run worker (``dagster api execute_run``'s body). The modules the
+instance's storages come from are preloaded too: a worker rebuilds the instance first thing, and
+SQLite's (SQLAlchemy, alembic, Dagster's storage modules) took ~0.3 s of every run's start on the
+2-core VM. The code location's own modules are not: a run imports them fresh, so a reloaded code
+location runs its new code.
 
 The worker's pid (and start time, against pid reuse) is a run tag, which gives run monitoring a
 health check: a run whose worker died (``kill -9``, the OOM killer) is marked failed, and its pool
@@ -28,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dagster import Array, Field
+from dagster import Array, Field, Float
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.run_coordinator import QueuedRunCoordinator, SubmitRunContext
@@ -77,8 +80,6 @@ class WarmRunLauncher(DefaultRunLauncher):
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(self._preload)
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
-        if _in_daemon():  # the process that launches runs: warm up now
-            threading.Thread(target=self._warm, name="warm-run-launcher", daemon=True).start()
 
     @classmethod
     def config_type(cls) -> dict:
@@ -87,6 +88,14 @@ class WarmRunLauncher(DefaultRunLauncher):
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]) -> WarmRunLauncher:
         return cls(inst_data=inst_data, **config_value)
+
+    def register_instance(self, instance) -> None:
+        super().register_instance(instance)
+        storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+        modules = [type(s).__module__ for s in storages]
+        self._ctx.set_forkserver_preload(list(dict.fromkeys([*self._preload, *modules])))
+        if _in_daemon():  # the process that launches runs: warm up now
+            threading.Thread(target=self._warm, name="warm-run-launcher", daemon=True).start()
 
     def _warm(self) -> None:
         from multiprocessing import forkserver
@@ -157,10 +166,12 @@ class WarmRunLauncher(DefaultRunLauncher):
 
 
 class WarmQueuedRunCoordinator(QueuedRunCoordinator):
-    """Dagster's run queue, with two changes. In the daemon it builds the run launcher at start
+    """Dagster's run queue, with three changes. In the daemon it builds the run launcher at start
     (Dagster builds it at the first launch), so that the launcher's warm-up overlaps the daemon's
-    idle time rather than the first run. And a run's pools get their default limit when the run is
-    queued, not at the daemon's next dequeue pass.
+    idle time rather than the first run. A run's pools get their default limit when the run is
+    queued, not at the daemon's next dequeue pass. And ``dequeue_interval_seconds`` takes
+    fractions: Dagster's field is whole seconds, while its daemon loop waits in 0.5-s steps, so
+    0.5 is the shortest wait it can keep (a queued run waited ~0.8 s at 1).
 
     Why the second: the dequeue pass only counts pools that already have a limit row, and creates
     missing rows during the pass. So on a fresh instance, two runs of the ``gpu`` pool queued
@@ -168,6 +179,23 @@ class WarmQueuedRunCoordinator(QueuedRunCoordinator):
     slot inside its run, and Dagster's step loop polls a pending claim without sleeping: a core
     spun for the first run's whole length. Measured on the 2-core VM: the first run's engine took
     35 s instead of 15 s (session 19, benchmarks/RESULTS.md)."""
+
+    def __init__(self, dequeue_interval_seconds: float | None = None, **kwargs: Any) -> None:
+        whole = None if dequeue_interval_seconds is None else max(1, round(dequeue_interval_seconds))
+        super().__init__(dequeue_interval_seconds=whole, **kwargs)
+        self._dequeue_interval = dequeue_interval_seconds
+
+    @property
+    def dequeue_interval_seconds(self) -> float:  # what the daemon's dequeue loop is built with
+        return super().dequeue_interval_seconds if self._dequeue_interval is None else self._dequeue_interval
+
+    @classmethod
+    def config_type(cls) -> dict:
+        fields = dict(super().config_type())
+        fields["dequeue_interval_seconds"] = Field(
+            Float, is_required=False, description="Seconds between the daemon's passes over the queue (0.5 at least)."
+        )
+        return fields
 
     def register_instance(self, instance) -> None:
         super().register_instance(instance)

@@ -330,7 +330,8 @@ def run_backfill(root: Path, videos: Path, batch: int, sampling: dict, extractor
             time.sleep(0.5 if cpu_at_first_run is None else 2.0)
         sampling.set()
         # what the daemon and its code server took beside the runs, from the first run's creation
-        # (seen within 0.5 s) to the last one's end. Not from the submission: before the first run,
+        # (seen within 0.5 s) to the last one's end (seen within 2 s, so up to 2 s of the services'
+        # idle loops after it count too). Not from the submission: before the first run,
         # the forkserver finishes importing torch and timm (~8 CPU-s on cpu2-avx2), which the
         # runs never wait for (session 24; the figure included it before)
         daemon_cpu = _service_cpu_s(daemon.pid, code_server.pid) - cpu_at_first_run

@@ -280,7 +280,7 @@ def test_the_daemon_passes_over_the_queue_twice_a_second(tmp_path, monkeypatch):
 
 
 PROBE = """
-import multiprocessing, os, sys
+import sys
 import dagster as dg
 sys.path.insert(0, {tests!r})
 from forkserver_probe import exit_code_of_imports

@@ -77,8 +77,7 @@ class WarmRunLauncher(DefaultRunLauncher):
     def __init__(self, preload: Sequence[str] = DEFAULT_PRELOAD, inst_data: ConfigurableClassData | None = None):
         super().__init__(inst_data=inst_data)
         self._preload = list(preload)
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(self._preload)
+        self._ctx = multiprocessing.get_context("forkserver")  # its preload is set with the instance's
         self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
 
     @classmethod

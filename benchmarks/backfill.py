@@ -465,11 +465,14 @@ def gpu(args, cache: Path, batch: int) -> dict:
     from vid_assets.extractors import create_extractor
 
     paths = prepare(cache / "1080p", args.gpu_videos, args.gpu_seconds, (1920, 1080))
-    ext = create_extractor("timm:vit_base_patch16_224", pretrained=False, device="cuda", compile=True)
-    ext.batch_size = 256
-    result = {"bare_images_per_s": bare(ext, 256, 20.0), **hardware_decode(paths)}
+    # --rehearse: the same row on this CPU, small, uncompiled, so a change that breaks the step is
+    # found here rather than in a lent GPU's 15 minutes (its figures mean nothing)
+    device, compile_, batch_size, bare_s = ("cpu", False, 8, 2.0) if args.rehearse else ("cuda", True, 256, 20.0)
+    ext = create_extractor("timm:vit_base_patch16_224", pretrained=False, device=device, compile=compile_)
+    ext.batch_size = batch_size
+    result = {"bare_images_per_s": bare(ext, batch_size, bare_s), **hardware_decode(paths)}
     plan = {"mode": "every_n", "every_n_frames": 1, "frames_per_clip": 1}
-    model = {"name": "vid_bench_models:vit_random", "device": "cuda", "compile": True, "batch_size": 256}
+    model = {"name": "vid_bench_models:vit_random", "device": device, "compile": compile_, "batch_size": batch_size}
     with tempfile.TemporaryDirectory(prefix="vid_assets_backfill_gpu_") as tmp:
         tmp = Path(tmp)
         subset = tmp / "videos"
@@ -510,6 +513,7 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true", help="the GPU row: ViT-B/16 on 1080p (a CUDA host)")
     ap.add_argument("--gpu-videos", type=int, default=28)
     ap.add_argument("--gpu-seconds", type=float, default=10.0)
+    ap.add_argument("--rehearse", action="store_true", help="with --gpu: the row's path on the CPU, tiny, for checking")
     ap.add_argument("--video-dir", default=str(Path(tempfile.gettempdir()) / f"vid_assets_backfill_videos_{PRESET}"))
     args = ap.parse_args()
     from vid_assets.defs.videos.assets import BATCH

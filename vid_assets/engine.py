@@ -5,8 +5,7 @@ materialize``), ``vid-assets extract`` and the benchmarks. Decoders run in paral
 host has cores for them (``clips.stream``), frames are converted on the accelerator where there
 is one (``clips.device``), the next pass is queued before the host waits for the last one
 (``iter_pipelined``), nothing is written between the stages: memory is bounded by the batches in
-flight plus each unfinished video's feature rows (copies, see ``_Books.settle``; the heap trimmed
-now and then), never frames.
+flight plus each unfinished video's feature rows (copied out of the passes), never frames.
 
 Passes are cut from the stream of clips at a fixed size, across video boundaries: many short videos
 fill a pass as well as one long one, and the same clips in the same order make the same passes, so a
@@ -319,17 +318,13 @@ class _Books:
         share, self.last_done = (now - self.last_done) / max(1, total), now
         offset = 0
         for i, t in parts:
-            v, sl = self.videos[i], slice(offset, offset + len(t))
-            offset = sl.stop
+            v, sl, offset = self.videos[i], slice(offset, offset + len(t)), offset + len(t)
             v.in_flight -= len(t)
             if out is None:
                 v.result.error, v.result.stage = v.result.error or error, v.result.stage or "embed"
-            elif v.result.ok:
-                # copies, not views: a view keeps the pass's whole output alive, and on the CPU that
-                # was allocated among the pass's freed buffers, so a long video's rows pinned a
-                # fragment of the heap per pass (a 20-min video: +1.2 GB without trimming)
-                rows = out.features[sl].copy()
-                v.rows.append((rows, None if top is None else (top[0][sl].copy(), top[1][sl].copy())))
+            elif v.result.ok:  # copies: a view keeps its pass's array, and a heap fragment with it (memory.py)
+                top_rows = None if top is None else (top[0][sl].copy(), top[1][sl].copy())
+                v.rows.append((out.features[sl].copy(), top_rows))
                 v.result.seconds += share * len(t)
                 v.result.model_seconds += busy * len(t) / max(1, total)
             if v.ended and v.in_flight == 0 and i not in self.ready:

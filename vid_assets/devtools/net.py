@@ -144,9 +144,9 @@ def gcs_server() -> Iterator[dict[str, str]]:
     fails at once and gcsfs falls back to JSON calls; with credentials on the machine it waits for
     the gRPC call to time out. gcsfs reads the variable when it is imported."""
     port = free_port()
-    exe = Path(sys.executable).parent / "gcp-storage-emulator"
-    with tempfile.TemporaryFile() as log:
-        cmd = [str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with tempfile.TemporaryFile() as log:  # the emulator, its multipart uploads read exactly (gcs_emulator.py)
+        cmd = [sys.executable, "-m", "vid_assets.devtools.gcs_emulator", "start"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--in-memory"]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:

@@ -82,7 +82,7 @@ def bucket(request, media_dir, monkeypatch):
 
 def test_the_bucket_keeps_every_byte_of_an_object(bucket):
     """Objects come back as written, whatever their last byte: the GCS emulator dropped a final
-    ``\r`` from gcsfs's uploads (1 compressed chunk in 256, a rare Blosc error in the store tests)
+    ``\\r`` from gcsfs's uploads (1 compressed chunk in 256, a rare Blosc error in the store tests)
     until ``devtools/gcs_emulator.py`` read them byte for byte."""
     rng = np.random.default_rng(0)
     fs = bucket.fs

@@ -5,7 +5,7 @@
 The emulator parses a multipart upload (how gcsfs sends small objects) with the ``email``
 package, which drops a trailing ``\\r`` from the object's content: an object whose last byte is
 0x0D is stored one byte short (gcsfs ends its lines with a bare LF, and the parser takes the
-``\r`` for part of a CRLF). That is 1 compressed Zarr chunk in 256, and it showed as a rare Blosc
+``\\r`` for part of a CRLF). That is 1 compressed Zarr chunk in 256, and it showed as a rare Blosc
 error in the ``gs://`` tests; real GCS keeps every byte. Here the uploaded object's bytes
 are cut from the request body at the boundary itself; everything else is the emulator's own.
 """
